@@ -1,0 +1,2 @@
+//! # Layout
+//! Projections (read models, metrics, fan-out) arrive with issue 3.
