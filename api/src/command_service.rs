@@ -206,8 +206,66 @@ impl CommandService {
     }
 
     /// Executes a command on an existing ticket (or `Create` with a known id).
+    /// Relating and unrelating are recorded on both tickets.
     pub async fn execute(&self, req: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        self.execute_at(req, Utc::now()).await
+        let now = Utc::now();
+        match req.command {
+            Command::Relate { related_id } | Command::Unrelate { related_id } => {
+                self.execute_relation(req, related_id, now).await
+            }
+            _ => self.execute_at(req, now).await,
+        }
+    }
+
+    /// A relation is recorded on both tickets: first on the one the caller named,
+    /// then the mirror on the other. The two appends are separate (streams are the
+    /// unit of atomicity); when the mirror fails, repeating the call repairs it,
+    /// since the first half is then a no-op.
+    async fn execute_relation(
+        &self,
+        req: CommandRequest,
+        related_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<CommandOutcome, CommandError> {
+        // A deleted ticket takes no command, so an unrelate leaves its side as is.
+        let mut other_deleted = false;
+        if related_id != req.ticket_id {
+            let other = self.load(related_id).await?;
+            match &other.state {
+                Some(t) if domain::can_see(&req.actor, t) => {
+                    other_deleted = t.deleted;
+                    if t.deleted && matches!(req.command, Command::Relate { .. }) {
+                        return Err(DomainError::Invalid(format!(
+                            "ticket {} is deleted and cannot be related",
+                            t.reference
+                        ))
+                        .into());
+                    }
+                }
+                _ => {
+                    return Err(DomainError::Invalid(format!(
+                        "related ticket {related_id} does not exist"
+                    ))
+                    .into())
+                }
+            }
+        }
+        let mirror_command = match req.command {
+            Command::Relate { .. } => Command::Relate {
+                related_id: req.ticket_id,
+            },
+            _ => Command::Unrelate {
+                related_id: req.ticket_id,
+            },
+        };
+        let mut mirror = CommandRequest::new(related_id, mirror_command, req.actor.clone());
+        mirror.idempotency_key = req.idempotency_key.clone();
+        mirror.metadata = req.metadata.clone();
+        let outcome = self.execute_at(req, now).await?;
+        if !other_deleted {
+            self.execute_at(mirror, now).await?;
+        }
+        Ok(outcome)
     }
 
     #[tracing::instrument(
