@@ -11,19 +11,23 @@ use std::sync::OnceLock;
 pub fn tickets_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "api", "--bin", "tickets"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build for the tickets binary");
-        assert!(status.success(), "building the tickets binary failed");
         // Test binaries live in target/<profile>/deps; the binary one level up.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe
             .parent()
             .and_then(|deps| deps.parent())
             .expect("target/<profile> directory");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "api", "--bin", "tickets"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build for the tickets binary");
+        assert!(status.success(), "building the tickets binary failed");
         profile_dir.join(format!("tickets{}", std::env::consts::EXE_SUFFIX))
     })
     .clone()
