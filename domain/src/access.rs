@@ -1,0 +1,134 @@
+//! Who is acting and what they may see and do: the rules of
+//! `contract/auth.md`, in one place so queries, commands and subscriptions
+//! cannot disagree.
+
+use crate::command::Command;
+use crate::error::DomainError;
+use crate::event::TicketEvent;
+use crate::ticket::Ticket;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Requester,
+    Agent,
+    Admin,
+}
+
+/// The authenticated user behind a command or a subscription, as the token's
+/// claims describe them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: String,
+    pub roles: Vec<Role>,
+    /// Queue names whose tickets an agent sees.
+    pub teams: Vec<String>,
+}
+
+impl Actor {
+    pub fn new(user_id: impl Into<String>, roles: Vec<Role>, teams: Vec<String>) -> Actor {
+        Actor {
+            user_id: user_id.into(),
+            roles,
+            teams,
+        }
+    }
+
+    /// The actor of automated changes (imports, migrations, scheduled jobs).
+    pub fn system() -> Actor {
+        Actor::new("system", vec![Role::Admin], vec![])
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Agents and admins. Anyone else (including a user with no roles at
+    /// all) is treated as a requester: the least privilege that exists.
+    pub fn is_staff(&self) -> bool {
+        self.has_role(Role::Agent) || self.has_role(Role::Admin)
+    }
+}
+
+/// auth.md, "Who sees a ticket". Deletion does not hide a ticket here: the
+/// API decides whether to list deleted tickets, and watchers must still hear
+/// of the deletion.
+pub fn can_see(actor: &Actor, ticket: &Ticket) -> bool {
+    if actor.has_role(Role::Admin) {
+        return true;
+    }
+    let involved = ticket.created_by == actor.user_id || ticket.is_watched_by(&actor.user_id);
+    if actor.has_role(Role::Agent) {
+        involved || ticket.is_assigned_to(&actor.user_id) || actor.teams.contains(&ticket.queue)
+    } else {
+        involved
+    }
+}
+
+/// auth.md, "Who receives an event": whoever could see the ticket right
+/// before or right after it (so an unassigned agent still hears of it), but
+/// never an internal comment for a requester.
+pub fn may_receive(
+    actor: &Actor,
+    before: Option<&Ticket>,
+    after: &Ticket,
+    event: &TicketEvent,
+) -> bool {
+    let could_see = before.is_some_and(|ticket| can_see(actor, ticket)) || can_see(actor, after);
+    let shown = actor.is_staff() || !event.change.is_internal_comment();
+    could_see && shown
+}
+
+/// The ticket as `actor` may read it: without internal comments for a
+/// requester. Diffing two redacted tickets gives changes that are safe to
+/// send to that actor too.
+pub fn redact(actor: &Actor, ticket: &Ticket) -> Ticket {
+    let mut visible = ticket.clone();
+    if !actor.is_staff() {
+        visible.comments.retain(|comment| !comment.internal);
+    }
+    visible
+}
+
+/// auth.md, "Who may do what", for a command on an existing ticket. Whether
+/// the actor sees the ticket is checked first, so a hidden ticket answers
+/// `NotFound` whatever the command.
+pub fn authorize(actor: &Actor, ticket: &Ticket, command: &Command) -> Result<(), DomainError> {
+    if !can_see(actor, ticket) {
+        return Err(DomainError::NotFound);
+    }
+    if actor.has_role(Role::Admin) {
+        return Ok(());
+    }
+    if actor.has_role(Role::Agent) {
+        return match command {
+            Command::Delete { .. } => {
+                Err(DomainError::forbidden("only an admin may delete a ticket"))
+            }
+            _ => Ok(()),
+        };
+    }
+    match command {
+        Command::Create { .. } | Command::AddAttachment { .. } => Ok(()),
+        Command::Comment { internal: true, .. } => Err(DomainError::forbidden(
+            "a requester may only write public comments",
+        )),
+        Command::Comment { .. } => Ok(()),
+        Command::Watch { user_id } | Command::Unwatch { user_id }
+            if user_id.trim() == actor.user_id =>
+        {
+            Ok(())
+        }
+        Command::Watch { .. } | Command::Unwatch { .. } => Err(DomainError::forbidden(
+            "a requester may only watch or unwatch a ticket for themselves",
+        )),
+        other => Err(DomainError::Forbidden(format!(
+            "a requester may not run {}",
+            other.name()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

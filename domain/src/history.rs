@@ -1,0 +1,151 @@
+//! A ticket's history, seen three ways: field-by-field changes, one step per
+//! event, and the state at a past version or time.
+//!
+//! Live notifications, the history query and time travel all come through
+//! here, and every change is computed by [`diff`] from states folded out of
+//! the log, so the three can never tell different stories.
+
+use crate::event::TicketEvent;
+use crate::evolve::evolve;
+use crate::ticket::Ticket;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The contract's `FieldChange`; `field` is the `SupportTicket` field name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    pub field: String,
+    pub old_value: Value,
+    pub new_value: Value,
+}
+
+/// What one event did: the ticket right before and right after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The stream version the event produced (`after.version`).
+    pub version: u64,
+    pub before: Option<Ticket>,
+    pub after: Ticket,
+    pub changes: Vec<FieldChange>,
+}
+
+/// The fields [`diff`] compares, in the contract's order. `updatedDate` and
+/// `version` are left out: every event changes them, so they say nothing.
+pub const DIFFED_FIELDS: [&str; 18] = [
+    "id",
+    "reference",
+    "request",
+    "description",
+    "status",
+    "priority",
+    "queue",
+    "createdBy",
+    "assignedTo",
+    "watchers",
+    "tags",
+    "relatedTickets",
+    "comments",
+    "attachments",
+    "createdDate",
+    "firstResponseDate",
+    "resolvedDate",
+    "deleted",
+];
+
+/// The fields that differ between two states, valued as the ticket
+/// serialises them. With no `before` (creation) every non-null field is a
+/// change from `null`.
+pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
+    let old = before.map(fields).unwrap_or_default();
+    let new = fields(after);
+    DIFFED_FIELDS
+        .iter()
+        .filter_map(|field| {
+            let old_value = old.get(*field).cloned().unwrap_or(Value::Null);
+            let new_value = new.get(*field).cloned().unwrap_or(Value::Null);
+            (old_value != new_value).then(|| FieldChange {
+                field: (*field).to_string(),
+                old_value,
+                new_value,
+            })
+        })
+        .collect()
+}
+
+fn fields(ticket: &Ticket) -> Map<String, Value> {
+    match serde_json::to_value(ticket) {
+        Ok(Value::Object(map)) => map,
+        // Cannot happen: a ticket always serialises to an object.
+        _ => Map::new(),
+    }
+}
+
+/// One step per event that applies to a ticket, folding the log once.
+pub fn steps(events: &[TicketEvent]) -> Vec<Step> {
+    let mut state = None;
+    let mut steps = Vec::with_capacity(events.len());
+    for event in events {
+        let before = state.clone();
+        state = evolve(state, event);
+        if let Some(after) = &state {
+            steps.push(Step {
+                version: after.version,
+                changes: diff(before.as_ref(), after),
+                before,
+                after: after.clone(),
+            });
+        }
+    }
+    steps
+}
+
+/// The step that produced `version`, if the stream reached it.
+pub fn step_at(events: &[TicketEvent], version: u64) -> Option<Step> {
+    let mut state: Option<Ticket> = None;
+    for event in events {
+        let before = state.clone();
+        state = evolve(state, event);
+        match &state {
+            Some(after) if after.version == version => {
+                return Some(Step {
+                    version,
+                    changes: diff(before.as_ref(), after),
+                    before,
+                    after: after.clone(),
+                })
+            }
+            Some(after) if after.version > version => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The ticket as it stood at `version`, if the stream reached it.
+pub fn as_of_version(events: &[TicketEvent], version: u64) -> Option<Ticket> {
+    let mut state: Option<Ticket> = None;
+    for event in events {
+        state = evolve(state, event);
+        match &state {
+            Some(ticket) if ticket.version == version => return state,
+            Some(ticket) if ticket.version > version => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The ticket after every event recorded at or before `at`. Folding stops at
+/// the first later event: events are in stream order, and a clock that
+/// stepped back must not produce a state that never existed.
+pub fn as_of_time(events: &[TicketEvent], at: DateTime<Utc>) -> Option<Ticket> {
+    events
+        .iter()
+        .take_while(|event| event.at <= at)
+        .fold(None, evolve)
+}
+
+#[cfg(test)]
+mod tests;
