@@ -2,7 +2,7 @@
 //! payload that includes the actor and the time.
 //!
 //! Stored names never change once written (`TicketCreated`, ...). When a
-//! payload's shape changes, its schema version goes up and [`upcast`] learns
+//! payload's shape changes, its schema version goes up and `upcast` learns
 //! to turn the old shape into the new one, so old streams keep decoding.
 
 use crate::event::{TicketChange, TicketEvent, TicketEventType};

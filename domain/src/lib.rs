@@ -15,9 +15,9 @@
 //! - [`command`]: the imperative [`Command`]s a caller may ask for.
 //! - [`event`]: the past-tense [`TicketEvent`]s that record what happened.
 //! - [`validate`]: trimming, length limits and tag normalisation of user input.
-//! - [`decide`]: `decide(state, command, actor, now)`, which turns a command into
+//! - [`mod@decide`]: `decide(state, command, actor, now)`, which turns a command into
 //!   events or a [`DomainError`].
-//! - [`evolve`]: `evolve(state, event)` and `fold(events)`, the only way state
+//! - [`mod@evolve`]: `evolve(state, event)` and `fold(events)`, the only way state
 //!   changes.
 //! - [`history`]: field-by-field diffs, per-event steps and time travel, shared
 //!   by live notifications, history queries and `supportTicketAsOf`.

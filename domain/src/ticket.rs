@@ -114,7 +114,7 @@ pub struct Attachment {
 }
 
 /// One ticket as it stands after some prefix of its stream. Only
-/// [`crate::evolve`] builds or changes it.
+/// [`crate::evolve()`] builds or changes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ticket {

@@ -86,3 +86,11 @@ fn it_should_still_answer_already_exists_when_creating_over_a_deleted_ticket() {
         })
         .then_expect_error(DomainError::AlreadyExists);
 }
+
+#[test]
+fn it_should_answer_forbidden_before_deleted_when_the_role_may_not_run_the_command() {
+    given(vec![created(), deleted()])
+        .as_actor(requester())
+        .when(Command::Unassign)
+        .then_expect_forbidden();
+}
