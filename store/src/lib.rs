@@ -9,13 +9,34 @@
 //! - `sqlite`: the embedded default (a file, WAL mode, one writer at a time).
 //! - `postgres`: production; gap-free global order through a transaction-scoped
 //!   advisory lock around position assignment, `LISTEN/NOTIFY` wake-ups.
+//! - `esdb`: EventStoreDB/KurrentDB, one server stream per stream, filtered `$all`.
 //! - `subscription`: the catch-up subscription shared by the SQL backends
 //!   (replay from a position, then follow live on wake-ups).
 //! - `contract`: the behaviour every backend must show, as async test bodies that
 //!   each backend's tests run.
+//! - `migrations`: the embedded schema of each SQL backend ([`SQLITE_MIGRATOR`],
+//!   [`POSTGRES_MIGRATOR`]), public so read models can share the database.
+//! - `append` (private): the append rules both SQL backends apply under their
+//!   writer lock — validation, idempotent repeats, expected versions.
+//! - `row` (private): stored rows back into [`RecordedEvent`]s; anything malformed
+//!   becomes [`StoreError::Corrupt`], never a panic.
 //!
 //! Stream versions start at 0: the first event of a stream has version 0, so a
 //! ticket is at version 0 right after its creation (as the GraphQL contract says).
+
+mod append;
+#[doc(hidden)]
+pub mod contract;
+pub mod esdb;
+mod migrations;
+pub mod postgres;
+mod row;
+pub mod sqlite;
+pub mod subscription;
+
+pub use migrations::{postgres_migrator, sqlite_migrator, POSTGRES_MIGRATOR, SQLITE_MIGRATOR};
+pub use postgres::PostgresEventStore;
+pub use sqlite::SqliteEventStore;
 
 use std::fmt;
 use std::str::FromStr;
@@ -172,8 +193,16 @@ pub enum StoreError {
 }
 
 impl From<sqlx::Error> for StoreError {
+    /// The database failed or could not be reached, except for a value that came
+    /// back from a query but does not decode: that is a stored row gone bad, and
+    /// retrying will not help.
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Unavailable(e.to_string()),
+        }
     }
 }
 

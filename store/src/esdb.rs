@@ -1,0 +1,520 @@
+//! The EventStoreDB (KurrentDB) backend, on the `eventstore` 4.x gRPC client.
+//!
+//! # Mapping
+//! - One server stream per store stream, named as the store's stream id
+//!   (`ticket-<uuid>`, `user-<id>`, `ticket-references`), optionally under a
+//!   namespace prefix ([`EsdbEventStore::connect_with_namespace`]) so that several
+//!   stores (test runs, or other applications) can share one server, which cannot
+//!   be wiped. Names starting with `$` are the server's own and are refused.
+//! - Versions are the server's stream revisions (both count from 0), and
+//!   [`ExpectedVersion`] maps one to one onto the client's expected revision.
+//! - [`Position`] is the server's `$all` position: the same (commit, prepare)
+//!   pair, ordered the same way, so a cursor is `"commit-prepare"` (or one number
+//!   when both are equal). Reading "after" a position skips the event at it.
+//!   Positions of events read from a *stream* are only filled in by servers from
+//!   22.10 on, so that is the oldest server this backend supports.
+//! - Each event is sent under the store's event id, as JSON, with the schema
+//!   version and metadata in its user metadata (`{"schema_version", "metadata"}`).
+//! - Reads of `$all` and the subscription keep only this store's events: a
+//!   server-side filter on stream names on the subscription (the 4.0.0 client
+//!   cannot filter reads, so `read_all` and `head` filter on the client), and a
+//!   client-side check of every event on all paths ([`translate`] has both).
+//!
+//! # Idempotency
+//! The contract says an append whose ids are all stored returns the original
+//! result and writes nothing. The server alone does not guarantee that: it
+//! de-duplicates by event id only while the original events are in its
+//! idempotency cache (recent writes; gone after a restart or enough traffic),
+//! only in the same stream, and for `Any` only on a best-effort basis. So this
+//! backend checks the stream itself:
+//! - `NoStream` / `Exact(n)`: the append goes to the server with that expected
+//!   revision. When it is refused as a conflict, the events at the versions the
+//!   original append would have taken (`0..` or `n+1..`) are read back: if they
+//!   carry our ids, this is a repeat and their result is returned; otherwise it
+//!   is a conflict. Beyond the server's window a repeat therefore still costs
+//!   one extra read, and within it the server answers success and the read-back
+//!   below gives the original positions.
+//! - `Any`: the whole stream is read first (the application uses `Any` nowhere;
+//!   streams are one ticket's history), our ids looked for, and the append is
+//!   then made with the revision that read found, retried if another writer got
+//!   in between: exact-once without relying on the server's best effort.
+//! - Every successful append is read back, because the server's reply carries
+//!   one position and the contract wants the first and the last.
+//!
+//! What no EventStoreDB check can see is an id reused in *another* stream: the
+//! server keeps no index by event id. Such an append is written (the SQL
+//! backends refuse it as an idempotency mismatch). Ids here are fresh v4 or
+//! derived v5 UUIDs per command, so this only matters to a caller that reuses
+//! ids by mistake. The command service's own retry on top of this (it reloads
+//! and decides again after a conflict, using new ids only for a new decision)
+//! does not depend on the window at all.
+//!
+//! # Connection
+//! The client connects lazily, so [`EsdbEventStore::connect`] needs no server.
+//! Lost connections and leader changes are retried with backoff and logged
+//! ([`connection`]); the subscription resubscribes from the last event it
+//! received for as long as it lives ([`subscription`]).
+//!
+//! # The rustls trap
+//! `eventstore` 4.0.0 installs rustls' aws-lc-rs crypto provider as the process
+//! default the first time a client connects, and panics (`expect`) if a
+//! provider is installed already. Nothing else in this workspace installs one:
+//! sqlx is built without TLS features (keep it so — its `tls-rustls` features
+//! would bring rustls in), and reqwest, hyper-rustls and tonic, which come with
+//! `eventstore`, pick a provider without installing it. `connect` refuses with
+//! [`StoreError::Invalid`] when a provider is already installed before the
+//! first client exists, instead of letting the client's connection task panic.
+//! `cargo tree -p store -i rustls` lists what depends on rustls.
+
+mod connection;
+mod subscription;
+mod translate;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use eventstore::{
+    AppendToStreamOptions, ClientSettings, ReadAllOptions, ReadStreamOptions, StreamPosition,
+};
+use futures::stream::BoxStream;
+use uuid::Uuid;
+
+use crate::append::{self, Decision, StoredId};
+use crate::{AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError};
+use connection::Connection;
+use translate::{
+    actual_version, event_data, expected_revision, is_application_event, position_from_server,
+    recorded_event, start_after, store_error,
+};
+
+/// Events per read of `$all` (client-side filtered, so some may be dropped).
+const ALL_PAGE: usize = 1000;
+
+/// Events per read when a whole stream is searched for ids.
+const STREAM_PAGE: usize = 1000;
+
+/// How often an `Any` append re-reads and retries when other writers keep
+/// moving the stream between its read and its write.
+const ANY_ATTEMPTS: usize = 10;
+
+/// Whether this process has created an `eventstore` client (which installs the
+/// rustls crypto provider on first use).
+static CLIENT_CREATED: AtomicBool = AtomicBool::new(false);
+
+/// The EventStoreDB event store. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct EsdbEventStore {
+    connection: Arc<Connection>,
+    /// Prefix of every server stream name of this store ("" for none).
+    namespace: Arc<str>,
+}
+
+impl EsdbEventStore {
+    /// A store on the server at `url` (`esdb://host:2113?tls=false`,
+    /// `esdb+discover://cluster.example:2113`, with credentials and settings as
+    /// in the client's connection string). Does not connect yet. A connection
+    /// string that does not parse is [`StoreError::Invalid`]. Must be called
+    /// inside a Tokio runtime, whose tasks will carry the connection.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_namespace(url, "").await
+    }
+
+    /// Like [`connect`](Self::connect), with every stream stored as
+    /// `{namespace}{stream}` and only those streams visible in `$all`.
+    // The url may carry credentials: it is not recorded in the span.
+    #[tracing::instrument(skip_all, fields(namespace = %namespace), err)]
+    pub async fn connect_with_namespace(url: &str, namespace: &str) -> Result<Self, StoreError> {
+        if namespace.starts_with('$') {
+            return Err(StoreError::Invalid(format!(
+                "namespace {namespace:?}: names starting with '$' belong to EventStoreDB"
+            )));
+        }
+        let settings: ClientSettings = url.parse().map_err(|e| {
+            StoreError::Invalid(format!("not an EventStoreDB connection string: {e}"))
+        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            StoreError::Invalid("the EventStoreDB store needs a Tokio runtime".into())
+        })?;
+        crypto_provider_check(
+            CLIENT_CREATED.load(Ordering::SeqCst),
+            rustls::crypto::CryptoProvider::get_default().is_some(),
+        )?;
+        let connection = Connection::open(settings, runtime)?;
+        CLIENT_CREATED.store(true, Ordering::SeqCst);
+        Ok(EsdbEventStore {
+            connection,
+            namespace: namespace.into(),
+        })
+    }
+
+    fn server_stream(&self, stream: &str) -> String {
+        format!("{}{stream}", self.namespace)
+    }
+
+    /// Whether an event read from `$all` is one of this store's.
+    fn is_ours(&self, event: &eventstore::RecordedEvent) -> bool {
+        is_application_event(&event.stream_id, &event.event_type)
+            && event.stream_id.starts_with(&*self.namespace)
+    }
+
+    /// One forward or backward read of `$all` from `from`, unfiltered.
+    async fn read_all_page(
+        &self,
+        options: ReadAllOptions,
+    ) -> Result<Vec<eventstore::RecordedEvent>, StoreError> {
+        self.connection
+            .run("read_all", |client| {
+                let options = options.clone();
+                async move {
+                    let mut read = client.read_all(&options).await?;
+                    let mut events = Vec::new();
+                    while let Some(resolved) = read.next().await? {
+                        events.extend(resolved.event);
+                    }
+                    Ok(events)
+                }
+            })
+            .await
+            .map_err(|e| store_error(e, "$all", ExpectedVersion::Any))
+    }
+
+    /// The stored events of `stream` (store name) whose id is among `ids`,
+    /// found in versions `from..from + count`.
+    async fn stored_ids_in(
+        &self,
+        stream: &str,
+        from: u64,
+        count: usize,
+        ids: &HashSet<Uuid>,
+    ) -> Result<Vec<StoredId>, StoreError> {
+        let events = self.read_stream(stream, from, count).await?;
+        Ok(stored_ids(&events, ids))
+    }
+
+    /// Searches the whole stream for `ids`; also returns its last version.
+    async fn scan_stream(
+        &self,
+        stream: &str,
+        ids: &HashSet<Uuid>,
+    ) -> Result<(Vec<StoredId>, Option<u64>), StoreError> {
+        let (mut stored, mut current, mut from) = (Vec::new(), None, 0);
+        loop {
+            let page = self.read_stream(stream, from, STREAM_PAGE).await?;
+            stored.extend(stored_ids(&page, ids));
+            if let Some(last) = page.last() {
+                current = Some(last.version);
+                from = last.version + 1;
+            }
+            if page.len() < STREAM_PAGE {
+                return Ok((stored, current));
+            }
+        }
+    }
+
+    /// Sends the append with `expected`; `Ok(None)` when the server refused it
+    /// as a wrong expected version (with the stream's actual version).
+    async fn try_append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Result<(), Option<u64>>, StoreError> {
+        let data = events.iter().map(event_data).collect::<Result<Vec<_>, _>>()?;
+        let name = self.server_stream(stream);
+        let options = AppendToStreamOptions::default().expected_revision(expected_revision(expected));
+        let outcome = self
+            .connection
+            .run("append", |client| {
+                let (name, options, data) = (name.clone(), options.clone(), data.clone());
+                async move { client.append_to_stream(name, &options, data).await }
+            })
+            .await;
+        match outcome {
+            Ok(_) => Ok(Ok(())),
+            Err(eventstore::Error::WrongExpectedVersion { current, .. }) => {
+                Ok(Err(actual_version(current)))
+            }
+            Err(e) => Err(store_error(e, stream, expected)),
+        }
+    }
+
+    /// The result of an append of `events` at versions `first_version..`, read
+    /// back from the stream (a repeat gets the original's).
+    async fn read_back(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        first_version: u64,
+        ids: &HashSet<Uuid>,
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let stored = self
+            .stored_ids_in(stream, first_version, events.len(), ids)
+            .await?;
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        match append::decide(stream, expected, events, stored, None)? {
+            Decision::AlreadyAppended(result) => Ok(Some(result)),
+            Decision::Write { .. } => Ok(None),
+        }
+    }
+}
+
+/// The events among `events` whose id is in `ids`, as the append rules want them.
+fn stored_ids(events: &[RecordedEvent], ids: &HashSet<Uuid>) -> Vec<StoredId> {
+    events
+        .iter()
+        .filter(|e| ids.contains(&e.id))
+        .map(|e| StoredId {
+            id: e.id,
+            stream_id: e.stream_id.clone(),
+            version: e.version,
+            position: e.position,
+        })
+        .collect()
+}
+
+/// Refuses to create the first client when a rustls crypto provider is already
+/// installed: `eventstore` 4.0.0 would panic in its connection task.
+fn crypto_provider_check(client_created: bool, provider_installed: bool) -> Result<(), StoreError> {
+    if provider_installed && !client_created {
+        return Err(StoreError::Invalid(
+            "a rustls crypto provider is installed already; eventstore 4.0.0 installs its own \
+             and would panic (see the store::esdb module docs)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for EsdbEventStore {
+    #[tracing::instrument(skip_all, fields(stream = %stream), err)]
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        append::validate(stream, &events)?;
+        if stream.starts_with('$') {
+            return Err(StoreError::Invalid(format!(
+                "stream {stream}: names starting with '$' belong to EventStoreDB"
+            )));
+        }
+        let ids: HashSet<Uuid> = events.iter().map(|e| e.id).collect();
+        for _ in 0..ANY_ATTEMPTS {
+            // What the server is asked to expect, and where the events go.
+            let (sent, first_version) = match expected {
+                ExpectedVersion::NoStream => (ExpectedVersion::NoStream, 0),
+                ExpectedVersion::Exact(n) => (ExpectedVersion::Exact(n), n + 1),
+                ExpectedVersion::Any => {
+                    let (stored, current) = self.scan_stream(stream, &ids).await?;
+                    if let Decision::AlreadyAppended(result) =
+                        append::decide(stream, expected, &events, stored, current)?
+                    {
+                        return Ok(result);
+                    }
+                    match current {
+                        None => (ExpectedVersion::NoStream, 0),
+                        Some(v) => (ExpectedVersion::Exact(v), v + 1),
+                    }
+                }
+            };
+            match self.try_append(stream, sent, &events).await? {
+                Ok(()) => {
+                    return self
+                        .read_back(stream, expected, &events, first_version, &ids)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Unavailable(format!(
+                                "stream {stream}: the appended events are not at version \
+                                 {first_version} when read back"
+                            ))
+                        });
+                }
+                // Another writer moved the stream between our read and write.
+                Err(_) if expected == ExpectedVersion::Any => continue,
+                Err(actual) => {
+                    let repeat = self
+                        .read_back(stream, expected, &events, first_version, &ids)
+                        .await?;
+                    return repeat.ok_or(StoreError::Conflict {
+                        stream: stream.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "stream {stream}: other writers kept moving it; gave up after {ANY_ATTEMPTS} tries"
+        )))
+    }
+
+    #[tracing::instrument(skip_all, fields(stream = %stream), err)]
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let name = self.server_stream(stream);
+        let options = ReadStreamOptions::default()
+            .forwards()
+            .position(StreamPosition::Position(from_version))
+            .max_count(max);
+        let events = self
+            .connection
+            .run("read_stream", |client| {
+                let (name, options) = (name.clone(), options.clone());
+                async move {
+                    let mut read = match client.read_stream(name, &options).await {
+                        Err(eventstore::Error::ResourceNotFound) => return Ok(Vec::new()),
+                        other => other?,
+                    };
+                    let mut events = Vec::new();
+                    loop {
+                        match read.next().await {
+                            Ok(Some(resolved)) => events.extend(resolved.event),
+                            Ok(None) | Err(eventstore::Error::ResourceNotFound) => {
+                                return Ok(events)
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            })
+            .await
+            .map_err(|e| store_error(e, stream, ExpectedVersion::Any))?;
+        events
+            .iter()
+            .map(|e| recorded_event(e, &self.namespace))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(after = %after), err)]
+    async fn read_all(
+        &self,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::new();
+        let mut last = after;
+        while out.len() < max {
+            let options = ReadAllOptions::default()
+                .position(start_after(last))
+                .forwards()
+                .max_count(ALL_PAGE);
+            let page = self.read_all_page(options).await?;
+            let full = page.len() == ALL_PAGE;
+            for event in &page {
+                let position = position_from_server(event.position);
+                // The read starts *at* `last`, which the caller has seen.
+                if position <= last {
+                    continue;
+                }
+                last = position;
+                if self.is_ours(event) {
+                    out.push(recorded_event(event, &self.namespace)?);
+                    if out.len() == max {
+                        break;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn head(&self) -> Result<Position, StoreError> {
+        let mut from = StreamPosition::End;
+        let mut seen: Option<Position> = None;
+        loop {
+            let options = ReadAllOptions::default()
+                .position(from)
+                .backwards()
+                .max_count(ALL_PAGE);
+            let page = self.read_all_page(options).await?;
+            let full = page.len() == ALL_PAGE;
+            for event in &page {
+                let position = position_from_server(event.position);
+                // A backward read from a position includes the event there.
+                if seen.is_some_and(|seen| position >= seen) {
+                    continue;
+                }
+                if self.is_ours(event) {
+                    return Ok(position);
+                }
+                seen = Some(position);
+            }
+            match seen {
+                Some(oldest) if full => from = StreamPosition::Position(translate::position_to_server(oldest)),
+                _ => return Ok(Position::START),
+            }
+        }
+    }
+
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        subscription::catch_up(
+            self.connection.clone(),
+            self.namespace.to_string(),
+            after,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connection strings the client cannot parse are refused as invalid, not a
+    /// panic; valid ones need no server.
+    #[tokio::test]
+    async fn a_bad_connection_string_is_invalid_and_a_good_one_needs_no_server() {
+        for bad in ["", "postgres://localhost/tickets", "esdb://", "esdb://host:port", "not a url"] {
+            match EsdbEventStore::connect(bad).await {
+                Err(StoreError::Invalid(_)) => {}
+                Err(other) => panic!("{bad:?}: expected Invalid, got {other}"),
+                Ok(_) => panic!("{bad:?}: accepted"),
+            }
+        }
+        for good in [
+            "esdb://127.0.0.1:1?tls=false",
+            "esdb+discover://localhost:1?tls=false&maxDiscoverAttempts=1",
+        ] {
+            EsdbEventStore::connect(good)
+                .await
+                .unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        }
+    }
+
+    /// System stream names cannot be a namespace: the store's streams would be
+    /// hidden by its own filter.
+    #[tokio::test]
+    async fn a_system_namespace_is_invalid() {
+        let refused = EsdbEventStore::connect_with_namespace("esdb://127.0.0.1:1?tls=false", "$ce-").await;
+        assert!(matches!(refused, Err(StoreError::Invalid(_))));
+    }
+
+    /// A provider installed before the first client is refused up front; once
+    /// our first client exists, the provider it installed is expected.
+    #[test]
+    fn a_foreign_crypto_provider_is_refused_before_the_first_client() {
+        assert!(matches!(crypto_provider_check(false, true), Err(StoreError::Invalid(_))));
+        assert!(crypto_provider_check(false, false).is_ok());
+        assert!(crypto_provider_check(true, true).is_ok());
+    }
+}

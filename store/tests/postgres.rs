@@ -1,0 +1,146 @@
+//! Every contract test against PostgreSQL (a fresh schema each), plus what only
+//! PostgreSQL can show: writers that bypass the store's lock, and bad connections.
+
+#[path = "support/postgres.rs"]
+mod support;
+
+use std::time::Duration;
+
+use sqlx::{Acquire, PgPool};
+use store::contract::{event, Harness};
+use store::{EventStore, ExpectedVersion, NewEvent, PostgresEventStore, StoreError};
+use support::PgSchema;
+
+store::event_store_contract!(support::PgSchema);
+
+/// Inserts `event` as (`stream`, `version`) in an open transaction that commits
+/// only after `append` has started and is blocked on the row, then returns what
+/// the append answered: the unique-violation path, made deterministic.
+async fn append_racing_an_outside_writer(
+    harness: &PgSchema,
+    outside: (&str, u64, &NewEvent),
+    append: (&str, ExpectedVersion, Vec<NewEvent>),
+) -> Result<store::AppendResult, StoreError> {
+    let pool: &PgPool = harness.store.pool();
+    let mut conn = pool.acquire().await.expect("acquire");
+    let mut tx = conn.begin().await.expect("begin");
+    let (stream, version, e) = outside;
+    sqlx::query(
+        "INSERT INTO events (id, stream_id, version, event_type, schema_version, data, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.id)
+    .bind(stream)
+    .bind(version as i64)
+    .bind(&e.event_type)
+    .bind(e.schema_version)
+    .bind(&e.data)
+    .bind(&e.metadata)
+    .execute(&mut *tx)
+    .await
+    .expect("outside insert");
+
+    let store = harness.store.clone();
+    let (stream, expected, events) = append;
+    let stream = stream.to_string();
+    let racing = tokio::spawn(async move { store.append(&stream, expected, events).await });
+    // Long enough for the append to pass its checks and block on the index.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.commit().await.expect("outside commit");
+    racing.await.expect("append task")
+}
+
+/// A writer outside the store taking the version we were about to write is a
+/// typed conflict, not "unavailable".
+#[tokio::test]
+async fn an_outside_writer_taking_our_version_is_a_conflict() {
+    let harness = PgSchema::start().await;
+    let outcome = append_racing_an_outside_writer(
+        &harness,
+        ("s", 0, &event(0)),
+        ("s", ExpectedVersion::NoStream, vec![event(1)]),
+    )
+    .await;
+    harness.finish().await;
+    assert!(
+        matches!(
+            outcome,
+            Err(StoreError::Conflict {
+                actual: Some(0),
+                expected: ExpectedVersion::NoStream,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+}
+
+/// An outside writer storing our event id in another stream is an idempotency
+/// mismatch; storing exactly our append makes ours a successful repeat.
+#[tokio::test]
+async fn an_outside_writer_storing_our_ids_is_a_mismatch_or_a_repeat() {
+    let harness = PgSchema::start().await;
+    let e = event(0);
+    let elsewhere = append_racing_an_outside_writer(
+        &harness,
+        ("other", 0, &e),
+        ("s", ExpectedVersion::Any, vec![e.clone()]),
+    )
+    .await;
+    let same = event(1);
+    let repeat = append_racing_an_outside_writer(
+        &harness,
+        ("s", 0, &same),
+        ("s", ExpectedVersion::NoStream, vec![same.clone()]),
+    )
+    .await;
+    let stream = harness.store.read_stream("s", 0, 10).await;
+    harness.finish().await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::IdempotencyMismatch { .. })),
+        "{elsewhere:?}"
+    );
+    let repeat = repeat.expect("a full repeat succeeds");
+    let stream = stream.expect("read");
+    assert_eq!(stream.len(), 1);
+    assert_eq!(repeat.last_version, 0);
+    assert_eq!(repeat.last_position, stream[0].position);
+}
+
+/// No server at the address: `Unavailable`, quickly, not a hang or a panic.
+#[tokio::test]
+async fn connecting_where_no_server_answers_is_unavailable() {
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        PostgresEventStore::connect("postgres://postgres@127.0.0.1:1/test"),
+    )
+    .await
+    .expect("connect gives up");
+    assert!(matches!(result, Err(StoreError::Unavailable(_))));
+}
+
+/// Schema names go into SQL and channel names, so only plain ones are taken.
+#[tokio::test]
+async fn a_schema_name_that_needs_quoting_is_invalid() {
+    let result =
+        PostgresEventStore::connect_with_schema(&support::url(), "bad\"; DROP TABLE x; --").await;
+    assert!(matches!(result, Err(StoreError::Invalid(_))));
+}
+
+/// Connecting twice to one schema finds the tables already migrated and the
+/// events already there.
+#[tokio::test]
+async fn reconnecting_to_a_schema_keeps_its_events() {
+    let schema = support::fresh_schema();
+    let first = support::connect(&schema).await;
+    first
+        .append("s", ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .expect("append");
+    first.close().await;
+    let second = support::connect(&schema).await;
+    let events = second.read_stream("s", 0, 10).await;
+    second.close().await;
+    support::drop_schema(&schema).await;
+    assert_eq!(events.expect("read").len(), 1);
+}
