@@ -6,7 +6,7 @@ use std::sync::Arc;
 use api::command_service::{CommandError, CommandRequest, CommandService};
 use chrono::Utc;
 use domain::{Actor, Command, Role, TicketPriority};
-use store::{EventStore, Position};
+use store::Position;
 use uuid::Uuid;
 
 async fn service() -> CommandService {
