@@ -1,6 +1,6 @@
 //! Human ticket references (`TCK-000042`), unique and sequential, allocated
 //! through the event log itself: reference n is the event at version n-1 of the
-//! `ticket-references` stream. Two writers racing for the same number collide on
+//! `references` stream. Two writers racing for the same number collide on
 //! the stream's expected version; the loser moves on to the next number. The log
 //! stays the only source of truth, and the stream doubles as the index from
 //! reference to ticket id.
@@ -12,7 +12,7 @@ use store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-pub const REFERENCES_STREAM: &str = "ticket-references";
+pub const REFERENCES_STREAM: &str = "references";
 const RESERVED_TYPE: &str = "TicketReferenceReserved";
 /// A reservation race is lost at most once per concurrent writer; this bound is
 /// only a guard against a store that keeps answering "conflict".
