@@ -82,7 +82,9 @@ use futures::stream::BoxStream;
 use uuid::Uuid;
 
 use crate::append::{self, Decision, StoredId};
-use crate::{AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError};
+use crate::{
+    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError,
+};
 use connection::Connection;
 use translate::{
     actual_version, event_data, expected_revision, is_application_event, position_from_server,
@@ -221,9 +223,13 @@ impl EsdbEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Result<(), Option<u64>>, StoreError> {
-        let data = events.iter().map(event_data).collect::<Result<Vec<_>, _>>()?;
+        let data = events
+            .iter()
+            .map(event_data)
+            .collect::<Result<Vec<_>, _>>()?;
         let name = self.server_stream(stream);
-        let options = AppendToStreamOptions::default().expected_revision(expected_revision(expected));
+        let options =
+            AppendToStreamOptions::default().expected_revision(expected_revision(expected));
         let outcome = self
             .connection
             .run("append", |client| {
@@ -458,7 +464,9 @@ impl EventStore for EsdbEventStore {
                 seen = Some(position);
             }
             match seen {
-                Some(oldest) if full => from = StreamPosition::Position(translate::position_to_server(oldest)),
+                Some(oldest) if full => {
+                    from = StreamPosition::Position(translate::position_to_server(oldest))
+                }
                 _ => return Ok(Position::START),
             }
         }
@@ -468,11 +476,7 @@ impl EventStore for EsdbEventStore {
         &self,
         after: Position,
     ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        subscription::catch_up(
-            self.connection.clone(),
-            self.namespace.to_string(),
-            after,
-        )
+        subscription::catch_up(self.connection.clone(), self.namespace.to_string(), after)
     }
 }
 
@@ -484,7 +488,13 @@ mod tests {
     /// panic; valid ones need no server.
     #[tokio::test]
     async fn a_bad_connection_string_is_invalid_and_a_good_one_needs_no_server() {
-        for bad in ["", "postgres://localhost/tickets", "esdb://", "esdb://host:port", "not a url"] {
+        for bad in [
+            "",
+            "postgres://localhost/tickets",
+            "esdb://",
+            "esdb://host:port",
+            "not a url",
+        ] {
             match EsdbEventStore::connect(bad).await {
                 Err(StoreError::Invalid(_)) => {}
                 Err(other) => panic!("{bad:?}: expected Invalid, got {other}"),
@@ -505,7 +515,8 @@ mod tests {
     /// hidden by its own filter.
     #[tokio::test]
     async fn a_system_namespace_is_invalid() {
-        let refused = EsdbEventStore::connect_with_namespace("esdb://127.0.0.1:1?tls=false", "$ce-").await;
+        let refused =
+            EsdbEventStore::connect_with_namespace("esdb://127.0.0.1:1?tls=false", "$ce-").await;
         assert!(matches!(refused, Err(StoreError::Invalid(_))));
     }
 
@@ -513,7 +524,10 @@ mod tests {
     /// our first client exists, the provider it installed is expected.
     #[test]
     fn a_foreign_crypto_provider_is_refused_before_the_first_client() {
-        assert!(matches!(crypto_provider_check(false, true), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            crypto_provider_check(false, true),
+            Err(StoreError::Invalid(_))
+        ));
         assert!(crypto_provider_check(false, false).is_ok());
         assert!(crypto_provider_check(true, true).is_ok());
     }

@@ -93,7 +93,10 @@ impl Connection {
 
     /// The client to use now, and its generation.
     pub(crate) fn client(&self) -> (u64, Client) {
-        let current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         (current.0, current.1.clone())
     }
 
@@ -102,7 +105,10 @@ impl Connection {
         if !needs_new_client(error) {
             return;
         }
-        let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if current.0 != generation {
             return; // another call replaced it already
         }
@@ -170,7 +176,9 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_its_cap_and_resets() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
-        let delays: Vec<u64> = (0..5).map(|_| backoff.next_delay().as_millis() as u64).collect();
+        let delays: Vec<u64> = (0..5)
+            .map(|_| backoff.next_delay().as_millis() as u64)
+            .collect();
         assert_eq!(delays, [100, 200, 400, 500, 500]);
         backoff.reset();
         assert_eq!(backoff.next_delay(), Duration::from_millis(100));

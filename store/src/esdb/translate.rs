@@ -92,8 +92,7 @@ struct Envelope {
 /// A new event as the client sends it, under its own id: the server then
 /// de-duplicates with the same ids as the store does.
 pub(crate) fn event_data(event: &NewEvent) -> Result<EventData, StoreError> {
-    let invalid =
-        |e: serde_json::Error| StoreError::Invalid(format!("event {}: {e}", event.id));
+    let invalid = |e: serde_json::Error| StoreError::Invalid(format!("event {}: {e}", event.id));
     EventData::json(&event.event_type, &event.data)
         .map_err(invalid)?
         .id(event.id)
@@ -191,7 +190,9 @@ pub(crate) fn store_error(
         E::Grpc {
             code: Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition,
             message,
-        } => StoreError::Invalid(format!("EventStoreDB refused the request on {stream}: {message}")),
+        } => StoreError::Invalid(format!(
+            "EventStoreDB refused the request on {stream}: {message}"
+        )),
         E::ResourceNotFound | E::ResourceAlreadyExists => {
             StoreError::Invalid(format!("EventStoreDB on {stream}: {e}"))
         }
@@ -239,7 +240,7 @@ mod tests {
     /// prepare (the events of one multi-event append share a commit position).
     #[test]
     fn positions_order_as_the_server_orders_them() {
-        let mut pairs = vec![(10, 12), (10, 10), (9, 20), (11, 11), (10, 11)];
+        let mut pairs = [(10, 12), (10, 10), (9, 20), (11, 11), (10, 11)];
         let mut ours: Vec<Position> = pairs.iter().map(|&(c, p)| position(c, p)).collect();
         ours.sort();
         pairs.sort_by_key(|&(commit, prepare)| eventstore::Position { commit, prepare });
@@ -266,7 +267,10 @@ mod tests {
     /// Each expected version has the server-side counterpart with the same meaning.
     #[test]
     fn expected_versions_map_to_the_same_expected_revisions() {
-        assert_eq!(expected_revision(ExpectedVersion::Any), ExpectedRevision::Any);
+        assert_eq!(
+            expected_revision(ExpectedVersion::Any),
+            ExpectedRevision::Any
+        );
         assert_eq!(
             expected_revision(ExpectedVersion::NoStream),
             ExpectedRevision::NoStream
@@ -399,7 +403,10 @@ mod tests {
 
         let namespaced = format!("{:?}", log_filter("test-42/"));
         assert!(namespaced.contains("based_on_stream: true"), "{namespaced}");
-        assert!(namespaced.contains(r#"prefixes: ["test-42/"]"#), "{namespaced}");
+        assert!(
+            namespaced.contains(r#"prefixes: ["test-42/"]"#),
+            "{namespaced}"
+        );
         assert!(namespaced.contains("regex: None"), "{namespaced}");
     }
 
@@ -408,15 +415,25 @@ mod tests {
     fn only_application_events_pass_the_client_side_filter() {
         assert!(is_application_event("ticket-0b7e", "TicketCreated"));
         assert!(is_application_event("user-42", "ProfileUpdated"));
-        assert!(is_application_event("ticket-references", "ReferenceReserved"));
-        assert!(!is_application_event("$stats-127.0.0.1:2113", "$statsCollected"));
+        assert!(is_application_event(
+            "ticket-references",
+            "ReferenceReserved"
+        ));
+        assert!(!is_application_event(
+            "$stats-127.0.0.1:2113",
+            "$statsCollected"
+        ));
         assert!(!is_application_event("$$ticket-0b7e", "$metadata"));
         assert!(!is_application_event("$ce-ticket", "$>"));
         assert!(!is_application_event("$ce-ticket", "TicketCreated"));
         assert!(!is_application_event("ticket-0b7e", "$streamDeleted"));
     }
 
-    fn server_event(stream: &str, data: &[u8], custom_metadata: &[u8]) -> eventstore::RecordedEvent {
+    fn server_event(
+        stream: &str,
+        data: &[u8],
+        custom_metadata: &[u8],
+    ) -> eventstore::RecordedEvent {
         eventstore::RecordedEvent {
             stream_id: stream.into(),
             id: uuid::Uuid::new_v4(),
@@ -470,10 +487,27 @@ mod tests {
     #[test]
     fn an_event_that_is_not_ours_is_corrupt_not_a_panic() {
         let no_envelope = server_event("ticket-1", b"{}", b"");
-        assert!(matches!(recorded_event(&no_envelope, ""), Err(StoreError::Corrupt(_))));
-        let not_json = server_event("ticket-1", b"\x00binary", br#"{"schema_version":1,"metadata":{}}"#);
-        assert!(matches!(recorded_event(&not_json, ""), Err(StoreError::Corrupt(_))));
-        let elsewhere = server_event("other/ticket-1", b"{}", br#"{"schema_version":1,"metadata":{}}"#);
-        assert!(matches!(recorded_event(&elsewhere, "ns/"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            recorded_event(&no_envelope, ""),
+            Err(StoreError::Corrupt(_))
+        ));
+        let not_json = server_event(
+            "ticket-1",
+            b"\x00binary",
+            br#"{"schema_version":1,"metadata":{}}"#,
+        );
+        assert!(matches!(
+            recorded_event(&not_json, ""),
+            Err(StoreError::Corrupt(_))
+        ));
+        let elsewhere = server_event(
+            "other/ticket-1",
+            b"{}",
+            br#"{"schema_version":1,"metadata":{}}"#,
+        );
+        assert!(matches!(
+            recorded_event(&elsewhere, "ns/"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
