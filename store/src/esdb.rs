@@ -41,9 +41,11 @@
 //! - Every successful append is read back, because the server's reply carries
 //!   one position and the contract wants the first and the last.
 //!
-//! What no EventStoreDB check can see is an id reused in *another* stream: the
-//! server keeps no index by event id. Such an append is written (the SQL
-//! backends refuse it as an idempotency mismatch). Ids here are fresh v4 or
+//! What this cannot see is an id reused in *another* stream (the server keeps
+//! no index by event id), nor, for `NoStream`/`Exact(n)`, an id reused from
+//! earlier in the stream by an append whose expected version is right: such
+//! appends are written, where the SQL backends refuse them as an idempotency
+//! mismatch (so two contract bodies run here in their in-stream form only). Ids here are fresh v4 or
 //! derived v5 UUIDs per command, so this only matters to a caller that reuses
 //! ids by mistake. The command service's own retry on top of this (it reloads
 //! and decides again after a conflict, using new ids only for a new decision)
