@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::command_service::{CommandRequest, CommandService};
-use crate::config::{open_store, DEFAULT_DATABASE_URL};
+use crate::config::{open_store, StoreUrls, DEFAULT_DATABASE_URL};
 use crate::users::{UserDirectory, UserProfile};
 
 #[derive(Debug, Parser)]
@@ -20,6 +20,10 @@ pub struct Cli {
     /// Event store: sqlite://FILE (embedded default) or postgres://...
     #[arg(long, env = "TICKETS_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
+    /// Event log on EventStoreDB (esdb://...); default: the log lives in the
+    /// database above.
+    #[arg(long, env = "TICKETS_EVENT_STORE_URL", global = true)]
+    pub event_store_url: Option<String>,
     #[command(subcommand)]
     pub command: TopCommand,
 }
@@ -137,9 +141,13 @@ fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T, String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = open_store(&cli.database_url)
+    let urls = StoreUrls {
+        database_url: cli.database_url.clone(),
+        event_store_url: cli.event_store_url.clone(),
+    };
+    let store = open_store(urls.event_log())
         .await
-        .with_context(|| format!("opening {}", crate::config::redact(&cli.database_url)))?;
+        .with_context(|| format!("opening {}", crate::config::redact(urls.event_log())))?;
     let service = CommandService::new(store.clone());
     let users = UserDirectory::new(store);
     let mut out = std::io::stdout().lock();

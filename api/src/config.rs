@@ -4,13 +4,36 @@ use std::sync::Arc;
 
 use store::{EventStore, StoreError};
 
+#[cfg(test)]
+use store::{ExpectedVersion, NewEvent};
+
 /// The embedded default: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tickets.db";
 
-/// Opens the event store named by `url`: `sqlite://path`, `sqlite::memory:` or
-/// `postgres://...` (`postgresql://` too). Migrations are applied on open.
+/// Where the event log lives. The read models and checkpoints always live in
+/// the SQL database (`TICKETS_DATABASE_URL`); the log lives there too unless an
+/// EventStoreDB cluster is named (`TICKETS_EVENT_STORE_URL=esdb://...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUrls {
+    pub database_url: String,
+    pub event_store_url: Option<String>,
+}
+
+impl StoreUrls {
+    /// The URL of the event log.
+    pub fn event_log(&self) -> &str {
+        self.event_store_url.as_deref().unwrap_or(&self.database_url)
+    }
+}
+
+/// Opens the event store named by `url`: `sqlite://path`, `sqlite::memory:`,
+/// `postgres://...` (`postgresql://` too), or `esdb://...` /
+/// `esdb+discover://...` for EventStoreDB (connects lazily). Migrations are
+/// applied on open for the SQL stores.
 pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
-    if url.starts_with("sqlite:") {
+    if url.starts_with("esdb://") || url.starts_with("esdb+discover://") {
+        Ok(Arc::new(store::esdb::EsdbEventStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
         Ok(Arc::new(store::sqlite::SqliteEventStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(store::postgres::PostgresEventStore::connect(url).await?))
@@ -53,5 +76,44 @@ mod tests {
     async fn an_unknown_database_scheme_is_refused() {
         let err = open_store("mysql://u:pw@h/db").await.err().expect("refused");
         assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("mysql://u:***@h/db")));
+    }
+
+    /// The log on EventStoreDB beside read models on SQLite, in one process: both
+    /// open, and with no server listening an append is a typed `Unavailable`, not
+    /// a panic (eventstore 4.0.0 installs the rustls provider itself and panics
+    /// if something else did first).
+    #[tokio::test]
+    async fn an_esdb_event_log_opens_beside_sqlite_without_a_panic() {
+        let urls = StoreUrls {
+            database_url: "sqlite::memory:".into(),
+            event_store_url: Some("esdb://127.0.0.1:1?tls=false".into()),
+        };
+        let read_models = open_store(&urls.database_url).await.expect("sqlite opens");
+        let log = open_store(urls.event_log()).await.expect("esdb opens lazily");
+        let event = NewEvent {
+            id: uuid::Uuid::new_v4(),
+            event_type: "Probe".into(),
+            schema_version: 1,
+            data: serde_json::json!({}),
+            metadata: serde_json::json!({}),
+        };
+        let appended = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            log.append("probe", ExpectedVersion::Any, vec![event]),
+        )
+        .await
+        .expect("gives up within the timeout");
+        assert!(matches!(appended, Err(StoreError::Unavailable(_))), "{appended:?}");
+        assert_eq!(read_models.head().await.expect("sqlite still works"), store::Position::START);
+    }
+
+    /// Without an EventStoreDB URL the log lives in the SQL database.
+    #[test]
+    fn the_event_log_defaults_to_the_database() {
+        let urls = StoreUrls {
+            database_url: "sqlite://x.db".into(),
+            event_store_url: None,
+        };
+        assert_eq!(urls.event_log(), "sqlite://x.db");
     }
 }
