@@ -62,7 +62,9 @@ impl From<sqlx::Error> for AppendFailure {
 /// Rejects what no backend can take, before touching the database.
 pub(crate) fn validate(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
     if stream.trim().is_empty() {
-        return Err(StoreError::Invalid("the stream name must not be empty".into()));
+        return Err(StoreError::Invalid(
+            "the stream name must not be empty".into(),
+        ));
     }
     if events.is_empty() {
         return Err(StoreError::Invalid(format!(

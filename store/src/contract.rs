@@ -295,9 +295,7 @@ pub async fn reusing_some_ids_or_ids_of_another_stream_is_an_idempotency_mismatc
         matches!(elsewhere, Err(StoreError::IdempotencyMismatch { .. })),
         "{elsewhere:?}"
     );
-    let reordered = store
-        .append("s", ExpectedVersion::Any, vec![b, a])
-        .await;
+    let reordered = store.append("s", ExpectedVersion::Any, vec![b, a]).await;
     assert!(
         matches!(reordered, Err(StoreError::IdempotencyMismatch { .. })),
         "{reordered:?}"
@@ -307,9 +305,7 @@ pub async fn reusing_some_ids_or_ids_of_another_stream_is_an_idempotency_mismatc
 
 /// An append that fails writes none of its events, and the events of one append
 /// sit together in the log even when other appends run at the same time.
-pub async fn a_multi_event_append_is_all_or_nothing_and_never_interleaved(
-    store: &dyn EventStore,
-) {
+pub async fn a_multi_event_append_is_all_or_nothing_and_never_interleaved(store: &dyn EventStore) {
     let taken = event(0);
     store
         .append("a", ExpectedVersion::NoStream, vec![taken.clone()])
@@ -319,7 +315,11 @@ pub async fn a_multi_event_append_is_all_or_nothing_and_never_interleaved(
         .append("b", ExpectedVersion::Any, vec![event(1), taken])
         .await;
     assert!(failed.is_err());
-    assert!(store.read_stream("b", 0, 10).await.expect("read").is_empty());
+    assert!(store
+        .read_stream("b", 0, 10)
+        .await
+        .expect("read")
+        .is_empty());
 
     let batches: Vec<(String, Vec<NewEvent>)> = (0..12u64)
         .map(|i| {
@@ -355,10 +355,11 @@ pub async fn a_multi_event_append_is_all_or_nothing_and_never_interleaved(
 pub async fn an_empty_append_or_stream_name_is_invalid(store: &dyn EventStore) {
     let empty = store.append("s", ExpectedVersion::Any, Vec::new()).await;
     assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
-    let nameless = store
-        .append("", ExpectedVersion::Any, vec![event(0)])
-        .await;
-    assert!(matches!(nameless, Err(StoreError::Invalid(_))), "{nameless:?}");
+    let nameless = store.append("", ExpectedVersion::Any, vec![event(0)]).await;
+    assert!(
+        matches!(nameless, Err(StoreError::Invalid(_))),
+        "{nameless:?}"
+    );
     assert!(whole_log(store).await.is_empty());
 }
 
@@ -375,7 +376,8 @@ pub async fn reading_a_stream_starts_at_a_version_and_stops_at_max(store: &dyn E
             .await
             .expect("append");
     }
-    let versions = |events: Vec<RecordedEvent>| events.iter().map(|e| e.version).collect::<Vec<_>>();
+    let versions =
+        |events: Vec<RecordedEvent>| events.iter().map(|e| e.version).collect::<Vec<_>>();
     let read = |from, max| store.read_stream("s", from, max);
     assert_eq!(versions(read(0, 100).await.expect("read")), [0, 1, 2, 3, 4]);
     assert_eq!(versions(read(2, 100).await.expect("read")), [2, 3, 4]);
@@ -406,7 +408,11 @@ pub async fn reading_the_log_starts_after_a_position_and_stops_at_max(store: &dy
     assert_eq!(ids(&page), sent[2..4]);
     let past_end = store.read_all(log[5].position, 10).await.expect("read");
     assert!(past_end.is_empty());
-    assert!(store.read_all(Position::START, 0).await.expect("read").is_empty());
+    assert!(store
+        .read_all(Position::START, 0)
+        .await
+        .expect("read")
+        .is_empty());
 }
 
 /// `head` is `START` on an empty log, then the last event's position.
@@ -483,10 +489,9 @@ pub async fn concurrent_exact_appends_to_one_stream_have_exactly_one_winner(
         .append("race", ExpectedVersion::NoStream, vec![event(0)])
         .await
         .expect("first");
-    let results = join_all(
-        (1..=8).map(|n| store.append("race", ExpectedVersion::Exact(0), vec![event(n)])),
-    )
-    .await;
+    let results =
+        join_all((1..=8).map(|n| store.append("race", ExpectedVersion::Exact(0), vec![event(n)])))
+            .await;
     let winners = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(winners, 1, "{results:?}");
     for result in results.into_iter().filter(|r| r.is_err()) {
@@ -533,7 +538,10 @@ where
         }
         let elapsed = started.elapsed();
         let extra = tokio::time::timeout(Duration::from_millis(500), subscription.next()).await;
-        assert!(extra.is_err(), "an event beyond the {total} appended: {extra:?}");
+        assert!(
+            extra.is_err(),
+            "an event beyond the {total} appended: {extra:?}"
+        );
         (received, elapsed)
     });
 
@@ -566,12 +574,19 @@ where
     assert_eq!(received_ids.len(), total, "each event exactly once");
     assert_eq!(received_ids, sent, "exactly the events appended");
     if let Some(w) = received.windows(2).find(|w| w[0].position >= w[1].position) {
-        panic!("positions not increasing: {} then {}", w[0].position, w[1].position);
+        panic!(
+            "positions not increasing: {} then {}",
+            w[0].position, w[1].position
+        );
     }
     let mut next_version: HashMap<&str, u64> = HashMap::new();
     for e in &received {
         let expected = next_version.entry(&e.stream_id).or_insert(0);
-        assert_eq!(e.version, *expected, "stream {} out of version order", e.stream_id);
+        assert_eq!(
+            e.version, *expected,
+            "stream {} out of version order",
+            e.stream_id
+        );
         *expected += 1;
     }
     elapsed

@@ -101,7 +101,10 @@ impl FromStr for Position {
         let bad = || InvalidPosition(s.to_string());
         let s = s.trim();
         match s.split_once('-') {
-            None => s.parse::<u64>().map(Position::from_sequence).map_err(|_| bad()),
+            None => s
+                .parse::<u64>()
+                .map(Position::from_sequence)
+                .map_err(|_| bad()),
             Some((c, p)) => Ok(Position {
                 commit: c.parse().map_err(|_| bad())?,
                 prepare: p.parse().map_err(|_| bad())?,
@@ -240,7 +243,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// log, then live as events are appended, without gap or duplicate. The stream
     /// ends only on an error item (after which the caller resubscribes from the
     /// last position it processed).
-    fn subscribe_all(&self, after: Position) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
 }
 
 /// Reads a whole stream (all versions), in pages.

@@ -140,8 +140,8 @@ impl PostgresEventStore {
                 .execute(&mut conn)
                 .await;
             if let Err(e) = created {
-                let raced = e.as_database_error().and_then(|d| d.code()).as_deref()
-                    == Some("23505");
+                let raced =
+                    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505");
                 if !raced {
                     return Err(e.into());
                 }
@@ -155,6 +155,11 @@ impl PostgresEventStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // sqlx already pings every connection when it is returned to the
+            // pool; pinging again on acquire would add a round trip to every
+            // append, and a connection that died in between only costs one
+            // `Unavailable` that the caller retries.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         POSTGRES_MIGRATOR
@@ -220,23 +225,32 @@ impl PostgresEventStore {
             .bind(self.inner.lock_key)
             .execute(&mut *tx)
             .await?;
-        let stored = stored_ids(&mut tx, events).await?;
-        let current = current_version(&mut tx, stream).await?;
+        // Every round trip from here to the commit is spent holding the lock,
+        // that is, holding up every other append: hence few, fat statements.
+        let (stored, current) = facts(&mut tx, stream, events).await?;
         let first_version = match append::decide(stream, expected, events, stored, current)? {
             // Dropping `tx` rolls back, which releases the lock.
             Decision::AlreadyAppended(result) => return Ok(result),
             Decision::Write { first_version } => first_version,
         };
 
-        // One statement for the whole append. Positions come from the column's
-        // sequence in `ord` order, so a stream's versions rise with positions.
+        // One statement writes the whole append and queues the notification
+        // (delivered on commit, i.e. once the rows are visible). Positions come
+        // from the column's sequence in `ord` order, so a stream's versions rise
+        // with positions. `notified` is referenced, so it runs, exactly once.
         let mut written: Vec<(i64, i64)> = sqlx::query_as(
-            "INSERT INTO events (id, stream_id, version, event_type, schema_version, data, metadata) \
-             SELECT e.id, $1, $2 + e.ord - 1, e.event_type, e.schema_version, e.data, e.metadata \
-             FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[]) \
-                  WITH ORDINALITY AS e(id, event_type, schema_version, data, metadata, ord) \
-             ORDER BY e.ord \
-             RETURNING position, version",
+            "WITH written AS ( \
+                 INSERT INTO events \
+                     (id, stream_id, version, event_type, schema_version, data, metadata) \
+                 SELECT e.id, $1, $2 + e.ord - 1, e.event_type, e.schema_version, e.data, e.metadata \
+                 FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[]) \
+                      WITH ORDINALITY AS e(id, event_type, schema_version, data, metadata, ord) \
+                 ORDER BY e.ord \
+                 RETURNING position, version \
+             ), notified AS ( \
+                 SELECT pg_notify($8, max(position)::text) FROM written \
+             ) \
+             SELECT written.position, written.version FROM written, notified",
         )
         .bind(stream)
         .bind(row::sql_i64(first_version))
@@ -245,6 +259,7 @@ impl PostgresEventStore {
         .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
+        .bind(&self.inner.channel)
         .fetch_all(&mut *tx)
         .await?;
         written.sort_by_key(|&(_, version)| version);
@@ -253,7 +268,9 @@ impl PostgresEventStore {
             .map(|&(position, _)| row::position(position))
             .collect::<Result<Vec<_>, _>>()?;
         let (first_position, last_position) = match (positions.first(), positions.last()) {
-            (Some(first), Some(last)) if positions.windows(2).all(|w| w[0] < w[1]) => {
+            (Some(first), Some(last))
+                if positions.len() == events.len() && positions.windows(2).all(|w| w[0] < w[1]) =>
+            {
                 (*first, *last)
             }
             // Would break "a stream's events in version order" for readers of the
@@ -265,13 +282,6 @@ impl PostgresEventStore {
                 .into())
             }
         };
-
-        // Delivered on commit, i.e. once the rows are visible.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.inner.channel)
-            .bind(last_position.to_cursor())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(AppendResult {
             last_version: first_version + events.len() as u64 - 1,
@@ -290,8 +300,7 @@ impl PostgresEventStore {
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
         let mut tx = self.inner.pool.begin().await?;
-        let stored = stored_ids(&mut tx, events).await?;
-        let current = current_version(&mut tx, stream).await?;
+        let (stored, current) = facts(&mut tx, stream, events).await?;
         append::after_unique_violation(violation, stream, expected, events, stored, current)
     }
 }
@@ -409,46 +418,52 @@ fn lock_key(schema: &str) -> i64 {
     hash as i64
 }
 
-/// The rows among `events`' ids that are stored already.
-async fn stored_ids(
+/// What the append rules need, in one round trip: the rows among `events`' ids
+/// that are stored already, and the stream's last version (`None`: no event).
+async fn facts(
     tx: &mut Transaction<'static, Postgres>,
+    stream: &str,
     events: &[NewEvent],
-) -> Result<Vec<StoredId>, StoreError> {
+) -> Result<(Vec<StoredId>, Option<u64>), StoreError> {
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
-        "SELECT id, stream_id, version, position FROM events WHERE id = ANY($1)",
+    // Always at least one row (the stream's version); stored ids join onto it,
+    // leaving NULLs when there are none.
+    type Row = (
+        Option<i64>,
+        Option<Uuid>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.current, e.id, e.stream_id, e.version, e.position \
+         FROM (SELECT max(version) AS current FROM events WHERE stream_id = $1) AS s \
+         LEFT JOIN events AS e ON e.id = ANY($2)",
     )
+    .bind(stream)
     .bind(ids)
     .fetch_all(&mut **tx)
     .await?;
-    rows.into_iter()
-        .map(|(id, stream_id, version, position)| {
-            Ok(StoredId {
+
+    let current = match rows.first().and_then(|r| r.0) {
+        None => None,
+        Some(v) => Some(
+            u64::try_from(v)
+                .map_err(|_| StoreError::Corrupt(format!("stream {stream} is at version {v}")))?,
+        ),
+    };
+    let mut stored = Vec::new();
+    for found in rows {
+        if let (_, Some(id), Some(stream_id), Some(version), Some(position)) = found {
+            stored.push(StoredId {
                 id,
                 stream_id,
                 version: row::version(position, version)?,
                 position: row::position(position)?,
-            })
-        })
-        .collect()
-}
-
-/// The stream's last version, `None` if it has no event.
-async fn current_version(
-    tx: &mut Transaction<'static, Postgres>,
-    stream: &str,
-) -> Result<Option<u64>, StoreError> {
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM events WHERE stream_id = $1")
-            .bind(stream)
-            .fetch_one(&mut **tx)
-            .await?;
-    current
-        .map(|v| {
-            u64::try_from(v)
-                .map_err(|_| StoreError::Corrupt(format!("stream {stream} is at version {v}")))
-        })
-        .transpose()
+            });
+        }
+    }
+    Ok((stored, current))
 }
 
 #[cfg(test)]
@@ -462,14 +477,21 @@ mod tests {
         assert_eq!(lock_key("public"), lock_key("public"));
         assert_ne!(lock_key("public"), lock_key("t_other"));
         // FNV-1a 64 of "tickets.events:public", checked independently.
-    assert_eq!(lock_key("public"), 2_156_094_923_535_383_328);
+        assert_eq!(lock_key("public"), 2_156_094_923_535_383_328);
     }
 
     /// Names that would need quoting (or break the channel name) are refused.
     #[test]
     fn only_plain_schema_names_are_accepted() {
         assert!(check_schema_name("t_0123abc").is_ok());
-        for bad in ["", "1abc", "Abc", "a-b", "a\"b", &"x".repeat(MAX_SCHEMA_LEN + 1)] {
+        for bad in [
+            "",
+            "1abc",
+            "Abc",
+            "a-b",
+            "a\"b",
+            &"x".repeat(MAX_SCHEMA_LEN + 1),
+        ] {
             assert!(check_schema_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -301,12 +301,7 @@ async fn stored_ids(
     events: &[NewEvent],
 ) -> Result<Vec<StoredId>, StoreError> {
     // One JSON array bound as a single parameter, rather than a placeholder per id.
-    let ids = serde_json::Value::from(
-        events
-            .iter()
-            .map(|e| e.id.to_string())
-            .collect::<Vec<_>>(),
-    );
+    let ids = serde_json::Value::from(events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>());
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT id, stream_id, version, position FROM events \
          WHERE id IN (SELECT value FROM json_each(?))",

@@ -17,12 +17,14 @@ use support::PgSchema;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_writers_and_a_live_subscriber_agree_on_one_gap_free_order() {
     let harness = PgSchema::start().await;
-    let outcome = tokio::spawn(contract::concurrent_writers_and_a_live_subscriber_agree_on_one_order(
-        harness.store.clone(),
-        16,
-        2_000,
-        200,
-    ))
+    let outcome = tokio::spawn(
+        contract::concurrent_writers_and_a_live_subscriber_agree_on_one_order(
+            harness.store.clone(),
+            16,
+            2_000,
+            200,
+        ),
+    )
     .await;
     harness.finish().await;
     let elapsed = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));

@@ -114,10 +114,20 @@ async fn two_stores_on_one_file_serialise_their_appends() {
     .await;
     other.close().await;
     harness.finish().await;
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
     for result in results.iter().filter(|r| r.is_err()) {
         assert!(
-            matches!(result, Err(StoreError::Conflict { actual: Some(1), .. })),
+            matches!(
+                result,
+                Err(StoreError::Conflict {
+                    actual: Some(1),
+                    ..
+                })
+            ),
             "{result:?}"
         );
     }
@@ -140,7 +150,10 @@ async fn a_subscriber_sees_another_stores_appends_by_rechecking() {
     other.close().await;
     harness.finish().await;
     assert!(idle.is_err(), "nothing to deliver yet: {idle:?}");
-    let received = received.expect("seen within 5 s").expect("item").expect("event");
+    let received = received
+        .expect("seen within 5 s")
+        .expect("item")
+        .expect("event");
     assert_eq!(received.id, sent.id);
 }
 
@@ -164,8 +177,14 @@ async fn a_stored_row_with_malformed_json_reads_as_corrupt() {
     let after_error = subscription.next().await;
     harness.finish().await;
     assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
-    assert!(matches!(first, Some(Err(StoreError::Corrupt(_)))), "{first:?}");
-    assert!(after_error.is_none(), "the subscription ends after its error");
+    assert!(
+        matches!(first, Some(Err(StoreError::Corrupt(_)))),
+        "{first:?}"
+    );
+    assert!(
+        after_error.is_none(),
+        "the subscription ends after its error"
+    );
 }
 
 /// A file database outlives its store: reopening finds the events, and the

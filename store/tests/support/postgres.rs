@@ -34,7 +34,9 @@ pub async fn connect(schema: &str) -> PostgresEventStore {
 }
 
 pub async fn drop_schema(schema: &str) {
-    let mut conn = PgConnection::connect(&url()).await.expect("connect to drop schema");
+    let mut conn = PgConnection::connect(&url())
+        .await
+        .expect("connect to drop schema");
     sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .execute(&mut conn)
         .await
