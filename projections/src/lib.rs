@@ -1,2 +1,33 @@
 //! # Layout
-//! Projections (read models, metrics, fan-out) arrive with issue 3.
+//! Read models: tables derived from the event log, kept up to date by
+//! projections and rebuildable from the log at any time.
+//!
+//! - [`runner`]: the [`Projection`] trait and the [`Runner`] that feeds a
+//!   projection the global log in batches, each batch's writes committed in one
+//!   transaction with the projection's checkpoint, and stops a projection on a
+//!   poison event.
+//! - [`checkpoint`]: the `projection_checkpoints` table and [`status`].
+//! - [`db`]: [`ReadDb`], the database the read models live in (SQLite or
+//!   PostgreSQL), and [`ReadTx`], the transaction a batch is written in.
+//! - [`tickets`]: the tickets projection (`tickets`, its child tables and
+//!   `ticket_activity`), with the SQL of each database in its own module.
+//! - [`users`]: the `users` projection, latest profile per user.
+//! - [`error`]: [`ProjectionError`] (what the runner reports) and
+//!   [`ApplyError`] (what a handler reports for one event).
+//!
+//! The tables themselves are created by `migrations/*/0002_read_models.sql`,
+//! which the event store runs on connect; `migrations/README.md` documents them.
+
+pub mod checkpoint;
+pub mod db;
+pub mod error;
+pub mod runner;
+pub mod tickets;
+pub mod users;
+
+pub use checkpoint::{status, ProjectionState, ProjectionStatus};
+pub use db::{ReadDb, ReadTx};
+pub use error::{ApplyError, ProjectionError};
+pub use runner::{Projection, Runner};
+pub use tickets::TicketsProjection;
+pub use users::UsersProjection;

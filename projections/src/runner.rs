@@ -1,0 +1,299 @@
+//! Running a projection: the global log, in batches, into a read model.
+//!
+//! Each batch is one transaction: the checkpoint is read (and on PostgreSQL
+//! locked) at its start, events at or before it are dropped, the rest are
+//! applied, and the checkpoint moves to the last event applied before the
+//! commit. A crash anywhere before the commit loses the whole batch and the
+//! next run reads it again; after the commit the checkpoint says so. Either way
+//! every event is applied exactly once.
+//!
+//! A poison event (one the projection cannot apply) is never skipped: the
+//! events before it in its batch are committed, the checkpoint row is marked
+//! `failed` with an error naming the event, and that projection's run ends.
+//! Database and store failures are retried with a backoff instead.
+//!
+//! Each batch runs on a task of its own, which the runner awaits. Cancelling or
+//! aborting the runner therefore never cuts a batch short: the batch commits
+//! or rolls back by itself. This matters beyond tidiness: sqlx cannot recover a
+//! connection whose `BEGIN` was acknowledged to a future that was then dropped,
+//! and on SQLite that connection is the store's only writer, so every later
+//! append would fail. (A real crash kills the process and the database rolls
+//! the open transaction back; the tests cover both.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use store::{EventStore, Position, RecordedEvent, StoreError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint;
+use crate::db::{ReadDb, ReadTx};
+use crate::error::{ApplyError, ProjectionError};
+
+/// Events per batch (and per transaction) unless [`Runner::with_batch_size`].
+pub const BATCH: usize = 500;
+
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A named handler of stored events that writes a read model. It sees every
+/// event of the log, in order, and ignores the ones it has no use for.
+///
+/// `apply` writes only through `tx` and must be idempotent on its own as well
+/// (the runner already never hands an event over twice once committed, but a
+/// read model whose rows carry the position they were written at stays correct
+/// even if two runners race).
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// The checkpoint's key: renaming a projection rebuilds it from scratch.
+    fn name(&self) -> &str;
+
+    async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError>;
+}
+
+/// Feeds projections the log of `store`, writing into `db`. Cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    store: Arc<dyn EventStore>,
+    db: ReadDb,
+    batch_size: usize,
+}
+
+impl Runner {
+    pub fn new(store: Arc<dyn EventStore>, db: ReadDb) -> Runner {
+        Runner {
+            store,
+            db,
+            batch_size: BATCH,
+        }
+    }
+
+    /// At most `batch_size` events per transaction (at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Runner {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn db(&self) -> &ReadDb {
+        &self.db
+    }
+
+    /// [`Runner::run`] on a task of its own.
+    pub fn spawn(
+        &self,
+        projection: Arc<dyn Projection>,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<Result<(), ProjectionError>> {
+        let runner = self.clone();
+        tokio::spawn(async move { runner.run(projection, shutdown).await })
+    }
+
+    /// Follows the log from the projection's checkpoint until `shutdown` is
+    /// cancelled (checked between batches; `Ok` then) or the projection stops on
+    /// a poison event ([`ProjectionError::Poison`]). Store and database failures
+    /// are logged and retried with a growing delay.
+    pub async fn run(
+        &self,
+        projection: Arc<dyn Projection>,
+        shutdown: CancellationToken,
+    ) -> Result<(), ProjectionError> {
+        let mut delay = RETRY_FIRST;
+        loop {
+            let mut progressed = false;
+            match self.follow(&projection, &shutdown, &mut progressed).await {
+                Ok(()) => return Ok(()),
+                Err(
+                    e
+                    @ (ProjectionError::Poison { .. } | ProjectionError::CorruptCheckpoint { .. }),
+                ) => return Err(e),
+                Err(e) => {
+                    if progressed {
+                        delay = RETRY_FIRST;
+                    }
+                    tracing::warn!(projection = projection.name(), error = %e, retry_in = ?delay,
+                        "projection interrupted, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Applies everything up to the current end of the log and returns the
+    /// checkpoint: for rebuilds and tests. Errors are returned, not retried.
+    pub async fn catch_up(
+        &self,
+        projection: Arc<dyn Projection>,
+    ) -> Result<Position, ProjectionError> {
+        let mut position = checkpoint::read(&self.db, projection.name()).await?;
+        loop {
+            let events = self.store.read_all(position, self.batch_size).await?;
+            let Some(last) = events.last() else {
+                return Ok(position);
+            };
+            let short = events.len() < self.batch_size;
+            let last = last.position;
+            self.apply_batch(&projection, events).await?;
+            position = last;
+            if short {
+                return Ok(position);
+            }
+        }
+    }
+
+    /// The subscription, cut into batches of whatever is ready (at most
+    /// `batch_size`): a catch-up reads full pages, a live follower gets what
+    /// was appended since its last wake-up. Idle, it waits on the store's
+    /// wake-ups rather than polling.
+    async fn follow(
+        &self,
+        projection: &Arc<dyn Projection>,
+        shutdown: &CancellationToken,
+        progressed: &mut bool,
+    ) -> Result<(), ProjectionError> {
+        let from = checkpoint::read(&self.db, projection.name()).await?;
+        let mut batches = self.store.subscribe_all(from).ready_chunks(self.batch_size);
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                batch = batches.next() => batch,
+            };
+            let Some(batch) = batch else {
+                return Err(StoreError::Unavailable("the subscription ended".into()).into());
+            };
+            let mut events = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for item in batch {
+                match item {
+                    Ok(event) => events.push(event),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !events.is_empty() {
+                self.apply_batch(projection, events).await?;
+                *progressed = true;
+            }
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+        }
+    }
+
+    /// [`Runner::write_batch`] on a task of its own (see the module docs). A
+    /// panic in the handler is a crash: it is passed on, not turned into an error.
+    async fn apply_batch(
+        &self,
+        projection: &Arc<dyn Projection>,
+        events: Vec<RecordedEvent>,
+    ) -> Result<Position, ProjectionError> {
+        let runner = self.clone();
+        let projection = projection.clone();
+        let batch = tokio::spawn(async move { runner.write_batch(&*projection, &events).await });
+        match batch.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ProjectionError::Interrupted(e.to_string())),
+        }
+    }
+
+    /// One transaction: the batch's writes and the new checkpoint.
+    #[tracing::instrument(skip_all, fields(
+        projection = %projection.name(),
+        first = %events.first().map(|e| e.position).unwrap_or_default(),
+        events = events.len(),
+    ), err)]
+    async fn write_batch(
+        &self,
+        projection: &dyn Projection,
+        events: &[RecordedEvent],
+    ) -> Result<Position, ProjectionError> {
+        let name = projection.name();
+        let mut tx = self.db.begin().await?;
+        let checkpoint = checkpoint::load(&mut tx, name).await?;
+        let fresh: Vec<&RecordedEvent> =
+            events.iter().filter(|e| e.position > checkpoint).collect();
+        let Some(last) = fresh.last() else {
+            tx.rollback().await?;
+            return Ok(checkpoint);
+        };
+        for (index, event) in fresh.iter().enumerate() {
+            match projection.apply(&mut tx, event).await {
+                Ok(()) => {}
+                Err(ApplyError::Database(e)) => return Err(e.into()),
+                Err(ApplyError::Poison(reason)) => {
+                    tx.rollback().await?;
+                    return Err(self
+                        .stop_at(projection, checkpoint, &fresh[..index], event, reason)
+                        .await);
+                }
+            }
+        }
+        checkpoint::save(&mut tx, name, last.position, None).await?;
+        tx.commit().await?;
+        Ok(last.position)
+    }
+
+    /// Commits the events of the batch before `poison` and marks the
+    /// projection failed, in one transaction. Returns the error to report: the
+    /// poison, or whatever prevented recording it (the run then retries and
+    /// meets the poison again).
+    async fn stop_at(
+        &self,
+        projection: &dyn Projection,
+        checkpoint: Position,
+        before: &[&RecordedEvent],
+        poison: &RecordedEvent,
+        reason: String,
+    ) -> ProjectionError {
+        let name = projection.name();
+        let error = ProjectionError::Poison {
+            projection: name.to_string(),
+            event_id: poison.id,
+            position: poison.position,
+            reason,
+        };
+        tracing::error!(
+            projection = name,
+            event_id = %poison.id,
+            position = %poison.position,
+            error = %error,
+            "projection stopped on an event it cannot apply"
+        );
+        let recorded = async {
+            let mut tx = self.db.begin().await?;
+            let mut position = checkpoint;
+            for event in before {
+                projection
+                    .apply(&mut tx, event)
+                    .await
+                    .map_err(|e| match e {
+                        ApplyError::Database(e) => ProjectionError::Database(e),
+                        ApplyError::Poison(reason) => ProjectionError::Poison {
+                            projection: name.to_string(),
+                            event_id: event.id,
+                            position: event.position,
+                            reason,
+                        },
+                    })?;
+                position = event.position;
+            }
+            checkpoint::save(&mut tx, name, position, Some(&error.to_string())).await?;
+            tx.commit().await?;
+            Ok::<(), ProjectionError>(())
+        };
+        match recorded.await {
+            Ok(()) => error,
+            Err(e) => e,
+        }
+    }
+}
