@@ -49,17 +49,20 @@
 //! visible. The channel is named after the schema. One listener task per store
 //! (see `listener`) feeds every subscriber of that store, including for appends
 //! made by other processes.
+//!
+//! Opening a store (schema, pool, migrations, listener) is in `connect`.
 
+mod connect;
 mod listener;
 
-use std::str::FromStr;
+pub use connect::MAX_SCHEMA_LEN;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -68,22 +71,8 @@ use crate::append::{self, AppendFailure, Decision, StoredId};
 use crate::row::{self, PgEventRow, EVENT_COLUMNS};
 use crate::{
     subscription, AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    StoreError, POSTGRES_MIGRATOR,
+    StoreError,
 };
-
-/// Connections per store. Appends serialise on the advisory lock anyway, so more
-/// connections would only queue inside PostgreSQL instead of in the pool.
-const MAX_CONNECTIONS: u32 = 10;
-
-/// How long a call waits for a free connection before reporting `Unavailable`.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Channel names are identifiers (at most 63 bytes); the schema goes after this.
-const CHANNEL_PREFIX: &str = "tickets_events_";
-
-/// Longest schema name [`PostgresEventStore::connect_with_schema`] accepts, so
-/// that the channel name stays within PostgreSQL's identifier length.
-pub const MAX_SCHEMA_LEN: usize = 63 - CHANNEL_PREFIX.len();
 
 /// The PostgreSQL event store. Cheap to clone; clones share the pool and the
 /// listener.
@@ -109,94 +98,6 @@ impl Drop for Inner {
 }
 
 impl PostgresEventStore {
-    /// Connects to the database at `url`, using the schema its search path
-    /// resolves to (usually `public`), and runs the migrations.
-    #[tracing::instrument(skip_all, err)]
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::open(parse_url(url)?, None).await
-    }
-
-    /// Connects with every pooled connection's `search_path` set to `schema`,
-    /// creating the schema if it is missing, and runs the migrations there. Each
-    /// schema is a separate store with its own log, lock and channel (tests use a
-    /// fresh schema each). `schema`: lowercase ASCII letters, digits and `_`, not
-    /// starting with a digit, at most [`MAX_SCHEMA_LEN`] bytes.
-    #[tracing::instrument(skip_all, fields(schema = %schema), err)]
-    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        check_schema_name(schema)?;
-        let options = parse_url(url)?;
-        // One plain connection for the DDL: the pool's connections will already
-        // point their search path at the schema.
-        let mut conn = PgConnection::connect_with(&options).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-                .bind(schema)
-                .fetch_one(&mut conn)
-                .await?;
-        if !exists {
-            // The name was checked above to be a plain identifier, so quoting it
-            // is enough. Another process may create it at the same moment.
-            let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                .execute(&mut conn)
-                .await;
-            if let Err(e) = created {
-                let raced =
-                    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505");
-                if !raced {
-                    return Err(e.into());
-                }
-            }
-        }
-        conn.close().await?;
-        Self::open(options.options([("search_path", schema)]), Some(schema)).await
-    }
-
-    async fn open(options: PgConnectOptions, schema: Option<&str>) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            // sqlx already pings every connection when it is returned to the
-            // pool; pinging again on acquire would add a round trip to every
-            // append, and a connection that died in between only costs one
-            // `Unavailable` that the caller retries.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        POSTGRES_MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migrating the events schema: {e}")))?;
-        let schema = match schema {
-            Some(schema) => schema.to_string(),
-            None => sqlx::query_scalar::<_, Option<String>>("SELECT current_schema()")
-                .fetch_one(&pool)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Invalid("the search path names no existing schema".into())
-                })?,
-        };
-        if schema.len() > MAX_SCHEMA_LEN {
-            return Err(StoreError::Invalid(format!(
-                "schema name {schema:?} is longer than {MAX_SCHEMA_LEN} bytes"
-            )));
-        }
-        let channel = format!("{CHANNEL_PREFIX}{schema}");
-        let wake = Arc::new(watch::Sender::new(0));
-        // Listening before `connect` returns: a subscriber created afterwards can
-        // rely on hearing every commit that follows its first read.
-        let listener = listener::start(pool.clone(), channel.clone(), wake.clone()).await?;
-        Ok(PostgresEventStore {
-            inner: Arc::new(Inner {
-                lock_key: lock_key(&schema),
-                pool,
-                schema,
-                channel,
-                wake,
-                listener,
-            }),
-        })
-    }
-
     /// The pool, for read models that live in the same database (and schema).
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
@@ -238,11 +139,15 @@ impl PostgresEventStore {
         // (delivered on commit, i.e. once the rows are visible). Positions come
         // from the column's sequence in `ord` order, so a stream's versions rise
         // with positions. `notified` is referenced, so it runs, exactly once.
+        // `recorded_at` is the clock under the lock, not `now()` (the start of
+        // the transaction, before the wait): times then rise with positions.
         let mut written: Vec<(i64, i64)> = sqlx::query_as(
             "WITH written AS ( \
                  INSERT INTO events \
-                     (id, stream_id, version, event_type, schema_version, data, metadata) \
-                 SELECT e.id, $1, $2 + e.ord - 1, e.event_type, e.schema_version, e.data, e.metadata \
+                     (id, stream_id, version, event_type, schema_version, data, metadata, \
+                      recorded_at) \
+                 SELECT e.id, $1, $2 + e.ord - 1, e.event_type, e.schema_version, e.data, \
+                        e.metadata, clock_timestamp() \
                  FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[]) \
                       WITH ORDINALITY AS e(id, event_type, schema_version, data, metadata, ord) \
                  ORDER BY e.ord \
@@ -255,10 +160,20 @@ impl PostgresEventStore {
         .bind(stream)
         .bind(row::sql_i64(first_version))
         .bind(events.iter().map(|e| e.id).collect::<Vec<Uuid>>())
-        .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.metadata.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind(&self.inner.channel)
         .fetch_all(&mut *tx)
         .await?;
@@ -386,38 +301,6 @@ impl EventStore for PostgresEventStore {
     }
 }
 
-fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
-    // The url may carry a password: keep it out of the error.
-    PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL url: {e}")))
-}
-
-fn check_schema_name(schema: &str) -> Result<(), StoreError> {
-    let mut chars = schema.chars();
-    let plain = matches!(chars.next(), Some('a'..='z' | '_'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
-    if plain && schema.len() <= MAX_SCHEMA_LEN {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "schema name {schema:?}: use lowercase letters, digits and '_' \
-             (not first), at most {MAX_SCHEMA_LEN} bytes"
-        )))
-    }
-}
-
-/// The advisory lock key of a schema's store: FNV-1a (64 bit), stable across
-/// builds and platforms.
-fn lock_key(schema: &str) -> i64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = format!("tickets.events:{schema}")
-        .bytes()
-        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-    // Reinterpreted, not truncated: PostgreSQL keys are signed.
-    hash as i64
-}
-
 /// What the append rules need, in one round trip: the rows among `events`' ids
 /// that are stored already, and the stream's last version (`None`: no event).
 async fn facts(
@@ -464,35 +347,4 @@ async fn facts(
         }
     }
     Ok((stored, current))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every process must compute the same key for a schema, whatever build it
-    /// runs: pin one value.
-    #[test]
-    fn the_lock_key_of_a_schema_is_stable() {
-        assert_eq!(lock_key("public"), lock_key("public"));
-        assert_ne!(lock_key("public"), lock_key("t_other"));
-        // FNV-1a 64 of "tickets.events:public", checked independently.
-        assert_eq!(lock_key("public"), 2_156_094_923_535_383_328);
-    }
-
-    /// Names that would need quoting (or break the channel name) are refused.
-    #[test]
-    fn only_plain_schema_names_are_accepted() {
-        assert!(check_schema_name("t_0123abc").is_ok());
-        for bad in [
-            "",
-            "1abc",
-            "Abc",
-            "a-b",
-            "a\"b",
-            &"x".repeat(MAX_SCHEMA_LEN + 1),
-        ] {
-            assert!(check_schema_name(bad).is_err(), "{bad:?}");
-        }
-    }
 }
