@@ -65,3 +65,44 @@ async fn an_append_through_another_store_wakes_a_subscriber_promptly() {
     assert_eq!(received.id, sent.id);
     eprintln!("postgres: a second store's subscriber received the event after {latency:.2?}");
 }
+
+/// Killing the store's LISTEN connection (a server restart or a network cut, as
+/// far as the store can tell) does not leave subscribers asleep: the listener
+/// reconnects and wakes them, and later appends still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_keeps_following_after_the_listen_connection_is_killed() {
+    let harness = PgSchema::start().await;
+    let store = &harness.store;
+    let mut subscription = store.subscribe_all(Position::START);
+    let idle = tokio::time::timeout(Duration::from_millis(200), subscription.next()).await;
+
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query = 'LISTEN \"tickets_events_' || $1 || '\"'",
+    )
+    .bind(&harness.schema)
+    .fetch_all(store.pool())
+    .await
+    .expect("terminate the listener");
+    let sent = event(0);
+    // Give the listener a moment to notice; the append must not depend on it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let appended = store
+        .append("s", ExpectedVersion::NoStream, vec![sent.clone()])
+        .await;
+    let received = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+    harness.finish().await;
+
+    assert!(idle.is_err(), "nothing to deliver yet: {idle:?}");
+    assert_eq!(
+        killed,
+        [true],
+        "exactly the store's listener was terminated"
+    );
+    appended.expect("append");
+    let received = received
+        .expect("woken within 5 s after the listener died")
+        .expect("stream goes on")
+        .expect("an event");
+    assert_eq!(received.id, sent.id);
+}
