@@ -15,6 +15,10 @@
 //! - [`error`]: [`ProjectionError`] (what the runner reports) and
 //!   [`ApplyError`] (what a handler reports for one event).
 //!
+//! Outside `src/`: `tests/read_models` runs every behaviour against SQLite and
+//! PostgreSQL; `benches/rebuild.rs` times a full rebuild of the tickets
+//! projection.
+//!
 //! The tables themselves are created by `migrations/*/0002_read_models.sql`,
 //! which the event store runs on connect; `migrations/README.md` documents them.
 
