@@ -2,7 +2,7 @@
 //!
 //! Each body takes a fresh, empty store and panics when the store misbehaves.
 //! A backend's test file implements [`Harness`] (how to get a fresh store and
-//! clean up after it) and expands [`event_store_contract!`](crate::event_store_contract)
+//! clean up after it) and expands `store::event_store_contract!`
 //! to run every body against it, so a behaviour added here is tested on every
 //! backend without touching their test files.
 //!
