@@ -233,7 +233,7 @@ impl Runner {
                 Err(ApplyError::Poison(reason)) => {
                     tx.rollback().await?;
                     return Err(self
-                        .stop_at(projection, checkpoint, &fresh[..index], event, reason)
+                        .stop_at(projection, &fresh[..index], event, reason)
                         .await);
                 }
             }
@@ -250,7 +250,6 @@ impl Runner {
     async fn stop_at(
         &self,
         projection: &dyn Projection,
-        checkpoint: Position,
         before: &[&RecordedEvent],
         poison: &RecordedEvent,
         reason: String,
@@ -271,8 +270,9 @@ impl Runner {
         );
         let recorded = async {
             let mut tx = self.db.begin().await?;
-            let mut position = checkpoint;
-            for event in before {
+            let from = checkpoint::load(&mut tx, name).await?;
+            let mut position = from;
+            for event in before.iter().filter(|e| e.position > from) {
                 projection
                     .apply(&mut tx, event)
                     .await
