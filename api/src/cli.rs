@@ -10,8 +10,11 @@ use domain::{Actor, Command, Role, TicketPriority, TicketStatus};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::app::SqlDatabase;
+use crate::auth::{parse_ttl, Claims, JwtKeys};
 use crate::command_service::{CommandRequest, CommandService};
 use crate::config::{open_store, StoreUrls, DEFAULT_DATABASE_URL};
+use crate::settings::{parse_flag, Secret, ServeSettings};
 use crate::users::{UserDirectory, UserProfile};
 
 #[derive(Debug, Parser)]
@@ -24,12 +27,57 @@ pub struct Cli {
     /// database above.
     #[arg(long, env = "TICKETS_EVENT_STORE_URL", global = true)]
     pub event_store_url: Option<String>,
+    /// PostgreSQL schema to keep everything in (created if missing); default:
+    /// the connection's search path.
+    #[arg(long, env = "TICKETS_DATABASE_SCHEMA", global = true)]
+    pub database_schema: Option<String>,
+    /// Secret that signs and verifies tokens (HS256). Without it the server
+    /// runs in development mode with a public, well-known secret.
+    #[arg(
+        long,
+        env = "TICKETS_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Production mode: a missing JWT secret is a start-up error.
+    #[arg(long, env = "TICKETS_PRODUCTION", global = true, value_parser = parse_flag,
+          num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub production: bool,
+    /// Log lines as `text` or `json`.
+    #[arg(
+        long,
+        env = "TICKETS_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    pub log_format: String,
+    #[command(flatten)]
+    pub serve: ServeSettings,
+    /// What to do; default `serve`.
     #[command(subcommand)]
-    pub command: TopCommand,
+    pub command: Option<TopCommand>,
+}
+
+impl Cli {
+    /// Whether this run starts the server (`serve`, or no subcommand).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, None | Some(TopCommand::Serve))
+    }
+
+    fn secret(&self) -> anyhow::Result<Secret> {
+        Secret::choose(self.jwt_secret.as_deref(), self.production).map_err(anyhow::Error::msg)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
+    /// Run the GraphQL server (the default).
+    Serve,
+    /// Print a token signed with the configured secret (auth.md).
+    Token(TokenArgs),
+    /// Print the served GraphQL schema (SDL).
+    Schema,
     /// Create, change and inspect tickets.
     Ticket(TicketCli),
     /// Record a user profile (needed before a user can be assigned tickets).
@@ -41,7 +89,12 @@ pub enum TopCommand {
 #[derive(Debug, Args)]
 pub struct ActorArgs {
     /// User id to act as.
-    #[arg(long = "as", env = "TICKETS_ACTOR", default_value = "admin", global = true)]
+    #[arg(
+        long = "as",
+        env = "TICKETS_ACTOR",
+        default_value = "admin",
+        global = true
+    )]
     pub user: String,
     /// Role(s) of that user: REQUESTER, AGENT, ADMIN (default ADMIN).
     #[arg(long = "role", value_parser = parse_enum::<Role>, global = true)]
@@ -119,6 +172,28 @@ pub enum TicketCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// User id (the `sub` claim).
+    #[arg(long)]
+    pub sub: String,
+    /// Role(s): REQUESTER (default), AGENT, ADMIN.
+    #[arg(long = "role", value_parser = parse_enum::<Role>)]
+    pub roles: Vec<Role>,
+    /// Team(s): queues the user works.
+    #[arg(long = "team")]
+    pub teams: Vec<String>,
+    /// Lifetime, e.g. 90s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: std::time::Duration,
+    #[arg(long)]
+    pub given_name: Option<String>,
+    #[arg(long)]
+    pub family_name: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct UserCli {
     /// User id.
     pub id: String,
@@ -137,7 +212,8 @@ pub struct UserCli {
 /// Parses a contract enum name case-insensitively (`in-progress` = `IN_PROGRESS`).
 fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T, String> {
     let name = s.trim().to_uppercase().replace('-', "_");
-    serde_json::from_value(serde_json::Value::String(name)).map_err(|_| format!("unknown value '{s}'"))
+    serde_json::from_value(serde_json::Value::String(name))
+        .map_err(|_| format!("unknown value '{s}'"))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -145,24 +221,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.database_url.clone(),
         event_store_url: cli.event_store_url.clone(),
     };
-    let store = open_store(urls.event_log())
-        .await
-        .with_context(|| format!("opening {}", crate::config::redact(urls.event_log())))?;
+    let command = match cli.command {
+        None | Some(TopCommand::Serve) => return serve(&cli, &urls).await,
+        Some(TopCommand::Token(ref t)) => return print_token(&cli, t),
+        Some(TopCommand::Schema) => {
+            println!("{}", crate::graphql::build_schema(None).sdl());
+            return Ok(());
+        }
+        Some(command) => command,
+    };
+    let store = match (&urls.event_store_url, &cli.database_schema) {
+        (None, Some(schema)) => {
+            let db = SqlDatabase::open(&urls.database_url, Some(schema)).await?;
+            match db {
+                SqlDatabase::Postgres(s) => {
+                    std::sync::Arc::new(s) as std::sync::Arc<dyn store::EventStore>
+                }
+                SqlDatabase::Sqlite(s) => std::sync::Arc::new(s),
+            }
+        }
+        _ => open_store(urls.event_log())
+            .await
+            .with_context(|| format!("opening {}", crate::config::redact(urls.event_log())))?,
+    };
     let service = CommandService::new(store.clone());
     let users = UserDirectory::new(store);
     let mut out = std::io::stdout().lock();
-    match cli.command {
+    match command {
+        TopCommand::Serve | TopCommand::Token(_) | TopCommand::Schema => {
+            unreachable!("handled above")
+        }
         TopCommand::User(u) => {
             let profile = UserProfile {
                 id: u.id,
                 first_name: u.first_name,
                 last_name: u.last_name,
                 email: u.email,
-                roles: if u.roles.is_empty() { vec![Role::Requester] } else { u.roles },
+                roles: if u.roles.is_empty() {
+                    vec![Role::Requester]
+                } else {
+                    u.roles
+                },
                 teams: u.teams,
             };
             let changed = users.record(&profile).await?;
-            writeln!(out, "{} {}", if changed { "recorded" } else { "unchanged" }, profile.id)?;
+            writeln!(
+                out,
+                "{} {}",
+                if changed { "recorded" } else { "unchanged" },
+                profile.id
+            )?;
         }
         TopCommand::Ticket(t) => {
             let actor = t.actor.actor();
@@ -182,6 +290,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tickets serve`: build the application, say where it listens and how to get
+/// a token, and run until SIGINT/SIGTERM.
+async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
+    let secret = cli.secret()?;
+    if secret == Secret::Development {
+        tracing::warn!(
+            "DEVELOPMENT MODE: no TICKETS_JWT_SECRET is set, tokens are signed with a \
+             public well-known secret; anybody can mint a token for this server. \
+             Set TICKETS_JWT_SECRET (and TICKETS_PRODUCTION=1) in production."
+        );
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    crate::app::cancel_on_signal(shutdown.clone());
+    let app = crate::app::Application::build(
+        cli.serve.clone(),
+        urls,
+        cli.database_schema.as_deref(),
+        &secret,
+        shutdown,
+    )
+    .await?;
+    let address = app.address()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{address}")?;
+        writeln!(out, "GraphiQL: http://{address}/graphql")?;
+        writeln!(
+            out,
+            "get a token: tickets token --sub alice --role AGENT --team support \
+             (send it as `Authorization: Bearer <token>`)"
+        )?;
+        out.flush()?;
+    }
+    tracing::info!(%address, "serving");
+    app.run_until_stopped().await
+}
+
+fn print_token(cli: &Cli, args: &TokenArgs) -> anyhow::Result<()> {
+    let secret = cli.secret()?;
+    if secret == Secret::Development {
+        eprintln!("warning: no TICKETS_JWT_SECRET set; signing with the development secret");
+    }
+    let ttl = chrono::Duration::from_std(args.ttl).context("lifetime too long")?;
+    let claims = Claims {
+        sub: args.sub.trim().to_string(),
+        exp: (Utc::now() + ttl).timestamp(),
+        roles: if args.roles.is_empty() {
+            vec![Role::Requester]
+        } else {
+            args.roles.clone()
+        },
+        teams: args.teams.clone(),
+        given_name: args.given_name.clone(),
+        family_name: args.family_name.clone(),
+        email: args.email.clone(),
+    };
+    if claims.sub.is_empty() {
+        bail!("--sub must not be empty");
+    }
+    println!("{}", JwtKeys::new(secret.value()).mint(&claims)?);
+    Ok(())
+}
+
 async fn run_ticket(
     service: &CommandService,
     users: &UserDirectory,
@@ -198,7 +369,16 @@ async fn run_ticket(
             tags,
         } => {
             let outcome = service
-                .create(actor, request, description, priority, queue, tags, None, Utc::now())
+                .create(
+                    actor,
+                    request,
+                    description,
+                    priority,
+                    queue,
+                    tags,
+                    None,
+                    Utc::now(),
+                )
                 .await?;
             writeln!(out, "{} {}", outcome.ticket.reference, outcome.ticket.id)?;
             return Ok(());
@@ -253,9 +433,17 @@ async fn run_ticket(
         .execute(CommandRequest::new(id, command, actor))
         .await?;
     if outcome.events.is_empty() {
-        writeln!(out, "{} unchanged (version {})", outcome.ticket.reference, outcome.ticket.version)?;
+        writeln!(
+            out,
+            "{} unchanged (version {})",
+            outcome.ticket.reference, outcome.ticket.version
+        )?;
     } else {
-        writeln!(out, "{} now at version {}", outcome.ticket.reference, outcome.ticket.version)?;
+        writeln!(
+            out,
+            "{} now at version {}",
+            outcome.ticket.reference, outcome.ticket.version
+        )?;
     }
     Ok(())
 }
@@ -311,7 +499,11 @@ async fn print_history(
             event.actor
         )?;
         for change in &step.changes {
-            writeln!(out, "    {}: {} -> {}", change.field, change.old_value, change.new_value)?;
+            writeln!(
+                out,
+                "    {}: {} -> {}",
+                change.field, change.old_value, change.new_value
+            )?;
         }
     }
     Ok(())

@@ -136,7 +136,8 @@ impl CommandService {
     /// Reads and folds a ticket's whole stream.
     #[tracing::instrument(name = "load ticket", skip_all, fields(ticket_id = %ticket_id), err)]
     pub async fn load(&self, ticket_id: Uuid) -> Result<LoadedTicket, StoreError> {
-        let events = store::read_whole_stream(&*self.store, &domain::stream_name(ticket_id)).await?;
+        let events =
+            store::read_whole_stream(&*self.store, &domain::stream_name(ticket_id)).await?;
         let decoded = events
             .iter()
             .map(decode_recorded)
@@ -152,6 +153,7 @@ impl CommandService {
     /// Creates a ticket: allocates its human reference, then appends `Created`.
     /// With an idempotency key the ticket id itself is derived from the key, so a
     /// retried create finds the first one.
+    #[allow(clippy::too_many_arguments)] // each is one field of the contract's input
     #[tracing::instrument(name = "create ticket", skip_all, fields(actor = %actor.user_id), err)]
     pub async fn create(
         &self,
@@ -395,7 +397,9 @@ fn previous_result(
     let Some(start) = loaded.events.iter().position(|e| e.id == first_id) else {
         return Ok(None);
     };
-    let stored_command = loaded.events[start].metadata["command"].as_str().unwrap_or("");
+    let stored_command = loaded.events[start].metadata["command"]
+        .as_str()
+        .unwrap_or("");
     if stored_command != req.command.name() {
         return Err(CommandError::KeyReused(stored_command.to_string()));
     }

@@ -22,7 +22,9 @@ pub struct StoreUrls {
 impl StoreUrls {
     /// The URL of the event log.
     pub fn event_log(&self) -> &str {
-        self.event_store_url.as_deref().unwrap_or(&self.database_url)
+        self.event_store_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
     }
 }
 
@@ -34,9 +36,13 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     if url.starts_with("esdb://") || url.starts_with("esdb+discover://") {
         Ok(Arc::new(store::esdb::EsdbEventStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(store::sqlite::SqliteEventStore::connect(url).await?))
+        Ok(Arc::new(
+            store::sqlite::SqliteEventStore::connect(url).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(store::postgres::PostgresEventStore::connect(url).await?))
+        Ok(Arc::new(
+            store::postgres::PostgresEventStore::connect(url).await?,
+        ))
     } else {
         Err(StoreError::Invalid(format!(
             "unsupported database URL '{}': use sqlite://FILE or postgres://...",
@@ -74,7 +80,10 @@ mod tests {
     /// An unknown scheme is a clear error, not a panic or a silent default.
     #[tokio::test]
     async fn an_unknown_database_scheme_is_refused() {
-        let err = open_store("mysql://u:pw@h/db").await.err().expect("refused");
+        let err = open_store("mysql://u:pw@h/db")
+            .await
+            .err()
+            .expect("refused");
         assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("mysql://u:***@h/db")));
     }
 
@@ -89,7 +98,9 @@ mod tests {
             event_store_url: Some("esdb://127.0.0.1:1?tls=false".into()),
         };
         let read_models = open_store(&urls.database_url).await.expect("sqlite opens");
-        let log = open_store(urls.event_log()).await.expect("esdb opens lazily");
+        let log = open_store(urls.event_log())
+            .await
+            .expect("esdb opens lazily");
         let event = NewEvent {
             id: uuid::Uuid::new_v4(),
             event_type: "Probe".into(),
@@ -103,8 +114,14 @@ mod tests {
         )
         .await
         .expect("gives up within the timeout");
-        assert!(matches!(appended, Err(StoreError::Unavailable(_))), "{appended:?}");
-        assert_eq!(read_models.head().await.expect("sqlite still works"), store::Position::START);
+        assert!(
+            matches!(appended, Err(StoreError::Unavailable(_))),
+            "{appended:?}"
+        );
+        assert_eq!(
+            read_models.head().await.expect("sqlite still works"),
+            store::Position::START
+        );
     }
 
     /// Without an EventStoreDB URL the log lives in the SQL database.

@@ -8,11 +8,32 @@
 //! - `users`: profiles recorded from token claims, looked up for assignment.
 //! - `config`: opening the configured event store from a URL.
 //! - `cli`: the `tickets` command line (subcommands and their output).
+//! - `settings`: the server's flags and environment (`tickets serve`), and the
+//!   JWT secret rule (development mode vs production).
+//! - `auth`: JSON Web Tokens (claims, verifying, minting) and the [`auth::Viewer`].
+//! - `context`: [`context::ApiContext`], shared by every request.
+//! - `error`: [`error::ApiError`], the GraphQL layer's errors and their codes.
+//! - `graphql`: the schema: types, queries, mutations, subscriptions.
+//! - `read_models`: SQL over the projections' tables (ticket list, users).
+//! - `http`: routes (GraphQL over HTTP and WebSocket, health, readiness, metrics).
+//! - `metrics`: counters and the Prometheus text of `/metrics`.
+//! - `app`: [`app::Application`], the server built from its configuration.
+//! - `telemetry`: logging setup.
 
+pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod command_service;
 pub mod config;
+pub mod context;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod read_models;
 pub mod references;
+pub mod settings;
+pub mod telemetry;
 pub mod users;
 
 pub use command_service::{CommandError, CommandOutcome, CommandRequest, CommandService};

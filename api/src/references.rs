@@ -32,7 +32,10 @@ pub fn format_reference(number: u64) -> String {
 /// The number in `TCK-000042`, accepting any case and surrounding spaces.
 pub fn parse_reference(reference: &str) -> Option<u64> {
     let r = reference.trim();
-    let digits = r.get(..4).filter(|p| p.eq_ignore_ascii_case("TCK-")).map(|_| &r[4..])?;
+    let digits = r
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("TCK-"))
+        .map(|_| &r[4..])?;
     digits.parse::<u64>().ok().filter(|n| *n > 0)
 }
 
@@ -66,7 +69,11 @@ impl ReferenceAllocator {
                 data: json!({ "ticketId": ticket_id, "number": *next + 1 }),
                 metadata: json!({}),
             };
-            match self.store.append(REFERENCES_STREAM, expected, vec![event]).await {
+            match self
+                .store
+                .append(REFERENCES_STREAM, expected, vec![event])
+                .await
+            {
                 Ok(done) => {
                     // A repeated reservation answers with its original, older version.
                     *next = (*next).max(done.last_version + 1);

@@ -58,9 +58,8 @@ impl UserDirectory {
         let Some(last) = events.last() else {
             return Ok(None);
         };
-        let profile = serde_json::from_value(last.data.clone()).map_err(|e| {
-            StoreError::Corrupt(format!("user profile event {}: {e}", last.id))
-        })?;
+        let profile = serde_json::from_value(last.data.clone())
+            .map_err(|e| StoreError::Corrupt(format!("user profile event {}: {e}", last.id)))?;
         Ok(Some((last.version, profile)))
     }
 
@@ -83,7 +82,11 @@ impl UserDirectory {
             data,
             metadata: serde_json::json!({}),
         };
-        match self.store.append(&user_stream(&profile.id), expected, vec![event]).await {
+        match self
+            .store
+            .append(&user_stream(&profile.id), expected, vec![event])
+            .await
+        {
             Ok(_) => Ok(true),
             Err(StoreError::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),

@@ -65,7 +65,16 @@ async fn a_stale_expected_version_is_a_conflict_and_appends_nothing() {
     let mut stale = tag(ticket.id, "two");
     stale.expected_version = Some(0);
     let err = service.execute(stale).await.expect_err("stale version");
-    assert!(matches!(err, CommandError::Conflict { expected: Some(0), actual: Some(1) }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CommandError::Conflict {
+                expected: Some(0),
+                actual: Some(1)
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), "CONFLICT");
     assert_eq!(log_len(&service).await, before);
 
@@ -107,7 +116,10 @@ async fn an_idempotent_retry_returns_the_first_result_and_appends_nothing() {
     let one = service.execute(first.clone()).await.expect("first");
     assert_eq!(one.events.len(), 1);
     // Something else happens in between: the retry must not re-decide.
-    service.execute(tag(ticket.id, "other")).await.expect("other");
+    service
+        .execute(tag(ticket.id, "other"))
+        .await
+        .expect("other");
     let before = log_len(&service).await;
 
     let two = service.execute(first).await.expect("retry");
@@ -191,8 +203,22 @@ async fn relating_is_recorded_on_both_tickets() {
 
     let unrelate = CommandRequest::new(b.id, Command::Unrelate { related_id: a.id }, admin());
     service.execute(unrelate).await.expect("unrelate");
-    assert!(service.load(a.id).await.unwrap().state.unwrap().related.is_empty());
-    assert!(service.load(b.id).await.unwrap().state.unwrap().related.is_empty());
+    assert!(service
+        .load(a.id)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .related
+        .is_empty());
+    assert!(service
+        .load(b.id)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .related
+        .is_empty());
 }
 
 /// Relating to a ticket that does not exist is refused and appends nothing.

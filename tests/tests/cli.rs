@@ -15,12 +15,25 @@ fn db() -> (tempfile::TempDir, String) {
 fn a_created_and_assigned_ticket_shows_its_history_with_field_changes() {
     let (_dir, url) = db();
     assert_eq!(
-        stdout_ok(&tickets(&url, &["user", "bob", "--role", "AGENT", "--team", "support"])).trim(),
+        stdout_ok(&tickets(
+            &url,
+            &["user", "bob", "--role", "AGENT", "--team", "support"]
+        ))
+        .trim(),
         "recorded bob"
     );
     let created = stdout_ok(&tickets(
         &url,
-        &["ticket", "create", "--request", "Printer on fire", "--priority", "HIGH", "--tag", " Hardware "],
+        &[
+            "ticket",
+            "create",
+            "--request",
+            "Printer on fire",
+            "--priority",
+            "HIGH",
+            "--tag",
+            " Hardware ",
+        ],
     ));
     let mut words = created.split_whitespace();
     assert_eq!(words.next(), Some("TCK-000001"));
@@ -60,7 +73,10 @@ fn a_created_and_assigned_ticket_shows_its_history_with_field_changes() {
 fn a_no_op_or_invalid_command_appends_nothing() {
     let (_dir, url) = db();
     stdout_ok(&tickets(&url, &["user", "bob", "--role", "AGENT"]));
-    stdout_ok(&tickets(&url, &["ticket", "create", "--request", "VPN drops"]));
+    stdout_ok(&tickets(
+        &url,
+        &["ticket", "create", "--request", "VPN drops"],
+    ));
     stdout_ok(&tickets(&url, &["ticket", "assign", "TCK-000001", "bob"]));
 
     let again = stdout_ok(&tickets(&url, &["ticket", "assign", "TCK-000001", "bob"]));
@@ -69,12 +85,17 @@ fn a_no_op_or_invalid_command_appends_nothing() {
     let unknown = tickets(&url, &["ticket", "assign", "TCK-000001", "carol"]);
     assert!(!unknown.status.success());
     assert!(
-        String::from_utf8_lossy(&unknown.stderr).to_lowercase().contains("carol"),
+        String::from_utf8_lossy(&unknown.stderr)
+            .to_lowercase()
+            .contains("carol"),
         "the error names the user: {}",
         String::from_utf8_lossy(&unknown.stderr)
     );
 
-    let history = stdout_ok(&tickets(&url, &["ticket", "history", "TCK-000001", "--json"]));
+    let history = stdout_ok(&tickets(
+        &url,
+        &["ticket", "history", "TCK-000001", "--json"],
+    ));
     assert_eq!(history.lines().count(), 2, "{history}");
 }
 

@@ -1,0 +1,177 @@
+//! [`Application`]: the server assembled from its configuration — store,
+//! read models, projection runners, schema and routes — ready to run until a
+//! shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use projections::{ReadDb, Runner, TicketsProjection, UsersProjection};
+use store::{EventStore, PostgresEventStore, SqliteEventStore};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::JwtKeys;
+use crate::config::{open_store, redact, StoreUrls};
+use crate::context::ApiContext;
+use crate::graphql::build_schema;
+use crate::http::{router, AppState};
+use crate::settings::{Secret, ServeSettings};
+
+/// How long shutdown waits for the projection runners to finish their batch.
+const RUNNER_SHUTDOWN: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    runners: Vec<JoinHandle<Result<(), projections::ProjectionError>>>,
+    shutdown: CancellationToken,
+}
+
+/// The SQL database the read models (and, by default, the log) live in.
+pub enum SqlDatabase {
+    Sqlite(SqliteEventStore),
+    Postgres(PostgresEventStore),
+}
+
+impl SqlDatabase {
+    /// Opens `url` (running migrations), in `schema` on PostgreSQL when given.
+    pub async fn open(url: &str, schema: Option<&str>) -> anyhow::Result<SqlDatabase> {
+        let what = || format!("opening {}", redact(url));
+        if url.starts_with("sqlite:") {
+            Ok(SqlDatabase::Sqlite(
+                SqliteEventStore::connect(url).await.with_context(what)?,
+            ))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let store = match schema {
+                Some(schema) => PostgresEventStore::connect_with_schema(url, schema).await,
+                None => PostgresEventStore::connect(url).await,
+            };
+            Ok(SqlDatabase::Postgres(store.with_context(what)?))
+        } else {
+            anyhow::bail!(
+                "unsupported database URL '{}': use sqlite://FILE or postgres://...",
+                redact(url)
+            )
+        }
+    }
+
+    fn store(&self) -> Arc<dyn EventStore> {
+        match self {
+            SqlDatabase::Sqlite(s) => Arc::new(s.clone()),
+            SqlDatabase::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// For queries: on SQLite the reader connections, not the single writer.
+    fn query_db(&self) -> ReadDb {
+        match self {
+            SqlDatabase::Sqlite(s) => ReadDb::Sqlite(s.pool().clone()),
+            SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),
+        }
+    }
+
+    /// For projection batches: on SQLite through the store's writer.
+    fn write_db(&self) -> ReadDb {
+        match self {
+            SqlDatabase::Sqlite(s) => ReadDb::sqlite_store(s),
+            SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),
+        }
+    }
+}
+
+impl Application {
+    /// Opens the stores (migrations run on connect), starts the projection
+    /// runners and binds the listener. Nothing is served before
+    /// [`Application::run_until_stopped`].
+    pub async fn build(
+        settings: ServeSettings,
+        urls: &StoreUrls,
+        database_schema: Option<&str>,
+        secret: &Secret,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Application> {
+        let database = SqlDatabase::open(&urls.database_url, database_schema).await?;
+        let log = match &urls.event_store_url {
+            Some(url) => open_store(url)
+                .await
+                .with_context(|| format!("opening {}", redact(url)))?,
+            None => database.store(),
+        };
+        let runner = Runner::new(log.clone(), database.write_db());
+        let runners = vec![
+            runner.spawn(Arc::new(TicketsProjection), shutdown.clone()),
+            runner.spawn(Arc::new(UsersProjection), shutdown.clone()),
+        ];
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        let ctx = ApiContext::new(
+            settings,
+            log,
+            database.query_db(),
+            JwtKeys::new(secret.value()),
+            shutdown.clone(),
+        );
+        let schema = build_schema(Some(ctx.clone()));
+        Ok(Application {
+            listener,
+            router: router(AppState { ctx, schema }),
+            runners,
+            shutdown,
+        })
+    }
+
+    pub fn address(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets in-flight
+    /// requests finish and waits for the runners to commit their batch.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving HTTP")?;
+        self.shutdown.cancel();
+        for runner in self.runners {
+            match tokio::time::timeout(RUNNER_SHUTDOWN, runner).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "a projection had stopped"),
+                Ok(Err(e)) => tracing::error!(error = %e, "a projection runner panicked"),
+                Err(_) => tracing::warn!("a projection runner did not stop in time"),
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate => {}
+        }
+        tracing::info!("shutdown signal received");
+        token.cancel();
+    });
+}

@@ -1,0 +1,98 @@
+//! [`ApiContext`]: everything a request needs, shared by every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use projections::ReadDb;
+use store::{EventStore, Position};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{JwtKeys, Viewer};
+use crate::command_service::CommandService;
+use crate::metrics::Metrics;
+use crate::settings::ServeSettings;
+use crate::users::{UserDirectory, UserProfile};
+
+#[derive(Clone)]
+pub struct ApiContext {
+    pub settings: Arc<ServeSettings>,
+    pub store: Arc<dyn EventStore>,
+    pub commands: CommandService,
+    pub users: UserDirectory,
+    /// Read models, for queries (on SQLite, the store's reader connections).
+    pub read_db: ReadDb,
+    pub keys: Arc<JwtKeys>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled on shutdown: subscriptions end with it.
+    pub shutdown: CancellationToken,
+    /// The profile last recorded per user, so a request whose claims did not
+    /// change appends nothing.
+    recorded_profiles: Arc<Mutex<HashMap<String, UserProfile>>>,
+    /// Per user, the log position of their last write, for read-your-writes on
+    /// the read models.
+    last_writes: Arc<Mutex<HashMap<String, Position>>>,
+}
+
+impl ApiContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: ServeSettings,
+        store: Arc<dyn EventStore>,
+        read_db: ReadDb,
+        keys: JwtKeys,
+        shutdown: CancellationToken,
+    ) -> ApiContext {
+        ApiContext {
+            settings: Arc::new(settings),
+            commands: CommandService::new(store.clone()),
+            users: UserDirectory::new(store.clone()),
+            store,
+            read_db,
+            keys: Arc::new(keys),
+            metrics: Arc::new(Metrics::default()),
+            shutdown,
+            recorded_profiles: Arc::default(),
+            last_writes: Arc::default(),
+        }
+    }
+
+    /// auth.md: the profile is recorded from the claims the first time the user
+    /// is seen and whenever it changes. A failure is logged, not fatal: the
+    /// request itself may still succeed, and the next one tries again.
+    #[tracing::instrument(name = "remember user", skip_all, fields(user = %viewer.id()))]
+    pub async fn remember(&self, viewer: &Viewer) {
+        let profile = viewer.claims.profile();
+        let known = self
+            .recorded_profiles
+            .lock()
+            .map(|seen| seen.get(&profile.id) == Some(&profile))
+            .unwrap_or(false);
+        if known {
+            return;
+        }
+        match self.users.record(&profile).await {
+            Ok(_) => {
+                if let Ok(mut seen) = self.recorded_profiles.lock() {
+                    seen.insert(profile.id.clone(), profile);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record the user's profile"),
+        }
+    }
+
+    pub fn note_write(&self, user: &str, position: Position) {
+        if let Ok(mut writes) = self.last_writes.lock() {
+            let entry = writes.entry(user.to_string()).or_insert(position);
+            *entry = (*entry).max(position);
+        }
+    }
+
+    pub fn last_write(&self, user: &str) -> Option<Position> {
+        self.last_writes.lock().ok()?.get(user).copied()
+    }
+
+    pub fn read_your_writes_timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.read_your_writes_ms)
+    }
+}

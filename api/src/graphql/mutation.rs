@@ -1,0 +1,491 @@
+//! The `Mutation` root: every ticket mutation is one [`Command`] through the
+//! [`CommandService`](crate::CommandService). A refused command is a result
+//! with `success: false` and the domain's `errorCode`; only a failure of the
+//! server itself is a GraphQL error (generic, its detail in the log).
+
+use async_graphql::{Context, Object};
+use chrono::Utc;
+use domain::Command;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::inputs::{AttachmentInput, CreateSupportTicketInput, UpdateSupportTicketInput};
+use super::query::ticket_id;
+use super::types::{SupportTicket, SupportTicketMutationResult};
+use super::{api, event_for, viewer};
+use crate::auth::Viewer;
+use crate::command_service::{CommandError, CommandOutcome, CommandRequest};
+use crate::context::ApiContext;
+use crate::error::ApiError;
+
+pub struct Mutation;
+
+type MutationResult = async_graphql::Result<SupportTicketMutationResult>;
+
+/// Turns what the command service did into the contract's result.
+async fn result(
+    api: &ApiContext,
+    viewer: &Viewer,
+    done: Result<CommandOutcome, CommandError>,
+) -> MutationResult {
+    let outcome = match done {
+        Ok(outcome) => outcome,
+        Err(CommandError::Store(e)) => return Err(ApiError::from(e).into()),
+        Err(e) => {
+            return Ok(SupportTicketMutationResult::rejected(
+                e.code(),
+                e.to_string(),
+            ))
+        }
+    };
+    let event = match outcome.events.last() {
+        Some(last) => {
+            api.note_write(viewer.id(), last.position);
+            event_for(api, viewer, last.clone()).await?
+        }
+        None => None,
+    };
+    // A command can take the ticket out of the caller's sight (moved to a queue
+    // they do not work): then it is not shown.
+    let ticket = domain::can_see(&viewer.actor, &outcome.ticket)
+        .then(|| SupportTicket(domain::redact(&viewer.actor, &outcome.ticket)));
+    Ok(SupportTicketMutationResult {
+        success: true,
+        ticket,
+        event,
+        error: None,
+        error_code: None,
+    })
+}
+
+/// Runs `command` on the ticket `id` names, with the optional concurrency and
+/// idempotency controls of the contract.
+async fn run(
+    ctx: &Context<'_>,
+    id: &str,
+    command: Command,
+    expected_version: Option<i32>,
+    idempotency_key: Option<String>,
+    metadata: serde_json::Value,
+) -> MutationResult {
+    let viewer = viewer(ctx)?;
+    let api = api(ctx);
+    let Some(ticket_id) = ticket_id(api, id).await? else {
+        return Ok(SupportTicketMutationResult::rejected(
+            "NOT_FOUND",
+            "ticket not found",
+        ));
+    };
+    let expected_version = match expected_version {
+        Some(v) if v < 0 => {
+            return Ok(SupportTicketMutationResult::rejected(
+                "INVALID",
+                "expectedVersion must be at least 0",
+            ))
+        }
+        other => other.map(|v| v as u64),
+    };
+    let mut request = CommandRequest::new(ticket_id, command, viewer.actor.clone());
+    request.expected_version = expected_version;
+    request.idempotency_key = idempotency_key.filter(|k| !k.trim().is_empty());
+    request.metadata = metadata;
+    let done = api.commands.execute(request).await;
+    result(api, viewer, done).await
+}
+
+#[Object]
+impl Mutation {
+    async fn create_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateSupportTicketInput,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let done = api
+            .commands
+            .create(
+                viewer.actor.clone(),
+                input.request,
+                input.description,
+                input
+                    .priority
+                    .unwrap_or(super::types::TicketPriority::Medium)
+                    .into(),
+                input
+                    .queue
+                    .unwrap_or_else(|| api.settings.default_queue.clone()),
+                input.tags.unwrap_or_default(),
+                idempotency_key.filter(|k| !k.trim().is_empty()),
+                Utc::now(),
+            )
+            .await;
+        result(api, viewer, done).await
+    }
+
+    async fn update_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateSupportTicketInput,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let command = Command::Update {
+            request: input.request,
+            description: input.description,
+        };
+        run(
+            ctx,
+            &id,
+            command,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    /// The assignee must be a known user with role AGENT or ADMIN.
+    async fn assign_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        assignee_id: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        viewer(ctx)?;
+        let assignee_roles = api(ctx)
+            .users
+            .lookup(assignee_id.trim())
+            .await
+            .map_err(ApiError::from)?
+            .map(|p| p.roles);
+        let command = Command::Assign {
+            assignee_id: assignee_id.trim().to_string(),
+            assignee_roles,
+        };
+        run(
+            ctx,
+            &id,
+            command,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn unassign_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        run(
+            ctx,
+            &id,
+            Command::Unassign,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    /// A `comment` is added as a public comment after the status change.
+    async fn update_support_ticket_status(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        status: super::types::TicketStatus,
+        comment: Option<String>,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let command = Command::ChangeStatus {
+            status: status.into(),
+            comment: comment.map(|c| (Uuid::new_v4(), c)),
+        };
+        run(
+            ctx,
+            &id,
+            command,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn update_support_ticket_priority(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        priority: super::types::TicketPriority,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let command = Command::ChangePriority {
+            priority: priority.into(),
+        };
+        run(
+            ctx,
+            &id,
+            command,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn comment_on_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        comment: String,
+        #[graphql(default_with = "Some(false)")] internal: Option<bool>,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let command = Command::Comment {
+            comment_id: Uuid::new_v4(),
+            body: comment,
+            internal: internal.unwrap_or(false),
+        };
+        run(
+            ctx,
+            &id,
+            command,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn add_support_ticket_attachment(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        attachment: AttachmentInput,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let command = Command::AddAttachment {
+            attachment_id: Uuid::new_v4(),
+            name: attachment.name,
+            url: attachment.url,
+            mime_type: attachment.mime_type,
+            size: attachment.size.map(i64::from),
+        };
+        run(
+            ctx,
+            &id,
+            command,
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn add_support_ticket_tag(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        tag: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        run(
+            ctx,
+            &id,
+            Command::AddTag { tag },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn remove_support_ticket_tag(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        tag: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        run(
+            ctx,
+            &id,
+            Command::RemoveTag { tag },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    /// Recorded on both tickets.
+    async fn relate_support_tickets(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        related_id: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        viewer(ctx)?;
+        let Some(related_id) = ticket_id(api(ctx), &related_id).await? else {
+            return Ok(SupportTicketMutationResult::rejected(
+                "INVALID",
+                "the related ticket does not exist",
+            ));
+        };
+        run(
+            ctx,
+            &id,
+            Command::Relate { related_id },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn unrelate_support_tickets(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        related_id: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        viewer(ctx)?;
+        let Some(related_id) = ticket_id(api(ctx), &related_id).await? else {
+            return Ok(SupportTicketMutationResult::rejected(
+                "INVALID",
+                "the related ticket does not exist",
+            ));
+        };
+        run(
+            ctx,
+            &id,
+            Command::Unrelate { related_id },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    /// `userId` defaults to the caller.
+    async fn watch_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        user_id: Option<String>,
+        idempotency_key: Option<String>,
+        expected_version: Option<i32>,
+    ) -> MutationResult {
+        let user_id =
+            user_id.unwrap_or_else(|| viewer(ctx).map(|v| v.id().to_string()).unwrap_or_default());
+        run(
+            ctx,
+            &id,
+            Command::Watch { user_id },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    /// `userId` defaults to the caller.
+    async fn unwatch_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        user_id: Option<String>,
+        idempotency_key: Option<String>,
+        expected_version: Option<i32>,
+    ) -> MutationResult {
+        let user_id =
+            user_id.unwrap_or_else(|| viewer(ctx).map(|v| v.id().to_string()).unwrap_or_default());
+        run(
+            ctx,
+            &id,
+            Command::Unwatch { user_id },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    async fn move_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        queue: String,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        run(
+            ctx,
+            &id,
+            Command::Move { queue },
+            expected_version,
+            idempotency_key,
+            json!({}),
+        )
+        .await
+    }
+
+    /// ADMIN only; the ticket stays readable with `deleted: true`.
+    async fn delete_support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        reason: Option<String>,
+        expected_version: Option<i32>,
+        idempotency_key: Option<String>,
+    ) -> MutationResult {
+        let metadata = match &reason {
+            Some(r) => json!({ "reason": r }),
+            None => json!({}),
+        };
+        run(
+            ctx,
+            &id,
+            Command::Delete { reason },
+            expected_version,
+            idempotency_key,
+            metadata,
+        )
+        .await
+    }
+
+    /// Not served yet: the notifications read model is still being built.
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<String>,
+    ) -> async_graphql::Result<i32> {
+        viewer(ctx)?;
+        let _ = ids;
+        Err(ApiError::NotImplemented("markNotificationsRead").into())
+    }
+
+    /// Not served yet: the notifications read model is still being built.
+    async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        viewer(ctx)?;
+        Err(ApiError::NotImplemented("markAllNotificationsRead").into())
+    }
+}

@@ -1,0 +1,273 @@
+//! The `Query` root. A single ticket, its history and its past states come
+//! from the event stream (always fresh, so a client reads its own writes); the
+//! list comes from the `tickets` read model, after waiting (bounded) for it to
+//! pass the caller's last write.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_graphql::{Context, Object};
+use chrono::{DateTime, Utc};
+use domain::Role;
+use store::Position;
+use uuid::Uuid;
+
+use super::inputs::SupportTicketFilter;
+use super::pending::{NotificationConnection, QueueMetrics};
+use super::types::{
+    EventLogPage, PageInfo, StoredEvent, SupportTicket, SupportTicketConnection, SupportTicketEdge,
+    SupportTicketEvent, User,
+};
+use super::{api, viewer};
+use crate::context::ApiContext;
+use crate::error::ApiError;
+use crate::read_models;
+
+pub struct Query;
+
+/// Most tickets one page may hold.
+pub const MAX_PAGE: i32 = 500;
+/// Most raw events one `eventLog` page may hold.
+pub const MAX_LOG_PAGE: i32 = 1000;
+
+/// A ticket id from a UUID or a `TCK-` reference; `None` when neither names one.
+pub(crate) async fn ticket_id(api: &ApiContext, id_or_ref: &str) -> Result<Option<Uuid>, ApiError> {
+    if let Ok(id) = Uuid::parse_str(id_or_ref.trim()) {
+        return Ok(Some(id));
+    }
+    Ok(api.commands.references().resolve(id_or_ref).await?)
+}
+
+#[Object]
+impl Query {
+    /// The caller, as their token describes them.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        Ok(viewer(ctx)?.claims.profile().into())
+    }
+
+    /// A ticket by id (or reference), null when it does not exist or the caller
+    /// may not see it.
+    async fn support_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<SupportTicket>> {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let Some(id) = ticket_id(api, &id).await? else {
+            return Ok(None);
+        };
+        let loaded = api.commands.load(id).await.map_err(ApiError::from)?;
+        Ok(loaded
+            .state
+            .filter(|t| domain::can_see(&viewer.actor, t))
+            .map(|t| SupportTicket(domain::redact(&viewer.actor, &t))))
+    }
+
+    async fn support_ticket_by_reference(
+        &self,
+        ctx: &Context<'_>,
+        reference: String,
+    ) -> async_graphql::Result<Option<SupportTicket>> {
+        viewer(ctx)?;
+        let Some(id) = api(ctx)
+            .commands
+            .references()
+            .resolve(&reference)
+            .await
+            .map_err(ApiError::from)?
+        else {
+            return Ok(None);
+        };
+        self.support_ticket(ctx, id.to_string()).await
+    }
+
+    /// Tickets the caller may see, oldest first, `first` per page (at most 500).
+    async fn support_tickets(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SupportTicketFilter>,
+        #[graphql(default_with = "Some(50)")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<SupportTicketConnection> {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let first = first.unwrap_or(50);
+        if !(0..=MAX_PAGE).contains(&first) {
+            return Err(
+                ApiError::Invalid(format!("first must be between 0 and {MAX_PAGE}")).into(),
+            );
+        }
+        wait_for_own_writes(api, viewer.id()).await;
+        let filter = filter.unwrap_or_default().into();
+        let page = read_models::list_tickets(
+            &api.read_db,
+            &viewer.actor,
+            &filter,
+            first as usize,
+            after.as_deref(),
+        )
+        .await?;
+        let end_cursor = page.tickets.last().map(|(c, _)| c.clone());
+        Ok(SupportTicketConnection {
+            edges: page
+                .tickets
+                .into_iter()
+                .map(|(cursor, t)| SupportTicketEdge {
+                    cursor,
+                    node: SupportTicket(domain::redact(&viewer.actor, &t)),
+                })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor,
+            },
+            total_count: super::types::int(page.total_count),
+        })
+    }
+
+    /// Every event of a ticket the caller may receive, oldest first, with changes.
+    async fn support_ticket_history(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Vec<SupportTicketEvent>> {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let Some(id) = ticket_id(api, &id).await? else {
+            return Ok(vec![]);
+        };
+        let loaded = api.commands.load(id).await.map_err(ApiError::from)?;
+        let steps = domain::history::steps(&loaded.decoded);
+        if !steps
+            .iter()
+            .any(|s| domain::can_see(&viewer.actor, &s.after))
+        {
+            return Ok(vec![]);
+        }
+        Ok(steps
+            .into_iter()
+            .zip(loaded.events.into_iter().zip(loaded.decoded))
+            .filter(|(step, (_, event))| {
+                domain::may_receive(&viewer.actor, step.before.as_ref(), &step.after, event)
+            })
+            .map(|(step, (recorded, event))| {
+                SupportTicketEvent::for_viewer(&viewer.actor, recorded, event, step)
+            })
+            .collect())
+    }
+
+    /// The ticket rebuilt from the log at `version`, or as it stood at `at`
+    /// (current state without either).
+    async fn support_ticket_as_of(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        version: Option<i32>,
+        at: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<Option<SupportTicket>> {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let Some(id) = ticket_id(api, &id).await? else {
+            return Ok(None);
+        };
+        let loaded = api.commands.load(id).await.map_err(ApiError::from)?;
+        let Some(current) = &loaded.state else {
+            return Ok(None);
+        };
+        let past = match (version, at) {
+            (Some(v), _) if v < 0 => {
+                return Err(ApiError::Invalid("version must be at least 0".into()).into())
+            }
+            (Some(v), _) => domain::as_of_version(&loaded.decoded, v as u64),
+            (None, Some(at)) => domain::as_of_time(&loaded.decoded, at),
+            (None, None) => Some(current.clone()),
+        };
+        Ok(past
+            .filter(|t| {
+                domain::can_see(&viewer.actor, current) || domain::can_see(&viewer.actor, t)
+            })
+            .map(|t| SupportTicket(domain::redact(&viewer.actor, &t))))
+    }
+
+    /// Not served yet: the queue-metrics read model is still being built.
+    async fn queue_metrics(
+        &self,
+        ctx: &Context<'_>,
+        queue: Option<String>,
+    ) -> async_graphql::Result<Vec<QueueMetrics>> {
+        viewer(ctx)?;
+        let _ = queue;
+        Err(ApiError::NotImplemented("queueMetrics").into())
+    }
+
+    /// Not served yet: the notifications read model is still being built.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        unread_only: Option<bool>,
+        #[graphql(default_with = "Some(50)")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<NotificationConnection> {
+        viewer(ctx)?;
+        let _ = (unread_only, first, after);
+        Err(ApiError::NotImplemented("notifications").into())
+    }
+
+    /// The raw log, for ADMINs: up to `first` stored events after `after`.
+    async fn event_log(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        #[graphql(default_with = "Some(500)")] first: Option<i32>,
+    ) -> async_graphql::Result<EventLogPage> {
+        let viewer = viewer(ctx)?;
+        if !viewer.actor.has_role(Role::Admin) {
+            return Err(ApiError::Forbidden("the event log is for admins only".into()).into());
+        }
+        let first = first.unwrap_or(500);
+        if !(1..=MAX_LOG_PAGE).contains(&first) {
+            return Err(
+                ApiError::Invalid(format!("first must be between 1 and {MAX_LOG_PAGE}")).into(),
+            );
+        }
+        let after = match after {
+            Some(a) => Position::from_str(&a).map_err(|e| ApiError::Invalid(e.to_string()))?,
+            None => Position::START,
+        };
+        let events = api(ctx)
+            .store
+            .read_all(after, first as usize)
+            .await
+            .map_err(ApiError::from)?;
+        let next_after = events.last().map(|e| e.position.to_cursor());
+        Ok(EventLogPage {
+            events: events.into_iter().map(StoredEvent::from).collect(),
+            next_after,
+        })
+    }
+}
+
+/// Waits, at most the configured time, for the tickets read model to reach the
+/// caller's last write in this process. A timeout is not an error: the list is
+/// answered as it stands.
+async fn wait_for_own_writes(api: &ApiContext, user: &str) {
+    let Some(target) = api.last_write(user) else {
+        return;
+    };
+    let deadline = Instant::now() + api.read_your_writes_timeout();
+    loop {
+        let reached = projections::status(&api.read_db)
+            .await
+            .ok()
+            .and_then(|all| {
+                all.into_iter()
+                    .find(|s| s.name == projections::tickets::NAME)
+                    .map(|s| s.position >= target)
+            });
+        if reached == Some(true) || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,427 @@
+//! The contract's output types and enums over the domain's values. A ticket
+//! reaching these types has already been checked for visibility and redacted
+//! for its viewer; field resolvers only look up users and related tickets.
+
+use async_graphql::{Context, Enum, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use store::RecordedEvent;
+
+use super::{api, user_by_id, viewer};
+use crate::error::ApiError;
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "domain::TicketStatus")]
+pub enum TicketStatus {
+    Open,
+    InProgress,
+    OnHold,
+    Resolved,
+    Closed,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "domain::TicketPriority")]
+pub enum TicketPriority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "domain::Role")]
+pub enum Role {
+    Requester,
+    Agent,
+    Admin,
+}
+
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(name = "SupportTicketEventType", remote = "domain::TicketEventType")]
+pub enum EventType {
+    Created,
+    Updated,
+    Assigned,
+    Unassigned,
+    StatusChanged,
+    PriorityChanged,
+    Commented,
+    AttachmentAdded,
+    Deleted,
+    RelatedAdded,
+    RelatedRemoved,
+    TagAdded,
+    TagRemoved,
+    WatcherAdded,
+    WatcherRemoved,
+    QueueChanged,
+}
+
+/// GraphQL's `Int` is 32 bits; versions and sizes beyond it are clamped.
+pub fn int(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub roles: Vec<Role>,
+    pub teams: Vec<String>,
+}
+
+impl User {
+    /// What is shown for a user id with no recorded profile.
+    pub fn unknown(id: &str) -> User {
+        User {
+            id: id.to_string(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            roles: vec![],
+            teams: vec![],
+        }
+    }
+}
+
+impl From<crate::users::UserProfile> for User {
+    fn from(p: crate::users::UserProfile) -> Self {
+        User {
+            id: p.id,
+            first_name: p.first_name,
+            last_name: p.last_name,
+            email: p.email,
+            roles: p.roles.into_iter().map(Role::from).collect(),
+            teams: p.teams,
+        }
+    }
+}
+
+/// A ticket as its viewer may read it (see [`domain::redact`]).
+#[derive(Clone, Debug)]
+pub struct SupportTicket(pub domain::Ticket);
+
+#[Object]
+impl SupportTicket {
+    async fn id(&self) -> String {
+        self.0.id.to_string()
+    }
+    async fn reference(&self) -> &str {
+        &self.0.reference
+    }
+    async fn request(&self) -> &str {
+        &self.0.request
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn status(&self) -> TicketStatus {
+        self.0.status.into()
+    }
+    async fn priority(&self) -> TicketPriority {
+        self.0.priority.into()
+    }
+    async fn queue(&self) -> &str {
+        &self.0.queue
+    }
+    async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        Ok(user_by_id(ctx, &self.0.created_by).await?)
+    }
+    async fn assigned_to(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        match &self.0.assigned_to {
+            Some(id) => Ok(Some(user_by_id(ctx, id).await?)),
+            None => Ok(None),
+        }
+    }
+    async fn watchers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        let mut users = Vec::with_capacity(self.0.watchers.len());
+        for id in &self.0.watchers {
+            users.push(user_by_id(ctx, id).await?);
+        }
+        Ok(users)
+    }
+    async fn tags(&self) -> &[String] {
+        &self.0.tags
+    }
+    /// Related tickets the viewer may see, as they stand now.
+    async fn related_tickets(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<SupportTicket>> {
+        let viewer = viewer(ctx)?;
+        let mut related = Vec::new();
+        for id in &self.0.related {
+            let loaded = api(ctx).commands.load(*id).await.map_err(ApiError::from)?;
+            if let Some(t) = loaded.state.filter(|t| domain::can_see(&viewer.actor, t)) {
+                related.push(SupportTicket(domain::redact(&viewer.actor, &t)));
+            }
+        }
+        Ok(related)
+    }
+    async fn comments(&self) -> Vec<SupportTicketComment> {
+        self.0
+            .comments
+            .iter()
+            .cloned()
+            .map(SupportTicketComment)
+            .collect()
+    }
+    async fn attachments(&self) -> Vec<SupportTicketAttachment> {
+        self.0
+            .attachments
+            .iter()
+            .cloned()
+            .map(SupportTicketAttachment)
+            .collect()
+    }
+    async fn created_date(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_date(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn first_response_date(&self) -> Option<DateTime<Utc>> {
+        self.0.first_response_at
+    }
+    async fn resolved_date(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+    async fn deleted(&self) -> bool {
+        self.0.deleted
+    }
+    async fn version(&self) -> i32 {
+        int(self.0.version)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SupportTicketComment(pub domain::Comment);
+
+#[Object]
+impl SupportTicketComment {
+    async fn id(&self) -> String {
+        self.0.id.to_string()
+    }
+    async fn comment(&self) -> &str {
+        &self.0.body
+    }
+    async fn internal(&self) -> bool {
+        self.0.internal
+    }
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        Ok(user_by_id(ctx, &self.0.author).await?)
+    }
+    async fn created_date(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SupportTicketAttachment(pub domain::Attachment);
+
+#[Object]
+impl SupportTicketAttachment {
+    async fn id(&self) -> String {
+        self.0.id.to_string()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+    async fn mime_type(&self) -> Option<&str> {
+        self.0.mime_type.as_deref()
+    }
+    async fn size(&self) -> Option<i32> {
+        self.0.size.map(int)
+    }
+    async fn added_by(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        Ok(user_by_id(ctx, &self.0.added_by).await?)
+    }
+    async fn added_date(&self) -> DateTime<Utc> {
+        self.0.added_at
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FieldChange {
+    pub field: String,
+    pub old_value: Option<Json<Value>>,
+    pub new_value: Option<Json<Value>>,
+}
+
+impl From<domain::FieldChange> for FieldChange {
+    fn from(c: domain::FieldChange) -> Self {
+        let json = |v: Value| (!v.is_null()).then_some(Json(v));
+        FieldChange {
+            field: c.field,
+            old_value: json(c.old_value),
+            new_value: json(c.new_value),
+        }
+    }
+}
+
+/// One stored ticket event with the ticket before and after it, both redacted
+/// for the viewer, and the changes between those two redacted states.
+#[derive(Clone, Debug)]
+pub struct SupportTicketEvent {
+    pub recorded: RecordedEvent,
+    pub event: domain::TicketEvent,
+    pub before: Option<domain::Ticket>,
+    pub after: domain::Ticket,
+}
+
+impl SupportTicketEvent {
+    /// `step` is the unredacted step of `event`; the viewer's view of it.
+    pub fn for_viewer(
+        actor: &domain::Actor,
+        recorded: RecordedEvent,
+        event: domain::TicketEvent,
+        step: domain::Step,
+    ) -> SupportTicketEvent {
+        SupportTicketEvent {
+            recorded,
+            event,
+            before: step.before.as_ref().map(|t| domain::redact(actor, t)),
+            after: domain::redact(actor, &step.after),
+        }
+    }
+}
+
+#[Object]
+impl SupportTicketEvent {
+    async fn id(&self) -> String {
+        self.recorded.id.to_string()
+    }
+    /// Opaque cursor in the global log; pass as `after` to resume.
+    async fn position(&self) -> String {
+        self.recorded.position.to_cursor()
+    }
+    async fn version(&self) -> i32 {
+        int(self.recorded.version)
+    }
+    async fn event_type(&self) -> EventType {
+        self.event.event_type().into()
+    }
+    async fn ticket(&self) -> SupportTicket {
+        SupportTicket(self.after.clone())
+    }
+    async fn previous_state(&self) -> Option<Json<Value>> {
+        self.before
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .map(Json)
+    }
+    async fn triggered_by(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        Ok(user_by_id(ctx, &self.event.actor).await?)
+    }
+    async fn timestamp(&self) -> DateTime<Utc> {
+        self.event.at
+    }
+    async fn metadata(&self) -> Option<Json<Value>> {
+        Some(Json(self.recorded.metadata.clone()))
+    }
+    async fn comment(&self) -> Option<SupportTicketComment> {
+        match &self.event.change {
+            domain::TicketChange::Commented { comment_id, .. } => self
+                .after
+                .comments
+                .iter()
+                .find(|c| c.id == *comment_id)
+                .cloned()
+                .map(SupportTicketComment),
+            _ => None,
+        }
+    }
+    async fn changes(&self) -> Option<Vec<FieldChange>> {
+        Some(
+            domain::diff(self.before.as_ref(), &self.after)
+                .into_iter()
+                .map(FieldChange::from)
+                .collect(),
+        )
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct SupportTicketMutationResult {
+    pub success: bool,
+    pub ticket: Option<SupportTicket>,
+    /// The (last) event the command appended; null if it changed nothing.
+    pub event: Option<SupportTicketEvent>,
+    /// Human message when success is false.
+    pub error: Option<String>,
+    /// NOT_FOUND | CONFLICT | INVALID | FORBIDDEN | DELETED
+    pub error_code: Option<String>,
+}
+
+impl SupportTicketMutationResult {
+    pub fn rejected(code: &str, message: impl Into<String>) -> Self {
+        SupportTicketMutationResult {
+            success: false,
+            error: Some(message.into()),
+            error_code: Some(code.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SupportTicketEdge {
+    pub cursor: String,
+    pub node: SupportTicket,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SupportTicketConnection {
+    pub edges: Vec<SupportTicketEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+/// Raw audit record, for audit and replay tooling.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct StoredEvent {
+    pub id: String,
+    pub position: String,
+    pub stream_id: String,
+    pub version: i32,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: Json<Value>,
+    pub metadata: Json<Value>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<RecordedEvent> for StoredEvent {
+    fn from(e: RecordedEvent) -> Self {
+        StoredEvent {
+            id: e.id.to_string(),
+            position: e.position.to_cursor(),
+            stream_id: e.stream_id,
+            version: int(e.version),
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            data: Json(e.data),
+            metadata: Json(e.metadata),
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct EventLogPage {
+    pub events: Vec<StoredEvent>,
+    /// Pass as `after` for the next page; null when this page is empty.
+    pub next_after: Option<String>,
+}

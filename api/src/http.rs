@@ -1,0 +1,272 @@
+//! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL, or the WebSocket
+//! when the request asks to upgrade), `/healthz`, `/readyz`, `/metrics`.
+//!
+//! A client's mistake is never a 500: an oversize body is a 413, a body that is
+//! not a GraphQL request a 400, both with a GraphQL-shaped error and a code.
+
+use std::sync::atomic::Ordering;
+
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tower_http::trace::TraceLayer;
+use tracing::Instrument;
+
+use crate::auth::{AuthError, Viewer};
+use crate::context::ApiContext;
+use crate::error::ApiError;
+use crate::graphql::{Authentication, TicketsSchema};
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: ApiContext,
+    pub schema: TicketsSchema,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.ctx.settings.max_body_bytes;
+    Router::new()
+        .route("/graphql", post(graphql_post).get(graphql_get))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    Metrics::inc(&state.ctx.metrics.http_requests);
+    next.run(request).await
+}
+
+/// A GraphQL-shaped error response for a request that never reached execution.
+fn client_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+async fn authenticate(ctx: &ApiContext, value: Option<&str>) -> Result<Viewer, AuthError> {
+    let viewer = ctx.keys.verify_header(value)?;
+    ctx.remember(&viewer).await;
+    Ok(viewer)
+}
+
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = state.ctx.settings.max_body_bytes;
+            return client_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("the request body is larger than {limit} bytes"),
+            );
+        }
+        Err(rejection) => {
+            return client_error(rejection.status(), "BAD_REQUEST", rejection.body_text())
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return client_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body is not a GraphQL request (JSON with a \"query\"): {e}"),
+            )
+        }
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let auth = authenticate(&state.ctx, authorization).await;
+    let user = auth
+        .as_ref()
+        .map(|v| v.id().to_string())
+        .unwrap_or_default();
+    let operation = request.operation_name.clone().unwrap_or_default();
+    let span = tracing::info_span!("graphql", user = %user, operation = %operation);
+    Metrics::inc(&state.ctx.metrics.graphql_requests);
+    let response = state
+        .schema
+        .execute(request.data(Authentication(auth)))
+        .instrument(span)
+        .await;
+    if response.is_err() {
+        Metrics::inc(&state.ctx.metrics.graphql_errors);
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return websocket(state, request).await;
+    }
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("tickets")
+            .finish(),
+    )
+    .into_response()
+}
+
+/// The token of a socket: the `connection_init` payload's `Authorization`
+/// (`Bearer ...`) or `authToken`, else the upgrade request's header.
+fn socket_token(payload: &Value, header: Option<&str>) -> Option<String> {
+    let from_payload = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|k| payload.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+        .or_else(|| {
+            payload.get("authToken").and_then(Value::as_str).map(|t| {
+                let t = t.trim();
+                if t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") {
+                    t.to_string()
+                } else {
+                    format!("Bearer {t}")
+                }
+            })
+        });
+    from_payload.or_else(|| header.map(str::to_string))
+}
+
+async fn websocket(state: AppState, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(status) => {
+            return client_error(
+                status,
+                "BAD_REQUEST",
+                "unsupported WebSocket subprotocol: use graphql-transport-ws or graphql-ws",
+            )
+        }
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let header_token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let metrics = state.ctx.metrics.clone();
+            metrics.open_sockets.fetch_add(1, Ordering::Relaxed);
+            let ctx = state.ctx.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = socket_token(&payload, header_token.as_deref());
+                    match authenticate(&ctx, token.as_deref()).await {
+                        Ok(viewer) => {
+                            tracing::info!(user = %viewer.id(), "socket authenticated");
+                            let mut data = Data::default();
+                            data.insert(Authentication(Ok(viewer)));
+                            Ok(data)
+                        }
+                        Err(e) => Err(ApiError::Unauthenticated(e).into()),
+                    }
+                })
+                .serve()
+                .await;
+            metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
+        })
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers and no projection has stopped on a poison
+/// event.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match projections::status(&state.ctx.read_db).await {
+        Ok(all) => {
+            let failed: Vec<Value> = all
+                .iter()
+                .filter(|p| p.state == projections::ProjectionState::Failed)
+                .map(|p| json!({ "projection": p.name, "error": p.error }))
+                .collect();
+            if failed.is_empty() {
+                (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "ready": false, "failed": failed })),
+                )
+                    .into_response()
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "ready": false, "reason": "database unreachable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let head = state.ctx.store.head().await.ok();
+    let projections = projections::status(&state.ctx.read_db)
+        .await
+        .unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.ctx.metrics.render(head, &projections),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every accepted spelling of a socket token ends up as a bearer header.
+    #[test]
+    fn socket_tokens_come_from_the_payload_or_the_header() {
+        let t = |p: Value, h: Option<&str>| socket_token(&p, h);
+        assert_eq!(
+            t(json!({"Authorization": "Bearer a"}), None).as_deref(),
+            Some("Bearer a")
+        );
+        assert_eq!(
+            t(json!({"authToken": "b"}), None).as_deref(),
+            Some("Bearer b")
+        );
+        assert_eq!(
+            t(json!({"authToken": "Bearer c"}), None).as_deref(),
+            Some("Bearer c")
+        );
+        assert_eq!(t(json!({}), Some("Bearer d")).as_deref(), Some("Bearer d"));
+        assert_eq!(t(Value::Null, None), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! Prometheus text for `GET /metrics`, formatted by hand: a handful of counters
+//! and gauges read from atomics plus projection positions read at scrape time
+//! do not justify a metrics registry and its exporter's dependency tree (which
+//! must also stay free of a rustls provider, see the store's EventStoreDB notes).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use projections::ProjectionStatus;
+use store::Position;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub http_requests: AtomicU64,
+    pub graphql_requests: AtomicU64,
+    pub graphql_errors: AtomicU64,
+    pub open_sockets: AtomicI64,
+    pub active_subscriptions: AtomicI64,
+    pub events_delivered: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text, with each projection's position and lag behind `head`.
+    pub fn render(&self, head: Option<Position>, projections: &[ProjectionStatus]) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        metric(
+            "tickets_http_requests_total",
+            "counter",
+            "HTTP requests received.",
+            get(&self.http_requests),
+        );
+        metric(
+            "tickets_graphql_requests_total",
+            "counter",
+            "GraphQL operations executed over HTTP.",
+            get(&self.graphql_requests),
+        );
+        metric(
+            "tickets_graphql_errors_total",
+            "counter",
+            "GraphQL responses over HTTP that carried errors.",
+            get(&self.graphql_errors),
+        );
+        metric(
+            "tickets_open_sockets",
+            "gauge",
+            "Open WebSocket connections.",
+            self.open_sockets.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "tickets_active_subscriptions",
+            "gauge",
+            "Running subscriptions.",
+            self.active_subscriptions
+                .load(Ordering::Relaxed)
+                .to_string(),
+        );
+        metric(
+            "tickets_events_delivered_total",
+            "counter",
+            "Events delivered to subscribers.",
+            get(&self.events_delivered),
+        );
+        if let Some(head) = head {
+            metric(
+                "tickets_log_head_position",
+                "gauge",
+                "Position of the last event in the log.",
+                head.commit.to_string(),
+            );
+        }
+        let _ = writeln!(out, "# HELP tickets_projection_position Last log position a projection applied.\n# TYPE tickets_projection_position gauge");
+        for p in projections {
+            let _ = writeln!(
+                out,
+                "tickets_projection_position{{projection=\"{}\"}} {}",
+                p.name, p.position.commit
+            );
+        }
+        let _ = writeln!(out, "# HELP tickets_projection_lag Events between the log head and a projection's position.\n# TYPE tickets_projection_lag gauge");
+        for p in projections {
+            let lag = head.map_or(0, |h| h.commit.saturating_sub(p.position.commit));
+            let _ = writeln!(
+                out,
+                "tickets_projection_lag{{projection=\"{}\"}} {lag}",
+                p.name
+            );
+        }
+        let _ = writeln!(out, "# HELP tickets_projection_failed 1 when a projection stopped on an event it cannot apply.\n# TYPE tickets_projection_failed gauge");
+        for p in projections {
+            let failed = u8::from(p.state == projections::ProjectionState::Failed);
+            let _ = writeln!(
+                out,
+                "tickets_projection_failed{{projection=\"{}\"}} {failed}",
+                p.name
+            );
+        }
+        out
+    }
+}

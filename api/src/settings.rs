@@ -1,0 +1,118 @@
+//! The server's configuration: flags with environment fallbacks (clap `env`).
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// `tickets serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, global = true, env = "TICKETS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Deepest accepted query (selection nesting).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_MAX_QUERY_DEPTH",
+        default_value_t = 12
+    )]
+    pub max_query_depth: usize,
+    /// Largest accepted query complexity (async-graphql's field count measure).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_MAX_QUERY_COMPLEXITY",
+        default_value_t = 1000
+    )]
+    pub max_query_complexity: usize,
+    /// Queue of a ticket created without one.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_DEFAULT_QUEUE",
+        default_value = "support"
+    )]
+    pub default_queue: String,
+    /// How long a list query waits for the read model to reach the caller's own
+    /// last write, in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_READ_YOUR_WRITES_MS",
+        default_value_t = 2000
+    )]
+    pub read_your_writes_ms: u64,
+}
+
+/// `1`, `true`, `yes`, `on` (any case) are true; `0`, `false`, `no`, `off`, `` false.
+pub fn parse_flag(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("'{s}' is not a boolean (use 1/0 or true/false)")),
+    }
+}
+
+/// The JWT secret as configured, and whether the server may start with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    Configured(String),
+    /// Development mode: the well-known [`crate::auth::DEV_SECRET`].
+    Development,
+}
+
+impl Secret {
+    /// In production a missing (or empty) secret is an error.
+    pub fn choose(configured: Option<&str>, production: bool) -> Result<Secret, String> {
+        match configured.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Ok(Secret::Configured(s.to_string())),
+            None if production => Err(
+                "production mode needs TICKETS_JWT_SECRET (or --jwt-secret); refusing to start"
+                    .into(),
+            ),
+            None => Ok(Secret::Development),
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Secret::Configured(s) => s,
+            Secret::Development => crate::auth::DEV_SECRET,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Production mode never falls back to the public development secret.
+    #[test]
+    fn production_mode_refuses_a_missing_secret() {
+        assert!(Secret::choose(None, true).is_err());
+        assert!(Secret::choose(Some("  "), true).is_err());
+        assert_eq!(Secret::choose(None, false), Ok(Secret::Development));
+        assert_eq!(
+            Secret::choose(Some("x"), true),
+            Ok(Secret::Configured("x".into()))
+        );
+    }
+
+    /// Environment booleans read the way people write them.
+    #[test]
+    fn flags_parse_common_spellings() {
+        assert_eq!(parse_flag("1"), Ok(true));
+        assert_eq!(parse_flag("TRUE"), Ok(true));
+        assert_eq!(parse_flag("0"), Ok(false));
+        assert!(parse_flag("maybe").is_err());
+    }
+}
