@@ -31,7 +31,7 @@ pub enum DecodeError {
 
 /// Each event type with its stored name and current schema version. The
 /// stored name is also the serde tag of [`TicketChange`]'s variant.
-const STORED: [(TicketEventType, &str, i32); 16] = [
+const STORED: [(TicketEventType, &str, i32); 18] = [
     (TicketEventType::Created, "TicketCreated", 2),
     (TicketEventType::Updated, "TicketUpdated", 1),
     (TicketEventType::Assigned, "TicketAssigned", 1),
@@ -48,6 +48,8 @@ const STORED: [(TicketEventType, &str, i32); 16] = [
     (TicketEventType::WatcherAdded, "TicketWatcherAdded", 1),
     (TicketEventType::WatcherRemoved, "TicketWatcherRemoved", 1),
     (TicketEventType::QueueChanged, "TicketQueueChanged", 1),
+    (TicketEventType::SlaWarning, "TicketSlaWarning", 1),
+    (TicketEventType::SlaBreached, "TicketSlaBreached", 1),
 ];
 
 /// The stored name of an event type, e.g. `TicketAssigned`.

@@ -6,6 +6,7 @@
 //! [`crate::codec`]): renaming a variant or a field is a schema change and
 //! needs a new schema version and an upcaster.
 
+use crate::sla::SlaTarget;
 use crate::ticket::{TicketPriority, TicketStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -95,6 +96,19 @@ pub enum TicketChange {
     WatcherRemoved { user_id: String },
     #[serde(rename = "TicketQueueChanged")]
     QueueChanged { queue: String },
+    /// The SLA process saw `target` come due soon (see [`crate::sla`]);
+    /// `due_at` is the target's due time as computed then.
+    #[serde(rename = "TicketSlaWarning")]
+    SlaWarning {
+        target: SlaTarget,
+        due_at: DateTime<Utc>,
+    },
+    /// `target` was missed: it was neither met nor paused at `due_at`.
+    #[serde(rename = "TicketSlaBreached")]
+    SlaBreached {
+        target: SlaTarget,
+        due_at: DateTime<Utc>,
+    },
 }
 
 /// A field that is present decodes to `Some`, even when it is `null`; an
@@ -126,6 +140,8 @@ impl TicketChange {
             TicketChange::WatcherAdded { .. } => TicketEventType::WatcherAdded,
             TicketChange::WatcherRemoved { .. } => TicketEventType::WatcherRemoved,
             TicketChange::QueueChanged { .. } => TicketEventType::QueueChanged,
+            TicketChange::SlaWarning { .. } => TicketEventType::SlaWarning,
+            TicketChange::SlaBreached { .. } => TicketEventType::SlaBreached,
         }
     }
 
@@ -155,10 +171,12 @@ pub enum TicketEventType {
     WatcherAdded,
     WatcherRemoved,
     QueueChanged,
+    SlaWarning,
+    SlaBreached,
 }
 
 impl TicketEventType {
-    pub const ALL: [TicketEventType; 16] = [
+    pub const ALL: [TicketEventType; 18] = [
         TicketEventType::Created,
         TicketEventType::Updated,
         TicketEventType::Assigned,
@@ -175,6 +193,8 @@ impl TicketEventType {
         TicketEventType::WatcherAdded,
         TicketEventType::WatcherRemoved,
         TicketEventType::QueueChanged,
+        TicketEventType::SlaWarning,
+        TicketEventType::SlaBreached,
     ];
 
     /// The contract's name, e.g. `STATUS_CHANGED`.
@@ -196,6 +216,8 @@ impl TicketEventType {
             TicketEventType::WatcherAdded => "WATCHER_ADDED",
             TicketEventType::WatcherRemoved => "WATCHER_REMOVED",
             TicketEventType::QueueChanged => "QUEUE_CHANGED",
+            TicketEventType::SlaWarning => "SLA_WARNING",
+            TicketEventType::SlaBreached => "SLA_BREACHED",
         }
     }
 }

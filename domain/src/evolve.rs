@@ -61,6 +61,8 @@ fn created(event: &TicketEvent) -> Option<Ticket> {
         first_response_at: None,
         resolved_at: None,
         deleted: false,
+        sla_warnings: vec![],
+        sla_breaches: vec![],
         version: 0,
     })
 }
@@ -142,6 +144,10 @@ fn apply(ticket: &mut Ticket, event: &TicketEvent) {
         }
         TicketChange::WatcherRemoved { user_id } => ticket.watchers.retain(|w| w != user_id),
         TicketChange::QueueChanged { queue } => ticket.queue = queue.clone(),
+        TicketChange::SlaWarning { target, .. } => insert_sorted(&mut ticket.sla_warnings, *target),
+        TicketChange::SlaBreached { target, .. } => {
+            insert_sorted(&mut ticket.sla_breaches, *target)
+        }
     }
 }
 

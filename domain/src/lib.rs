@@ -21,6 +21,9 @@
 //!   changes.
 //! - [`history`]: field-by-field diffs, per-event steps and time travel, shared
 //!   by live notifications, history queries and `supportTicketAsOf`.
+//! - [`sla`]: SLA targets per priority, the [`sla_clock`] (paused while
+//!   on hold) and [`decide_sla`], which says which `SlaWarning` and
+//!   `SlaBreached` events are due.
 //! - [`codec`]: stable stored names and schema versions of events, with the
 //!   upcaster for old payloads.
 //! - [`error`]: [`DomainError`], with the stable code clients see.
@@ -36,6 +39,7 @@ pub mod error;
 pub mod event;
 pub mod evolve;
 pub mod history;
+pub mod sla;
 pub mod ticket;
 pub mod validate;
 
@@ -50,6 +54,9 @@ pub use error::DomainError;
 pub use event::{TicketChange, TicketEvent, TicketEventType};
 pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
+pub use sla::{
+    decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTarget, SlaTargets, TargetClock,
+};
 pub use ticket::{Attachment, Comment, Ticket, TicketPriority, TicketStatus};
 
 use uuid::Uuid;

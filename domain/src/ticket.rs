@@ -5,6 +5,7 @@
 //! JSON of a ticket, its `previousState` and the `field` of a `FieldChange`
 //! all speak the same language.
 
+use crate::sla::SlaTarget;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -145,6 +146,14 @@ pub struct Ticket {
     #[serde(rename = "resolvedDate")]
     pub resolved_at: Option<DateTime<Utc>>,
     pub deleted: bool,
+    /// SLA targets warned about, once each ([`crate::sla`]). Sorted and
+    /// unique. Not a contract field: [`crate::diff`] leaves it out, and
+    /// states stored before SLA events existed read as empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sla_warnings: Vec<SlaTarget>,
+    /// SLA targets breached, once each. Sorted and unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sla_breaches: Vec<SlaTarget>,
     /// Version of the stream: 0 after the Created event, +1 per event.
     pub version: u64,
 }

@@ -11,6 +11,7 @@ mod limits;
 mod no_op;
 mod permissions;
 mod relations;
+mod sla;
 mod status;
 mod tags;
 mod update;
@@ -236,6 +237,14 @@ pub fn one_of_each() -> Vec<TicketEvent> {
         }),
         c(C::QueueChanged {
             queue: "facilities".into(),
+        }),
+        c(C::SlaWarning {
+            target: crate::SlaTarget::Resolution,
+            due_at: minutes(240),
+        }),
+        c(C::SlaBreached {
+            target: crate::SlaTarget::FirstResponse,
+            due_at: minutes(60),
         }),
         c(C::Deleted {
             reason: Some("duplicate".into()),
