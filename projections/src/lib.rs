@@ -12,6 +12,10 @@
 //! - [`tickets`]: the tickets projection (`tickets`, its child tables and
 //!   `ticket_activity`), with the SQL of each database in its own module.
 //! - [`users`]: the `users` projection, latest profile per user.
+//! - [`fanout`]: the live fan-out [`fanout::Hub`]: one worker tails the log and
+//!   hands each ticket event, with its before/after state and changes, to the
+//!   subscribers interested in it (indexed by ticket, user and queue), with
+//!   bounded buffers and a gap-free resume after a cursor.
 //! - [`error`]: [`ProjectionError`] (what the runner reports) and
 //!   [`ApplyError`] (what a handler reports for one event).
 //!
@@ -25,6 +29,7 @@
 pub mod checkpoint;
 pub mod db;
 pub mod error;
+pub mod fanout;
 pub mod runner;
 pub mod tickets;
 pub mod users;

@@ -53,6 +53,15 @@ impl From<StoreError> for AppendFailure {
     }
 }
 
+impl From<AppendFailure> for StoreError {
+    fn from(failure: AppendFailure) -> Self {
+        match failure {
+            AppendFailure::Rule(e) => e,
+            AppendFailure::Database(e) => e.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for AppendFailure {
     fn from(e: sqlx::Error) -> Self {
         AppendFailure::Database(e)

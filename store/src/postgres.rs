@@ -50,10 +50,18 @@
 //! (see `listener`) feeds every subscriber of that store, including for appends
 //! made by other processes.
 //!
-//! Opening a store (schema, pool, migrations, listener) is in `connect`.
+//! # One writer per process
+//!
+//! Since appends serialise anyway, a store sends its appends to one writer task
+//! (see `writer`) that writes whatever has queued up in one transaction: one lock
+//! hand-over and one commit for many appends, with the same outcome as writing
+//! them one by one.
+//!
+//! Opening a store (schema, pool, migrations, listener, writer) is in `connect`.
 
 mod connect;
 mod listener;
+mod writer;
 
 pub use connect::MAX_SCHEMA_LEN;
 
@@ -62,17 +70,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use sqlx::postgres::PgPool;
-use sqlx::{Postgres, Transaction};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
-use crate::append::{self, AppendFailure, Decision, StoredId};
+use crate::append;
 use crate::row::{self, PgEventRow, EVENT_COLUMNS};
 use crate::{
     subscription, AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
     StoreError,
 };
+use writer::AppendRequest;
 
 /// The PostgreSQL event store. Cheap to clone; clones share the pool and the
 /// listener.
@@ -84,8 +91,9 @@ pub struct PostgresEventStore {
 struct Inner {
     pool: PgPool,
     schema: String,
-    lock_key: i64,
-    channel: String,
+    /// Appends go to the writer task (see `writer`).
+    appends: mpsc::Sender<AppendRequest>,
+    writer: JoinHandle<()>,
     /// Bumped by the listener on every notification (and on reconnects).
     wake: Arc<watch::Sender<u64>>,
     listener: JoinHandle<()>,
@@ -93,6 +101,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.writer.abort();
         self.listener.abort();
     }
 }
@@ -108,115 +117,12 @@ impl PostgresEventStore {
         &self.inner.schema
     }
 
-    /// Stops the listener and closes the pool; calls fail afterwards.
+    /// Stops the writer and the listener and closes the pool; calls fail
+    /// afterwards.
     pub async fn close(&self) {
+        self.inner.writer.abort();
         self.inner.listener.abort();
         self.inner.pool.close().await;
-    }
-
-    async fn append_in_transaction(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult, AppendFailure> {
-        let mut tx = self.inner.pool.begin().await?;
-        // A statement of its own, before any read (see the module docs).
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(self.inner.lock_key)
-            .execute(&mut *tx)
-            .await?;
-        // Every round trip from here to the commit is spent holding the lock,
-        // that is, holding up every other append: hence few, fat statements.
-        let (stored, current) = facts(&mut tx, stream, events).await?;
-        let first_version = match append::decide(stream, expected, events, stored, current)? {
-            // Dropping `tx` rolls back, which releases the lock.
-            Decision::AlreadyAppended(result) => return Ok(result),
-            Decision::Write { first_version } => first_version,
-        };
-
-        // One statement writes the whole append and queues the notification
-        // (delivered on commit, i.e. once the rows are visible). Positions come
-        // from the column's sequence in `ord` order, so a stream's versions rise
-        // with positions. `notified` is referenced, so it runs, exactly once.
-        // `recorded_at` is the clock under the lock, not `now()` (the start of
-        // the transaction, before the wait): times then rise with positions.
-        let mut written: Vec<(i64, i64)> = sqlx::query_as(
-            "WITH written AS ( \
-                 INSERT INTO events \
-                     (id, stream_id, version, event_type, schema_version, data, metadata, \
-                      recorded_at) \
-                 SELECT e.id, $1, $2 + e.ord - 1, e.event_type, e.schema_version, e.data, \
-                        e.metadata, clock_timestamp() \
-                 FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[]) \
-                      WITH ORDINALITY AS e(id, event_type, schema_version, data, metadata, ord) \
-                 ORDER BY e.ord \
-                 RETURNING position, version \
-             ), notified AS ( \
-                 SELECT pg_notify($8, max(position)::text) FROM written \
-             ) \
-             SELECT written.position, written.version FROM written, notified",
-        )
-        .bind(stream)
-        .bind(row::sql_i64(first_version))
-        .bind(events.iter().map(|e| e.id).collect::<Vec<Uuid>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_type.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.metadata.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(&self.inner.channel)
-        .fetch_all(&mut *tx)
-        .await?;
-        written.sort_by_key(|&(_, version)| version);
-        let positions = written
-            .iter()
-            .map(|&(position, _)| row::position(position))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (first_position, last_position) = match (positions.first(), positions.last()) {
-            (Some(first), Some(last))
-                if positions.len() == events.len() && positions.windows(2).all(|w| w[0] < w[1]) =>
-            {
-                (*first, *last)
-            }
-            // Would break "a stream's events in version order" for readers of the
-            // global log; refuse rather than commit it.
-            _ => {
-                return Err(StoreError::Unavailable(format!(
-                    "the insert returned positions {positions:?} out of version order"
-                ))
-                .into())
-            }
-        };
-        tx.commit().await?;
-        Ok(AppendResult {
-            last_version: first_version + events.len() as u64 - 1,
-            first_position,
-            last_position,
-        })
-    }
-
-    /// Someone wrote without taking our lock (another schema's store cannot, so
-    /// this is a writer bypassing the store): decide again on what is stored now.
-    async fn resolve_unique_violation(
-        &self,
-        violation: append::UniqueViolation,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult, StoreError> {
-        let mut tx = self.inner.pool.begin().await?;
-        let (stored, current) = facts(&mut tx, stream, events).await?;
-        append::after_unique_violation(violation, stream, expected, events, stored, current)
     }
 }
 
@@ -230,17 +136,20 @@ impl EventStore for PostgresEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         append::validate(stream, &events)?;
-        match self.append_in_transaction(stream, expected, &events).await {
-            Ok(result) => Ok(result),
-            Err(AppendFailure::Rule(e)) => Err(e),
-            Err(AppendFailure::Database(e)) => match append::unique_violation(&e) {
-                Some(violation) => {
-                    self.resolve_unique_violation(violation, stream, expected, &events)
-                        .await
-                }
-                None => Err(e.into()),
-            },
-        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.to_string(),
+            expected,
+            events,
+            reply,
+        };
+        let stopped = || StoreError::Unavailable("the store's append writer has stopped".into());
+        self.inner
+            .appends
+            .send(request)
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]
@@ -299,52 +208,4 @@ impl EventStore for PostgresEventStore {
         let wake = self.inner.wake.subscribe();
         subscription::catch_up(self.clone(), after, wake, None)
     }
-}
-
-/// What the append rules need, in one round trip: the rows among `events`' ids
-/// that are stored already, and the stream's last version (`None`: no event).
-async fn facts(
-    tx: &mut Transaction<'static, Postgres>,
-    stream: &str,
-    events: &[NewEvent],
-) -> Result<(Vec<StoredId>, Option<u64>), StoreError> {
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    // Always at least one row (the stream's version); stored ids join onto it,
-    // leaving NULLs when there are none.
-    type Row = (
-        Option<i64>,
-        Option<Uuid>,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT s.current, e.id, e.stream_id, e.version, e.position \
-         FROM (SELECT max(version) AS current FROM events WHERE stream_id = $1) AS s \
-         LEFT JOIN events AS e ON e.id = ANY($2)",
-    )
-    .bind(stream)
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?;
-
-    let current = match rows.first().and_then(|r| r.0) {
-        None => None,
-        Some(v) => Some(
-            u64::try_from(v)
-                .map_err(|_| StoreError::Corrupt(format!("stream {stream} is at version {v}")))?,
-        ),
-    };
-    let mut stored = Vec::new();
-    for found in rows {
-        if let (_, Some(id), Some(stream_id), Some(version), Some(position)) = found {
-            stored.push(StoredId {
-                id,
-                stream_id,
-                version: row::version(position, version)?,
-                position: row::position(position)?,
-            });
-        }
-    }
-    Ok((stored, current))
 }

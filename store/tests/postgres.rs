@@ -144,3 +144,72 @@ async fn reconnecting_to_a_schema_keeps_its_events() {
     support::drop_schema(&schema).await;
     assert_eq!(events.expect("read").len(), 1);
 }
+
+/// Appends queued together are written in one transaction; when one of them
+/// breaks a uniqueness mid-batch, the others are still written and only that
+/// one reports its conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_append_failing_inside_a_batch_does_not_fail_the_others() {
+    let harness = PgSchema::start().await;
+    let pool: &PgPool = harness.store.pool();
+    let mut conn = pool.acquire().await.expect("acquire");
+    let mut tx = conn.begin().await.expect("begin");
+    let outside = event(0);
+    sqlx::query(
+        "INSERT INTO events (id, stream_id, version, event_type, schema_version, data, metadata) \
+         VALUES ($1, 'contested', 0, $2, $3, $4, $5)",
+    )
+    .bind(outside.id)
+    .bind(&outside.event_type)
+    .bind(outside.schema_version)
+    .bind(&outside.data)
+    .bind(&outside.metadata)
+    .execute(&mut *tx)
+    .await
+    .expect("outside insert");
+
+    let appends = (0..6u64).map(|n| {
+        let store = harness.store.clone();
+        let stream = if n == 2 {
+            "contested".to_string()
+        } else {
+            format!("free-{n}")
+        };
+        tokio::spawn(async move {
+            store
+                .append(&stream, ExpectedVersion::NoStream, vec![event(n + 1)])
+                .await
+        })
+    });
+    let appends: Vec<_> = appends.collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.commit().await.expect("outside commit");
+    let mut results = Vec::new();
+    for task in appends {
+        results.push(task.await.expect("append task"));
+    }
+    let log = harness.store.read_all(store::Position::START, 100).await;
+    harness.finish().await;
+
+    for (n, result) in results.iter().enumerate() {
+        if n == 2 {
+            assert!(
+                matches!(
+                    result,
+                    Err(StoreError::Conflict {
+                        actual: Some(0),
+                        ..
+                    })
+                ),
+                "{result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "append {n}: {result:?}");
+        }
+    }
+    assert_eq!(
+        log.expect("read").len(),
+        6,
+        "five appends and the outside row"
+    );
+}

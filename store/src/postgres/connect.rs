@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
+use super::writer::{self, Writer};
 use super::{listener, Inner, PostgresEventStore};
 use crate::{StoreError, POSTGRES_MIGRATOR};
 
@@ -103,12 +104,17 @@ impl PostgresEventStore {
         // Listening before `connect` returns: a subscriber created afterwards can
         // rely on hearing every commit that follows its first read.
         let listener = listener::start(pool.clone(), channel.clone(), wake.clone()).await?;
+        let (appends, writer) = writer::start(Writer {
+            pool: pool.clone(),
+            lock_key: lock_key(&schema),
+            channel,
+        });
         Ok(PostgresEventStore {
             inner: Arc::new(Inner {
-                lock_key: lock_key(&schema),
                 pool,
                 schema,
-                channel,
+                appends,
+                writer,
                 wake,
                 listener,
             }),

@@ -1,0 +1,242 @@
+//! Live fan-out: one worker per server process tails the log, turns each ticket
+//! event into a [`Delivery`] (the event with the ticket right before and right
+//! after it and its field changes, built once and shared) and hands it to the
+//! [`Hub`], which passes it to the subscribers it concerns.
+//!
+//! - [`interest`]: what a subscriber registers for ([`Interest`], [`Key`]) and
+//!   the index that finds the interested subscribers of an event by key, so an
+//!   event costs in proportion to the subscribers it concerns, not to those
+//!   connected.
+//! - [`states`]: building deliveries, with an LRU cache of recent ticket states.
+//! - [`worker`]: the task that tails the log into the hub.
+//! - [`subscription`]: one subscriber's stream: replay after a cursor, then live,
+//!   without gap or duplicate at the seam.
+//!
+//! Each subscriber has a bounded buffer. The hub never waits for one: a
+//! subscriber whose buffer is full is dropped, and its stream ends with
+//! [`Item::Lagged`] naming the last position it received, from which it can
+//! resume with `after`. Nobody else slows down and memory stays bounded.
+//!
+//! An event that cannot become a delivery (undecodable; see
+//! [`states::BuildError::Unreadable`]) is logged and left out of live and replay
+//! alike; the projections stop on it, so it shows in their status.
+
+pub mod interest;
+pub mod states;
+pub mod subscription;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use domain::{FieldChange, Ticket, TicketEvent};
+use store::{EventStore, Position, RecordedEvent, StoreError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use interest::{Interest, Key};
+pub use subscription::Subscription;
+
+use interest::Index;
+
+/// One ticket event as subscribers receive it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub recorded: RecordedEvent,
+    pub event: TicketEvent,
+    /// The ticket right before the event (`None` for its creation).
+    pub before: Option<Ticket>,
+    pub after: Ticket,
+    /// `domain::diff(before, after)`.
+    pub changes: Vec<FieldChange>,
+}
+
+impl Delivery {
+    pub fn position(&self) -> Position {
+        self.recorded.position
+    }
+}
+
+/// The final say on a delivery the subscriber's interest let through: the API
+/// applies `domain::may_receive` and the subscription's filter here. It runs
+/// on the fan-out worker, under the hub's lock: keep it quick and pure.
+pub type Predicate = Arc<dyn Fn(&Delivery) -> bool + Send + Sync>;
+
+/// What a subscription's stream yields.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Event(Arc<Delivery>),
+    /// The last item: the subscriber fell too far behind (or the hub stopped,
+    /// or the log could not be read during replay). It has received every
+    /// matching event up to `position_reached` (the last one it received, or
+    /// where it started) and resumes without gap with `after: position_reached`.
+    Lagged {
+        position_reached: Position,
+    },
+}
+
+/// Tunables of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Deliveries buffered per subscriber before it counts as lagging.
+    pub buffer: usize,
+    /// Tickets whose latest state the worker keeps in memory.
+    pub cached_tickets: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            buffer: 256,
+            cached_tickets: 10_000,
+        }
+    }
+}
+
+/// The registry of subscribers, fed by one [`worker`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    registry: Arc<Mutex<Registry>>,
+    store: Arc<dyn EventStore>,
+    config: HubConfig,
+}
+
+pub(crate) struct Registry {
+    next_id: u64,
+    /// The last event the hub has dispatched (or skipped): a subscriber
+    /// registered now receives live exactly the events after it.
+    position: Position,
+    index: Index,
+    subscribers: HashMap<u64, Subscriber>,
+    closed: bool,
+}
+
+struct Subscriber {
+    interest: Interest,
+    predicate: Predicate,
+    sender: mpsc::Sender<Arc<Delivery>>,
+}
+
+impl Registry {
+    fn remove(&mut self, id: u64) {
+        if let Some(subscriber) = self.subscribers.remove(&id) {
+            self.index.remove(id, &subscriber.interest);
+        }
+    }
+}
+
+impl Hub {
+    /// Starts the hub at the current head of the log and spawns its worker,
+    /// which runs until `shutdown` (then every stream ends with `Lagged`).
+    #[tracing::instrument(name = "fanout_start", skip_all, err)]
+    pub async fn start(
+        store: Arc<dyn EventStore>,
+        config: HubConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Hub, StoreError> {
+        let head = store.head().await?;
+        let hub = Hub {
+            registry: Arc::new(Mutex::new(Registry {
+                next_id: 0,
+                position: head,
+                index: Index::default(),
+                subscribers: HashMap::new(),
+                closed: false,
+            })),
+            store,
+            config,
+        };
+        tokio::spawn(worker::tail(hub.clone(), shutdown));
+        Ok(hub)
+    }
+
+    /// The last position the hub has dispatched.
+    pub fn position(&self) -> Position {
+        self.lock().position
+    }
+
+    /// Subscribers currently registered.
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
+    }
+
+    /// Registers a subscriber now and returns its stream: with `after`, every
+    /// matching event after it read from the log, then live; without, live
+    /// from now. "Matching" is the same test both ways: `interest` touches
+    /// the event and `predicate` accepts it. Dropping the stream unregisters.
+    pub fn subscribe(
+        &self,
+        interest: Interest,
+        predicate: Predicate,
+        after: Option<Position>,
+    ) -> Subscription {
+        let (sender, receiver) = mpsc::channel(self.config.buffer.max(1));
+        let (id, live_after) = {
+            let mut registry = self.lock();
+            let id = registry.next_id;
+            registry.next_id += 1;
+            if !registry.closed {
+                registry.index.insert(id, &interest);
+                registry.subscribers.insert(
+                    id,
+                    Subscriber {
+                        interest: interest.clone(),
+                        predicate: predicate.clone(),
+                        sender,
+                    },
+                );
+            }
+            (id, registry.position)
+        };
+        subscription::open(self, id, interest, predicate, after, live_after, receiver)
+    }
+
+    /// Passes `delivery` to every interested subscriber whose predicate takes
+    /// it, dropping those that cannot keep up.
+    pub(crate) fn dispatch(&self, delivery: Arc<Delivery>) {
+        let mut registry = self.lock();
+        let mut dropped = Vec::new();
+        for id in registry.index.interested(&delivery) {
+            let Some(subscriber) = registry.subscribers.get(&id) else {
+                continue;
+            };
+            if !(subscriber.predicate)(&delivery) {
+                continue;
+            }
+            if subscriber.sender.try_send(delivery.clone()).is_err() {
+                // Full: too far behind. Closed: the stream is gone.
+                dropped.push(id);
+            }
+        }
+        for id in dropped {
+            tracing::debug!(subscriber = id, position = %delivery.position(), "subscriber dropped");
+            registry.remove(id);
+        }
+        registry.position = delivery.position();
+    }
+
+    /// Moves past an event that concerns no subscriber.
+    pub(crate) fn skip(&self, position: Position) {
+        self.lock().position = position;
+    }
+
+    /// Ends every stream (with `Lagged`) and refuses new live registrations.
+    pub(crate) fn close(&self) {
+        let mut registry = self.lock();
+        registry.closed = true;
+        registry.subscribers.clear();
+        registry.index = Index::default();
+    }
+
+    pub(crate) fn unregister(registry: &Mutex<Registry>, id: u64) {
+        if let Ok(mut registry) = registry.lock() {
+            registry.remove(id);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic in a predicate poisons the lock; the registry itself is
+        // still consistent (every change to it is one statement).
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

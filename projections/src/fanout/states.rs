@@ -1,0 +1,117 @@
+//! Turning a recorded event into a [`Delivery`]: the ticket right before and
+//! right after it, and the field changes between them.
+//!
+//! The state after each event is kept in a bounded LRU cache by ticket, so the
+//! next event of a recently active ticket costs one `evolve` and one `diff`. On
+//! a miss (a ticket quiet for long, or the first event seen of it) the stream is
+//! read up to the event's version and folded: the same states as
+//! `domain::history` gives for that stream, never a guess.
+
+use std::num::NonZeroUsize;
+
+use domain::{Ticket, TicketEvent};
+use lru::LruCache;
+use store::{EventStore, RecordedEvent, StoreError};
+use uuid::Uuid;
+
+use super::Delivery;
+
+/// Why an event could not become a delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Reading the ticket's stream failed: retry later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The event or its stream does not make a ticket (undecodable, or out of
+    /// order). Retrying cannot help; the event is left out of every stream.
+    #[error("event {event_id} cannot be delivered: {reason}")]
+    Unreadable { event_id: Uuid, reason: String },
+}
+
+/// Recent ticket states, at most `capacity` tickets.
+pub struct TicketStates {
+    cache: LruCache<Uuid, Ticket>,
+}
+
+impl TicketStates {
+    pub fn new(capacity: usize) -> TicketStates {
+        TicketStates {
+            cache: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+        }
+    }
+
+    /// The delivery of `recorded`, or `None` for an event outside the ticket
+    /// streams.
+    pub async fn delivery(
+        &mut self,
+        store: &dyn EventStore,
+        recorded: RecordedEvent,
+    ) -> Result<Option<Delivery>, BuildError> {
+        let Some(id) = recorded.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
+            return Ok(None);
+        };
+        let unreadable = |reason: String| BuildError::Unreadable {
+            event_id: recorded.id,
+            reason,
+        };
+        let id = Uuid::parse_str(id).map_err(|e| unreadable(format!("stream name: {e}")))?;
+        let event = decode(&recorded).map_err(&unreadable)?;
+        let before = match recorded.version.checked_sub(1) {
+            None => None,
+            Some(previous) => match self.cache.get(&id) {
+                Some(ticket) if ticket.version == previous => Some(ticket.clone()),
+                _ => Some(
+                    load(store, &recorded.stream_id, previous)
+                        .await?
+                        .ok_or_else(|| {
+                            unreadable(format!("ticket {id} has no state at version {previous}"))
+                        })?,
+                ),
+            },
+        };
+        let after = domain::evolve(before.clone(), &event)
+            .ok_or_else(|| unreadable(format!("ticket {id} has no TicketCreated event")))?;
+        if after.version != recorded.version {
+            return Err(unreadable(format!(
+                "ticket {id} reached version {} at stream version {}",
+                after.version, recorded.version
+            )));
+        }
+        let changes = domain::diff(before.as_ref(), &after);
+        self.cache.put(id, after.clone());
+        Ok(Some(Delivery {
+            recorded,
+            event,
+            before,
+            after,
+            changes,
+        }))
+    }
+}
+
+fn decode(recorded: &RecordedEvent) -> Result<TicketEvent, String> {
+    domain::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.data,
+    )
+    .map_err(|e| format!("cannot decode {}: {e}", recorded.event_type))
+}
+
+/// The ticket at `version`, folded from its stream.
+async fn load(
+    store: &dyn EventStore,
+    stream: &str,
+    version: u64,
+) -> Result<Option<Ticket>, BuildError> {
+    let count = usize::try_from(version + 1).unwrap_or(usize::MAX);
+    let recorded = store.read_stream(stream, 0, count).await?;
+    let mut events = Vec::with_capacity(recorded.len());
+    for r in &recorded {
+        events.push(decode(r).map_err(|reason| BuildError::Unreadable {
+            event_id: r.id,
+            reason,
+        })?);
+    }
+    Ok(domain::as_of_version(&events, version))
+}

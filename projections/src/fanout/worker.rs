@@ -1,0 +1,59 @@
+//! The fan-out worker: tails the log from the hub's position and dispatches
+//! each ticket event. A store failure ends the subscription; the worker
+//! resubscribes after the last event it dispatched, so subscribers see
+//! neither gap nor duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::states::{BuildError, TicketStates};
+use super::Hub;
+
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+pub(crate) async fn tail(hub: Hub, shutdown: CancellationToken) {
+    let mut states = TicketStates::new(hub.config.cached_tickets);
+    let mut delay = RETRY_FIRST;
+    loop {
+        let mut events = hub.store.subscribe_all(hub.position());
+        let failure = loop {
+            let item = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    hub.close();
+                    return;
+                }
+                item = events.next() => item,
+            };
+            let recorded = match item {
+                Some(Ok(recorded)) => recorded,
+                Some(Err(e)) => break e.to_string(),
+                None => break "the subscription ended".to_string(),
+            };
+            let position = recorded.position;
+            match states.delivery(&*hub.store, recorded).await {
+                Ok(Some(delivery)) => hub.dispatch(Arc::new(delivery)),
+                Ok(None) => hub.skip(position),
+                Err(e @ BuildError::Unreadable { .. }) => {
+                    tracing::error!(%position, error = %e, "fan-out skips an event");
+                    hub.skip(position);
+                }
+                Err(BuildError::Store(e)) => break e.to_string(),
+            }
+            delay = RETRY_FIRST;
+        };
+        tracing::warn!(error = %failure, retry_in = ?delay, "fan-out interrupted, resubscribing");
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                hub.close();
+                return;
+            }
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
