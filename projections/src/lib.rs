@@ -16,6 +16,17 @@
 //!   hands each ticket event, with its before/after state and changes, to the
 //!   subscribers interested in it (indexed by ticket, user and queue), with
 //!   bounded buffers and a gap-free resume after a cursor.
+//! - [`metrics`]: the `queue_metrics` projection (per-queue figures of the
+//!   contract's `QueueMetrics`, from one facts row per ticket, and a daily
+//!   history), with [`metrics::queue_metrics`] for the API and
+//!   `refresh_due(now)` for what the clock changes.
+//! - [`notifications`]: the `notifications` projection (a per-user inbox)
+//!   with paging, unread counts and mark-read for the API.
+//! - [`sla`]: the SLA process, a timer that appends `SlaWarning` and
+//!   `SlaBreached` events as the system actor.
+//! - [`gate`]: [`gate::CommitGate`], how a projection tells the live side
+//!   what changed once its batch is committed.
+//! - `bind`: one SQL text bound in each database's native types.
 //! - [`error`]: [`ProjectionError`] (what the runner reports) and
 //!   [`ApplyError`] (what a handler reports for one event).
 //!
@@ -26,17 +37,24 @@
 //! The tables themselves are created by `migrations/*/0002_read_models.sql`,
 //! which the event store runs on connect; `migrations/README.md` documents them.
 
+mod bind;
 pub mod checkpoint;
 pub mod db;
 pub mod error;
 pub mod fanout;
+pub mod gate;
+pub mod metrics;
+pub mod notifications;
 pub mod runner;
+pub mod sla;
 pub mod tickets;
 pub mod users;
 
 pub use checkpoint::{status, ProjectionState, ProjectionStatus};
 pub use db::{ReadDb, ReadTx};
 pub use error::{ApplyError, ProjectionError};
+pub use metrics::MetricsProjection;
+pub use notifications::NotificationsProjection;
 pub use runner::{Projection, Runner};
 pub use tickets::TicketsProjection;
 pub use users::UsersProjection;

@@ -6,8 +6,11 @@
 mod commands;
 mod crash;
 mod harness;
+mod notifications;
 mod poison;
+mod queue_metrics;
 mod replay;
+mod sla;
 mod tickets;
 
 /// Runs the async test body `$name(Kind)` once per backend, as

@@ -1,0 +1,224 @@
+//! One SQL text, two databases: values bound and read back in each
+//! database's native types (see `migrations/README.md`, "Types per
+//! database"), so the queue-metrics and notifications read models write
+//! their SQL once.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::db::{ReadDb, ReadTx};
+
+/// A value to bind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i64),
+    Bool(bool),
+    Id(Uuid),
+    Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+    Day(NaiveDate),
+    Json(&'a serde_json::Value),
+}
+
+/// Times as SQLite stores them: fixed-width RFC 3339, so text order is time order.
+pub(crate) fn sqlite_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn sqlite_day(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+macro_rules! bind_sqlite {
+    ($sql:expr, $args:expr) => {{
+        let mut query = sqlx::query($sql);
+        for arg in $args {
+            query = match *arg {
+                Arg::Text(v) => query.bind(v.to_string()),
+                Arg::OptText(v) => query.bind(v.map(str::to_string)),
+                Arg::Int(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+                Arg::Id(v) => query.bind(v.to_string()),
+                Arg::Time(v) => query.bind(sqlite_time(v)),
+                Arg::OptTime(v) => query.bind(v.map(sqlite_time)),
+                Arg::Day(v) => query.bind(sqlite_day(v)),
+                Arg::Json(v) => query.bind(v.to_string()),
+            };
+        }
+        query
+    }};
+}
+
+macro_rules! bind_postgres {
+    ($sql:expr, $args:expr) => {{
+        let mut query = sqlx::query($sql);
+        for arg in $args {
+            query = match *arg {
+                Arg::Text(v) => query.bind(v.to_string()),
+                Arg::OptText(v) => query.bind(v.map(str::to_string)),
+                Arg::Int(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+                Arg::Id(v) => query.bind(v),
+                Arg::Time(v) => query.bind(v),
+                Arg::OptTime(v) => query.bind(v),
+                Arg::Day(v) => query.bind(v),
+                Arg::Json(v) => query.bind(v.clone()),
+            };
+        }
+        query
+    }};
+}
+
+/// Runs a statement in `tx`; the number of rows it affected.
+pub(crate) async fn execute(
+    tx: &mut ReadTx,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<u64, sqlx::Error> {
+    Ok(match tx {
+        ReadTx::Sqlite(tx) => bind_sqlite!(sql, args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+        ReadTx::Postgres(tx) => bind_postgres!(sql, args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+    })
+}
+
+/// Every row of a query in `tx`.
+pub(crate) async fn fetch(
+    tx: &mut ReadTx,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    Ok(match tx {
+        ReadTx::Sqlite(tx) => bind_sqlite!(sql, args)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(AnyRow::Sqlite)
+            .collect(),
+        ReadTx::Postgres(tx) => bind_postgres!(sql, args)
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(AnyRow::Postgres)
+            .collect(),
+    })
+}
+
+/// Every row of a query on the pool, outside any transaction.
+pub(crate) async fn fetch_db(
+    db: &ReadDb,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    Ok(match db {
+        ReadDb::Sqlite(pool) => bind_sqlite!(sql, args)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(AnyRow::Sqlite)
+            .collect(),
+        ReadDb::Postgres(pool) => bind_postgres!(sql, args)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(AnyRow::Postgres)
+            .collect(),
+    })
+}
+
+/// A row of either database, read back into Rust types.
+pub(crate) enum AnyRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+fn decode_error(column: &str, e: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: e.to_string().into(),
+    }
+}
+
+fn parse_time(column: &str, text: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| decode_error(column, e))
+}
+
+impl AnyRow {
+    pub fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => row.try_get(column),
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    pub fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => row.try_get(column),
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    pub fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => row.try_get(column),
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    /// SQLite answers `EXISTS (...)` and 0/1 columns as integers.
+    pub fn bool(&self, column: &str) -> Result<bool, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => Ok(row.try_get::<i64, _>(column)? != 0),
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    pub fn id(&self, column: &str) -> Result<Uuid, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => {
+                let text: String = row.try_get(column)?;
+                Uuid::parse_str(&text).map_err(|e| decode_error(column, e))
+            }
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    pub fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => parse_time(column, &row.try_get::<String, _>(column)?),
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    pub fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => row
+                .try_get::<Option<String>, _>(column)?
+                .map(|text| parse_time(column, &text))
+                .transpose(),
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    pub fn json(&self, column: &str) -> Result<serde_json::Value, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => {
+                let text: String = row.try_get(column)?;
+                serde_json::from_str(&text).map_err(|e| decode_error(column, e))
+            }
+            AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Reading an inbox and marking notifications read.
+//!
+//! Marking read is a user's action on the read model, not an event: it
+//! writes `notification_reads` and `notification_read_counts`, which no
+//! projection writes and a rebuild leaves alone. Notification ids are
+//! deterministic, so the flags still apply to the rebuilt notifications.
+//! Unread counts are `notification_counts.total - notification_read_counts.read_count`:
+//! two primary-key lookups, however large the inbox.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::bind::{execute, fetch_db, Arg};
+use crate::db::ReadDb;
+
+/// Why an inbox operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// The `after` cursor is not one this API handed out: a client error.
+    #[error("invalid cursor {0:?}")]
+    InvalidCursor(String),
+    /// The database failed; retrying later may succeed.
+    #[error("read-model database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The contract's `Notification`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: Uuid,
+    pub recipient: String,
+    /// The contract's `SupportTicketEventType` name, e.g. `ASSIGNED`.
+    pub event_type: String,
+    pub title: String,
+    pub body: String,
+    pub ticket_id: Uuid,
+    pub url: String,
+    pub tag: String,
+    pub require_interaction: bool,
+    pub read: bool,
+    pub created_at: DateTime<Utc>,
+    /// Log position of the event; the paging cursor is its decimal text.
+    pub position: i64,
+}
+
+impl Notification {
+    pub fn cursor(&self) -> String {
+        self.position.to_string()
+    }
+}
+
+/// One page of an inbox, newest first: the contract's `NotificationConnection`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+    /// Unread notifications in the whole inbox (not only this page).
+    pub unread_count: i64,
+}
+
+const IS_READ: &str = "EXISTS (SELECT 1 FROM notification_reads r \
+    WHERE r.recipient = n.recipient AND r.notification_id = n.id)";
+
+/// Up to `first` notifications of `user` older than the cursor `after`
+/// (newest first), optionally only unread ones. Keyset paging on
+/// `(recipient, position)`.
+#[tracing::instrument(name = "notifications.page", skip(db), err)]
+pub async fn notifications(
+    db: &ReadDb,
+    user: &str,
+    unread_only: bool,
+    first: usize,
+    after: Option<&str>,
+) -> Result<NotificationPage, InboxError> {
+    let before = match after {
+        None => i64::MAX,
+        Some(cursor) => cursor
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| InboxError::InvalidCursor(cursor.to_string()))?,
+    };
+    let limit = i64::try_from(first.min(1000)).unwrap_or(1000) + 1;
+    let sql = format!(
+        "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, n.url, n.tag, \
+         n.require_interaction, n.created_at, n.position, {IS_READ} AS is_read \
+         FROM notifications n WHERE n.recipient = $1 AND n.position < $2 {} \
+         ORDER BY n.position DESC LIMIT $3",
+        if unread_only {
+            format!("AND NOT {IS_READ}")
+        } else {
+            String::new()
+        }
+    );
+    let rows = fetch_db(
+        db,
+        &sql,
+        &[Arg::Text(user), Arg::Int(before), Arg::Int(limit)],
+    )
+    .await?;
+    let mut items = rows
+        .iter()
+        .map(|row| {
+            Ok(Notification {
+                id: row.id("id")?,
+                recipient: row.text("recipient")?,
+                event_type: row.text("event_type")?,
+                title: row.text("title")?,
+                body: row.text("body")?,
+                ticket_id: row.id("ticket_id")?,
+                url: row.text("url")?,
+                tag: row.text("tag")?,
+                require_interaction: row.bool("require_interaction")?,
+                read: row.bool("is_read")?,
+                created_at: row.time("created_at")?,
+                position: row.int("position")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let has_next_page = items.len() > first;
+    items.truncate(first);
+    Ok(NotificationPage {
+        end_cursor: items.last().map(Notification::cursor),
+        has_next_page,
+        unread_count: unread_count(db, user).await?,
+        items,
+    })
+}
+
+/// Unread notifications of `user`.
+pub async fn unread_count(db: &ReadDb, user: &str) -> Result<i64, InboxError> {
+    let rows = fetch_db(
+        db,
+        "SELECT COALESCE((SELECT total FROM notification_counts WHERE recipient = $1), 0) \
+         - COALESCE((SELECT read_count FROM notification_read_counts WHERE recipient = $1), 0) \
+         AS unread",
+        &[Arg::Text(user)],
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .map(|r| r.int("unread"))
+        .transpose()?
+        .unwrap_or(0)
+        .max(0))
+}
+
+/// Marks `ids` of `user`'s inbox read; ids of other inboxes or unknown ones
+/// are ignored. Returns how many were unread.
+#[tracing::instrument(name = "notifications.mark_read", skip(db, ids), err)]
+pub async fn mark_read(db: &ReadDb, user: &str, ids: &[Uuid]) -> Result<u64, InboxError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let mut marked = 0;
+    for id in ids {
+        marked += execute(
+            &mut tx,
+            "INSERT INTO notification_reads (recipient, notification_id, read_at) \
+             SELECT recipient, id, $3 FROM notifications WHERE recipient = $1 AND id = $2 \
+             ON CONFLICT (recipient, notification_id) DO NOTHING",
+            &[Arg::Text(user), Arg::Id(*id), Arg::Time(now)],
+        )
+        .await?;
+    }
+    count_reads(&mut tx, user, marked).await?;
+    tx.commit().await?;
+    Ok(marked)
+}
+
+/// Marks every notification of `user` read. Returns how many were unread.
+#[tracing::instrument(name = "notifications.mark_all_read", skip(db), err)]
+pub async fn mark_all_read(db: &ReadDb, user: &str) -> Result<u64, InboxError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let marked = execute(
+        &mut tx,
+        "INSERT INTO notification_reads (recipient, notification_id, read_at) \
+         SELECT recipient, id, $2 FROM notifications WHERE recipient = $1 \
+         ON CONFLICT (recipient, notification_id) DO NOTHING",
+        &[Arg::Text(user), Arg::Time(now)],
+    )
+    .await?;
+    count_reads(&mut tx, user, marked).await?;
+    tx.commit().await?;
+    Ok(marked)
+}
+
+async fn count_reads(
+    tx: &mut crate::db::ReadTx,
+    user: &str,
+    marked: u64,
+) -> Result<(), sqlx::Error> {
+    if marked == 0 {
+        return Ok(());
+    }
+    let marked = i64::try_from(marked).unwrap_or(i64::MAX);
+    execute(
+        tx,
+        "INSERT INTO notification_read_counts (recipient, read_count) VALUES ($1, $2) \
+         ON CONFLICT (recipient) DO UPDATE \
+         SET read_count = notification_read_counts.read_count + excluded.read_count",
+        &[Arg::Text(user), Arg::Int(marked)],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Inboxes: who hears of what, unread counts, mark-read and rebuilds.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::{Actor, Command, Role, TicketPriority};
+use projections::notifications::{mark_all_read, mark_read, notifications, unread_count};
+use projections::{NotificationsProjection, ReadDb};
+use store::{EventStore, ExpectedVersion, NewEvent};
+use uuid::Uuid;
+
+use crate::commands::Script;
+use crate::harness::{run_until_caught_up, Backend, Kind};
+use crate::queue_metrics::dump_tables;
+
+const PROJECTION_TABLES: [&str; 4] = [
+    "notifications",
+    "notification_counts",
+    "notification_tickets",
+    "notification_users",
+];
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()
+}
+
+pub async fn record_profile(store: &dyn EventStore, user: &str, roles: &[&str], teams: &[&str]) {
+    let event = NewEvent {
+        id: Uuid::new_v4(),
+        event_type: "UserProfileRecorded".into(),
+        schema_version: 1,
+        data: serde_json::json!({"id": user, "roles": roles, "teams": teams}),
+        metadata: serde_json::json!({}),
+    };
+    store
+        .append(&format!("user-{user}"), ExpectedVersion::Any, vec![event])
+        .await
+        .unwrap();
+}
+
+/// Decides `command` on the ticket's current stream and appends the events.
+pub async fn act(
+    store: &dyn EventStore,
+    id: Uuid,
+    actor: &Actor,
+    command: Command,
+    at: DateTime<Utc>,
+) {
+    let stream = domain::stream_name(id);
+    let recorded = store::read_whole_stream(store, &stream).await.unwrap();
+    let events: Vec<_> = recorded
+        .iter()
+        .map(|e| domain::decode(&e.event_type, e.schema_version, &e.data).unwrap())
+        .collect();
+    let state = domain::fold(&events);
+    let decided =
+        domain::decide(state.as_ref(), &command, actor, at).expect("the command is allowed");
+    let expected = match &state {
+        None => ExpectedVersion::NoStream,
+        Some(t) => ExpectedVersion::Exact(t.version),
+    };
+    let new = decided
+        .iter()
+        .map(|e| {
+            let encoded = domain::encode(e);
+            NewEvent {
+                id: Uuid::new_v4(),
+                event_type: encoded.event_type.into(),
+                schema_version: encoded.schema_version,
+                data: encoded.data,
+                metadata: serde_json::json!({}),
+            }
+        })
+        .collect();
+    store.append(&stream, expected, new).await.unwrap();
+}
+
+pub fn alice() -> Actor {
+    Actor::new("alice", vec![Role::Requester], vec![])
+}
+pub fn bob() -> Actor {
+    Actor::new("bob", vec![Role::Agent], vec!["support".into()])
+}
+pub fn dave() -> Actor {
+    Actor::new("dave", vec![Role::Admin], vec![])
+}
+
+pub async fn profiles(store: &dyn EventStore) {
+    record_profile(store, "alice", &["REQUESTER"], &[]).await;
+    record_profile(store, "bob", &["AGENT"], &["support"]).await;
+    record_profile(store, "carol", &["AGENT"], &["billing"]).await;
+    record_profile(store, "dave", &["ADMIN"], &[]).await;
+}
+
+pub fn create(id: Uuid, priority: TicketPriority) -> Command {
+    Command::Create {
+        ticket_id: id,
+        reference: "TCK-000042".into(),
+        request: "Printer on fire".into(),
+        description: None,
+        priority,
+        queue: "support".into(),
+        tags: vec![],
+    }
+}
+
+async fn titles(db: &ReadDb, user: &str) -> Vec<String> {
+    let page = notifications(db, user, false, 100, None).await.unwrap();
+    page.items.iter().rev().map(|n| n.title.clone()).collect()
+}
+
+crate::on_every_backend! {
+    /// The creator, assignee and watchers hear of a ticket's events, never
+    /// the user who caused one, and a requester never hears of an internal
+    /// note; an assignment to the recipient requires interaction.
+    notifications_go_to_the_involved_users_but_never_the_actor
+}
+
+async fn notifications_go_to_the_involved_users_but_never_the_actor(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = &*backend.store;
+    profiles(store).await;
+    let id = Uuid::from_u128(42);
+    let at = |m: i64| t0() + Duration::minutes(m);
+    act(
+        store,
+        id,
+        &alice(),
+        create(id, TicketPriority::Medium),
+        at(0),
+    )
+    .await;
+    let assign = Command::Assign {
+        assignee_id: "bob".into(),
+        assignee_roles: Some(vec![Role::Agent]),
+    };
+    act(store, id, &dave(), assign, at(1)).await;
+    act(
+        store,
+        id,
+        &dave(),
+        Command::Watch {
+            user_id: "carol".into(),
+        },
+        at(2),
+    )
+    .await;
+    let note = Command::Comment {
+        comment_id: Uuid::from_u128(1),
+        body: "Call facilities".into(),
+        internal: true,
+    };
+    act(store, id, &bob(), note, at(3)).await;
+    let reply = Command::Comment {
+        comment_id: Uuid::from_u128(2),
+        body: "On my way".into(),
+        internal: false,
+    };
+    act(store, id, &bob(), reply, at(4)).await;
+    let resolve = Command::ChangeStatus {
+        status: domain::TicketStatus::Resolved,
+        comment: None,
+    };
+    act(store, id, &bob(), resolve, at(5)).await;
+
+    let projection = NotificationsProjection::new();
+    let runner = backend.runner(&backend.db).with_batch_size(3);
+    run_until_caught_up(&runner, store, Arc::new(projection))
+        .await
+        .unwrap();
+    let db = &backend.db;
+
+    assert_eq!(
+        titles(db, "alice").await,
+        [
+            "TCK-000042 was assigned to bob",
+            "New comment on TCK-000042",
+            "TCK-000042 is now RESOLVED"
+        ]
+    );
+    assert_eq!(
+        titles(db, "bob").await,
+        ["Ticket assigned to you"],
+        "bob hears of the assignment, not of what he did himself"
+    );
+    assert_eq!(
+        titles(db, "carol").await,
+        [
+            "You are now watching TCK-000042",
+            "New internal note on TCK-000042",
+            "New comment on TCK-000042",
+            "TCK-000042 is now RESOLVED"
+        ]
+    );
+    assert!(titles(db, "dave").await.is_empty(), "dave is not involved");
+
+    let bobs = notifications(db, "bob", false, 10, None).await.unwrap();
+    let assigned = &bobs.items[0];
+    assert!(assigned.require_interaction);
+    assert_eq!(
+        assigned.body,
+        "TCK-000042 was assigned to you: Printer on fire"
+    );
+    assert_eq!(assigned.url, format!("/support/tickets/{id}"));
+    assert_eq!(assigned.tag, format!("ticket-{id}"));
+    assert_eq!(assigned.event_type, "ASSIGNED");
+
+    // Paging, newest first, and unread counts with mark-read.
+    let first = notifications(db, "carol", false, 3, None).await.unwrap();
+    assert_eq!(first.items.len(), 3);
+    assert!(first.has_next_page);
+    assert_eq!(first.unread_count, 4);
+    let rest = notifications(db, "carol", false, 3, first.end_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(!rest.has_next_page);
+    assert_eq!(rest.items[0].title, "You are now watching TCK-000042");
+
+    let newest = first.items[0].id;
+    assert_eq!(mark_read(db, "carol", &[newest, newest]).await.unwrap(), 1);
+    assert_eq!(
+        mark_read(db, "alice", &[newest]).await.unwrap(),
+        0,
+        "not alice's"
+    );
+    assert_eq!(unread_count(db, "carol").await.unwrap(), 3);
+    let unread = notifications(db, "carol", true, 10, None).await.unwrap();
+    assert_eq!(unread.items.len(), 3);
+    assert!(unread.items.iter().all(|n| !n.read && n.id != newest));
+    assert_eq!(mark_all_read(db, "carol").await.unwrap(), 3);
+    assert_eq!(unread_count(db, "carol").await.unwrap(), 0);
+    assert!(notifications(db, "carol", false, 10, None)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .all(|n| n.read));
+    assert_eq!(unread_count(db, "alice").await.unwrap(), 3);
+    backend.cleanup().await;
+}
+
+crate::on_every_backend! {
+    /// A rebuild from the log gives the same inboxes, in a fresh database and
+    /// in place, and read flags survive an in-place rebuild.
+    a_rebuild_of_notifications_gives_identical_tables_and_keeps_read_flags
+}
+
+async fn a_rebuild_of_notifications_gives_identical_tables_and_keeps_read_flags(kind: Kind) {
+    let mut backend = Backend::new(kind).await;
+    let mut script = Script::new(21, 10);
+    script.run(&*backend.store, 300).await;
+    let runner = backend.runner(&backend.db).with_batch_size(32);
+    run_until_caught_up(
+        &runner,
+        &*backend.store,
+        Arc::new(NotificationsProjection::new()),
+    )
+    .await
+    .unwrap();
+    let live = dump_tables(&backend.db, &PROJECTION_TABLES).await;
+    assert!(!live["notifications"].is_empty());
+    let marked = mark_all_read(&backend.db, "agent-1").await.unwrap();
+
+    let fresh = backend.fresh_db().await;
+    backend
+        .runner(&fresh)
+        .catch_up(Arc::new(NotificationsProjection::new()))
+        .await
+        .unwrap();
+    assert_eq!(dump_tables(&fresh, &PROJECTION_TABLES).await, live);
+
+    for table in PROJECTION_TABLES {
+        sqlx_execute(&backend.db, &format!("DELETE FROM {table}")).await;
+    }
+    sqlx_execute(
+        &backend.db,
+        "DELETE FROM projection_checkpoints WHERE name = 'notifications'",
+    )
+    .await;
+    runner
+        .catch_up(Arc::new(NotificationsProjection::new()))
+        .await
+        .unwrap();
+    assert_eq!(dump_tables(&backend.db, &PROJECTION_TABLES).await, live);
+    let page = notifications(&backend.db, "agent-1", false, 1000, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.iter().filter(|n| n.read).count() as u64, marked);
+    assert_eq!(page.unread_count, 0);
+    backend.cleanup().await;
+}
+
+async fn sqlx_execute(db: &ReadDb, sql: &str) {
+    match db {
+        ReadDb::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        ReadDb::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+}
