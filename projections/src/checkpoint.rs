@@ -17,6 +17,9 @@ use crate::error::ProjectionError;
 pub enum ProjectionState {
     Running,
     Failed,
+    /// Only in [`crate::rebuild::status_report`]: a rebuild of it runs. Never
+    /// stored in a checkpoint row.
+    Rebuilding,
 }
 
 impl ProjectionState {
@@ -24,6 +27,7 @@ impl ProjectionState {
         match self {
             ProjectionState::Running => "running",
             ProjectionState::Failed => "failed",
+            ProjectionState::Rebuilding => "rebuilding",
         }
     }
 }
@@ -39,9 +43,17 @@ pub struct ProjectionStatus {
     pub error: Option<String>,
 }
 
-/// Every projection's checkpoint, by name.
+/// Every projection's checkpoint, by name (a rebuild's own progress row
+/// left out: see [`crate::rebuild::status_report`]).
 #[tracing::instrument(skip_all, err)]
 pub async fn status(db: &ReadDb) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+    let mut rows = all_rows(db).await?;
+    rows.retain(|s| !s.name.starts_with("rebuild:"));
+    Ok(rows)
+}
+
+/// Every checkpoint row, a running rebuild's included.
+pub(crate) async fn all_rows(db: &ReadDb) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     const SQL: &str =
         "SELECT name, position, state, error FROM projection_checkpoints ORDER BY name";
     let rows: Vec<(String, String, String, Option<String>)> = match db {

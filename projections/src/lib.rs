@@ -27,6 +27,12 @@
 //! - [`gate`]: [`gate::CommitGate`], how a projection tells the live side
 //!   what changed once its batch is committed.
 //! - `bind`: one SQL text bound in each database's native types.
+//! - [`lease`]: [`lease::Lease`], which of several processes writes a
+//!   projection (a PostgreSQL advisory lock; trivially granted on SQLite).
+//! - [`rebuild`]: [`rebuild::rebuild`] (a projection rebuilt from the whole log
+//!   into shadow tables and swapped in, while the server serves) and
+//!   [`rebuild::status_report`] (checkpoint, lag and state per projection): the
+//!   library side of `tickets projections rebuild|status`.
 //! - [`error`]: [`ProjectionError`] (what the runner reports) and
 //!   [`ApplyError`] (what a handler reports for one event).
 //!
@@ -43,8 +49,10 @@ pub mod db;
 pub mod error;
 pub mod fanout;
 pub mod gate;
+pub mod lease;
 pub mod metrics;
 pub mod notifications;
+pub mod rebuild;
 pub mod runner;
 pub mod sla;
 pub mod tickets;

@@ -12,6 +12,10 @@
 //! `failed` with an error naming the event, and that projection's run ends.
 //! Database and store failures are retried with a backoff instead.
 //!
+//! [`Runner::run`] writes only while it holds the projection's [`Lease`], so
+//! with several processes on one PostgreSQL database one of them writes each
+//! projection and another takes over when it dies (see [`crate::lease`]).
+//!
 //! Each batch runs on a task of its own, which the runner awaits. Cancelling or
 //! aborting the runner therefore never cuts a batch short: the batch commits
 //! or rolls back by itself. This matters beyond tidiness: sqlx cannot recover a
@@ -32,12 +36,16 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint;
 use crate::db::{ReadDb, ReadTx};
 use crate::error::{ApplyError, ProjectionError};
+use crate::lease::Lease;
 
 /// Events per batch (and per transaction) unless [`Runner::with_batch_size`].
 pub const BATCH: usize = 500;
 
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often a runner without the lease tries again, and how often the holder
+/// checks it still has it, unless [`Runner::with_lease_retry`].
+pub const LEASE_RETRY: Duration = Duration::from_secs(3);
 
 /// A named handler of stored events that writes a read model. It sees every
 /// event of the log, in order, and ignores the ones it has no use for.
@@ -51,6 +59,13 @@ pub trait Projection: Send + Sync + 'static {
     /// The checkpoint's key: renaming a projection rebuilds it from scratch.
     fn name(&self) -> &str;
 
+    /// The read-model tables this projection alone writes: what a rebuild
+    /// builds anew and swaps in ([`crate::rebuild`]). A projection that names
+    /// none cannot be rebuilt while the server runs.
+    fn tables(&self) -> &[&'static str] {
+        &[]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError>;
 }
 
@@ -60,6 +75,7 @@ pub struct Runner {
     store: Arc<dyn EventStore>,
     db: ReadDb,
     batch_size: usize,
+    lease_retry: Duration,
 }
 
 impl Runner {
@@ -68,12 +84,20 @@ impl Runner {
             store,
             db,
             batch_size: BATCH,
+            lease_retry: LEASE_RETRY,
         }
     }
 
     /// At most `batch_size` events per transaction (at least 1).
     pub fn with_batch_size(mut self, batch_size: usize) -> Runner {
         self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// How often to try for the lease while another process holds it, and to
+    /// check it while holding it.
+    pub fn with_lease_retry(mut self, every: Duration) -> Runner {
+        self.lease_retry = every;
         self
     }
 
@@ -91,36 +115,89 @@ impl Runner {
         tokio::spawn(async move { runner.run(projection, shutdown).await })
     }
 
-    /// Follows the log from the projection's checkpoint until `shutdown` is
+    /// Takes the projection's lease (waiting while another process holds
+    /// it), then follows the log from its checkpoint until `shutdown` is
     /// cancelled (checked between batches; `Ok` then) or the projection stops on
     /// a poison event ([`ProjectionError::Poison`]). Store and database failures
-    /// are logged and retried with a growing delay.
+    /// are logged and retried with a growing delay; a lost lease is taken
+    /// again before writing resumes.
     pub async fn run(
         &self,
         projection: Arc<dyn Projection>,
         shutdown: CancellationToken,
     ) -> Result<(), ProjectionError> {
         let mut delay = RETRY_FIRST;
-        loop {
-            let mut progressed = false;
-            match self.follow(&projection, &shutdown, &mut progressed).await {
-                Ok(()) => return Ok(()),
-                Err(
-                    e
-                    @ (ProjectionError::Poison { .. } | ProjectionError::CorruptCheckpoint { .. }),
-                ) => return Err(e),
-                Err(e) => {
-                    if progressed {
-                        delay = RETRY_FIRST;
+        'lease: loop {
+            let Some(mut lease) = self.acquire(projection.name(), &shutdown).await else {
+                return Ok(());
+            };
+            loop {
+                let mut progressed = false;
+                let outcome = self
+                    .follow(&projection, &mut lease, &shutdown, &mut progressed)
+                    .await;
+                let e = match outcome {
+                    Ok(()) => {
+                        lease.release().await;
+                        return Ok(());
                     }
-                    tracing::warn!(projection = projection.name(), error = %e, retry_in = ?delay,
-                        "projection interrupted, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(delay) => {}
+                    Err(
+                        e @ (ProjectionError::Poison { .. }
+                        | ProjectionError::CorruptCheckpoint { .. }),
+                    ) => {
+                        lease.release().await;
+                        return Err(e);
                     }
-                    delay = (delay * 2).min(RETRY_MAX);
+                    Err(e) => e,
+                };
+                if progressed {
+                    delay = RETRY_FIRST;
                 }
+                let lost = lease.check().await.is_err();
+                tracing::warn!(projection = projection.name(), error = %e, retry_in = ?delay,
+                    lease_lost = lost, "projection interrupted, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        if !lost {
+                            lease.release().await;
+                        }
+                        return Ok(());
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+                if lost {
+                    continue 'lease;
+                }
+            }
+        }
+    }
+
+    /// The projection's lease, trying every `lease_retry`; `None` on shutdown.
+    async fn acquire(&self, name: &str, shutdown: &CancellationToken) -> Option<Lease> {
+        let mut waiting = false;
+        loop {
+            match Lease::try_acquire(&self.db, name).await {
+                Ok(Some(lease)) => {
+                    if waiting {
+                        tracing::info!(projection = name, "took over the projection's lease");
+                    }
+                    return Some(lease);
+                }
+                Ok(None) => {
+                    if !waiting {
+                        tracing::info!(
+                            projection = name,
+                            "another process writes this projection; waiting for its lease"
+                        );
+                    }
+                    waiting = true;
+                }
+                Err(e) => tracing::warn!(projection = name, error = %e, "cannot take the lease"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(self.lease_retry) => {}
             }
         }
     }
@@ -154,15 +231,22 @@ impl Runner {
     async fn follow(
         &self,
         projection: &Arc<dyn Projection>,
+        lease: &mut Lease,
         shutdown: &CancellationToken,
         progressed: &mut bool,
     ) -> Result<(), ProjectionError> {
         let from = checkpoint::read(&self.db, projection.name()).await?;
         let mut batches = self.store.subscribe_all(from).ready_chunks(self.batch_size);
+        let mut lease_check = tokio::time::interval(self.lease_retry);
+        lease_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let batch = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = lease_check.tick() => {
+                    lease.check().await?;
+                    continue;
+                }
                 batch = batches.next() => batch,
             };
             let Some(batch) = batch else {
@@ -191,7 +275,7 @@ impl Runner {
 
     /// [`Runner::write_batch`] on a task of its own (see the module docs). A
     /// panic in the handler is a crash: it is passed on, not turned into an error.
-    async fn apply_batch(
+    pub(crate) async fn apply_batch(
         &self,
         projection: &Arc<dyn Projection>,
         events: Vec<RecordedEvent>,

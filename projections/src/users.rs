@@ -46,6 +46,10 @@ impl Projection for UsersProjection {
         NAME
     }
 
+    fn tables(&self) -> &[&'static str] {
+        &["users"]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         if !event.stream_id.starts_with(STREAM_PREFIX) || event.event_type != PROFILE_RECORDED {
             return Ok(());

@@ -39,6 +39,18 @@ impl Projection for TicketsProjection {
         NAME
     }
 
+    fn tables(&self) -> &[&'static str] {
+        &[
+            "tickets",
+            "ticket_comments",
+            "ticket_attachments",
+            "ticket_watchers",
+            "ticket_tags",
+            "ticket_relations",
+            "ticket_activity",
+        ]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
             return Ok(());

@@ -6,9 +6,11 @@
 mod commands;
 mod crash;
 mod harness;
+mod lease;
 mod notifications;
 mod poison;
 mod queue_metrics;
+mod rebuild;
 mod replay;
 mod sla;
 mod tickets;

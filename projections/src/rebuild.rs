@@ -1,0 +1,520 @@
+//! Rebuilding a projection from the whole log while the server keeps serving,
+//! and the status report the CLI shows.
+//!
+//! A rebuild never shows readers a half-built model. It builds into a shadow
+//! copy of the projection's tables (PostgreSQL: a schema of its own,
+//! `<schema>_rb_<name>`, tables created `LIKE` the live ones; SQLite: a file
+//! beside the database, `<file>.rebuild-<name>`, tables created from the live
+//! ones' DDL), with a checkpoint of its own, reporting [`Progress`] per batch.
+//! Then one transaction on the live database swaps it in:
+//!
+//! 1. lock the live checkpoint row (PostgreSQL; SQLite holds the only writer
+//!    connection), so the live runner cannot commit meanwhile, and read it;
+//! 2. catch the shadow up to at least that checkpoint (it usually is already);
+//! 3. replace the live rows with the shadow's and set the live checkpoint to
+//!    the shadow's (clearing a `failed` state: a rebuild is how a fixed
+//!    handler gets past an event it once could not apply).
+//!
+//! Readers see the old model until the commit and the new one after it. The
+//! live runner's next batch finds the checkpoint at or after its own and
+//! skips what the rebuild already applied, so it carries on without gap.
+//! (The swap copies rows rather than renaming tables: it costs a copy under
+//! the write lock, about a second per 100,000 rows, but keeps index and
+//! constraint names exactly as the migrations made them.)
+//!
+//! While it runs, the live `projection_checkpoints` has a row
+//! `rebuild:<name>` with the shadow's position, which [`status_report`]
+//! shows as the state `rebuilding`; the swap deletes it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Executor, PgPool, SqlitePool};
+use store::{EventStore, Position};
+
+use crate::checkpoint::{self, ProjectionState, ProjectionStatus};
+use crate::db::{ReadDb, ReadTx};
+use crate::error::ProjectionError;
+use crate::lease::Lease;
+use crate::runner::{Projection, Runner};
+
+/// Events per shadow transaction: bigger than a live batch, since nobody
+/// waits on the shadow.
+const REBUILD_BATCH: usize = 2_000;
+/// The checkpoint row that marks a rebuild in progress.
+const REBUILDING: &str = "rebuild:";
+
+/// How far a rebuild got, after each batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Events read from the log so far.
+    pub done: u64,
+    /// Events in the log as far as known: the head's position, which on the SQL
+    /// stores counts the events (it grows if events are appended meanwhile).
+    pub total: u64,
+    pub events_per_sec: f64,
+    /// Time left at the current rate, once there is a rate.
+    pub eta: Option<Duration>,
+}
+
+/// Why a rebuild did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// The projection does not name its tables ([`Projection::tables`]).
+    #[error("projection {0} does not name its tables, so it cannot be rebuilt in place")]
+    NoTables(String),
+    /// Another rebuild of the same projection runs (in this or another process).
+    #[error("projection {0} is already being rebuilt")]
+    Busy(String),
+    /// The shadow cannot be placed (an in-memory SQLite database, or a name
+    /// too long for PostgreSQL).
+    #[error("cannot rebuild {projection}: {reason}")]
+    Unsupported { projection: String, reason: String },
+    /// The log or a database failed, or the projection met an event it cannot
+    /// apply. The live model is untouched; the shadow is dropped.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+}
+
+impl From<sqlx::Error> for RebuildError {
+    fn from(e: sqlx::Error) -> Self {
+        RebuildError::Projection(e.into())
+    }
+}
+
+/// Rebuilds `projection` from the whole log of `store` into `db` and swaps it
+/// in (see the module docs); returns the checkpoint it swapped in. `progress`
+/// is called after every batch.
+#[tracing::instrument(skip_all, fields(projection = %projection.name()), err)]
+pub async fn rebuild(
+    store: Arc<dyn EventStore>,
+    db: &ReadDb,
+    projection: Arc<dyn Projection>,
+    progress: impl Fn(Progress),
+) -> Result<Position, RebuildError> {
+    let name = projection.name().to_string();
+    let tables: Vec<&'static str> = projection.tables().to_vec();
+    if tables.is_empty() {
+        return Err(RebuildError::NoTables(name));
+    }
+    let lease = Lease::try_acquire(db, &format!("{REBUILDING}{name}"))
+        .await?
+        .ok_or_else(|| RebuildError::Busy(name.clone()))?;
+    let shadow = Shadow::create(db, &name, &tables).await?;
+    let result = async {
+        let runner = Runner::new(store.clone(), shadow.db.clone()).with_batch_size(REBUILD_BATCH);
+        let started = Instant::now();
+        let mut done = 0u64;
+        let mut position = Position::START;
+        loop {
+            let events = store
+                .read_all(position, REBUILD_BATCH)
+                .await
+                .map_err(ProjectionError::from)?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                break;
+            };
+            done += events.len() as u64;
+            runner.apply_batch(&projection, events).await?;
+            position = last;
+            mark_rebuilding(db, &name, position).await?;
+            let total = store
+                .head()
+                .await
+                .map_err(ProjectionError::from)?
+                .commit
+                .max(done);
+            let seconds = started.elapsed().as_secs_f64();
+            let events_per_sec = if seconds > 0.0 {
+                done as f64 / seconds
+            } else {
+                0.0
+            };
+            let eta = (events_per_sec > 0.0)
+                .then(|| Duration::from_secs_f64((total - done) as f64 / events_per_sec));
+            progress(Progress {
+                done,
+                total,
+                events_per_sec,
+                eta,
+            });
+        }
+        let swap = {
+            let (store, db, shadow_db, name) =
+                (store.clone(), db.clone(), shadow.db.clone(), name.clone());
+            let projection = projection.clone();
+            let target = shadow.target.clone();
+            let tables = tables.clone();
+            // On a task of its own: a swap cut short by cancellation must still
+            // commit or roll back (see the runner's module docs).
+            tokio::spawn(async move {
+                swap(store, &db, &shadow_db, projection, &name, &tables, &target).await
+            })
+        };
+        match swap.await {
+            Ok(result) => result,
+            Err(e) => Err(ProjectionError::Interrupted(e.to_string()).into()),
+        }
+    }
+    .await;
+    if result.is_err() {
+        let _ = unmark_rebuilding(db, &name).await;
+    }
+    shadow.drop_shadow(db).await;
+    lease.release().await;
+    result
+}
+
+/// Where the shadow of one projection lives.
+#[derive(Debug, Clone)]
+enum Target {
+    /// The shadow schema's name and the live one's.
+    Postgres { shadow: String, live: String },
+    /// The shadow file's path.
+    Sqlite { path: String },
+}
+
+struct Shadow {
+    db: ReadDb,
+    target: Target,
+}
+
+impl Shadow {
+    async fn create(
+        db: &ReadDb,
+        name: &str,
+        tables: &[&'static str],
+    ) -> Result<Shadow, RebuildError> {
+        let unsupported = |reason: String| RebuildError::Unsupported {
+            projection: name.to_string(),
+            reason,
+        };
+        let all: Vec<&str> = tables
+            .iter()
+            .copied()
+            .chain(["projection_checkpoints"])
+            .collect();
+        match db {
+            ReadDb::Postgres(pool) => {
+                let live: String = sqlx::query_scalar("SELECT current_schema()")
+                    .fetch_one(pool)
+                    .await?;
+                let shadow = format!(
+                    "{live}_rb_{}",
+                    name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                );
+                if shadow.len() > 63 {
+                    return Err(unsupported(format!("schema name {shadow} is too long")));
+                }
+                let mut ddl = format!(
+                    "DROP SCHEMA IF EXISTS \"{shadow}\" CASCADE; CREATE SCHEMA \"{shadow}\";"
+                );
+                for table in &all {
+                    ddl += &format!(
+                        "CREATE TABLE \"{shadow}\".{table} (LIKE \"{live}\".{table} INCLUDING ALL);"
+                    );
+                }
+                pool.execute(ddl.as_str()).await?;
+                let options = (*pool.connect_options())
+                    .clone()
+                    .options([("search_path", shadow.as_str())]);
+                let shadow_pool: PgPool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect_with(options)
+                    .await?;
+                Ok(Shadow {
+                    db: ReadDb::Postgres(shadow_pool),
+                    target: Target::Postgres { shadow, live },
+                })
+            }
+            ReadDb::Sqlite(pool) => {
+                let file: String =
+                    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                        .fetch_one(pool)
+                        .await?;
+                if file.is_empty() {
+                    return Err(unsupported("the database is in memory".into()));
+                }
+                let path = format!("{file}.rebuild-{name}");
+                remove_sqlite_files(&path);
+                let mut ddl = Vec::new();
+                for table in &all {
+                    let statements: Vec<String> = sqlx::query_scalar(
+                        "SELECT sql FROM sqlite_master WHERE tbl_name = $1 AND sql IS NOT NULL \
+                         ORDER BY type = 'index', name",
+                    )
+                    .bind(table)
+                    .fetch_all(pool)
+                    .await?;
+                    ddl.extend(statements);
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Off);
+                let shadow_pool: SqlitePool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await?;
+                for statement in ddl {
+                    shadow_pool.execute(statement.as_str()).await?;
+                }
+                Ok(Shadow {
+                    db: ReadDb::Sqlite(shadow_pool),
+                    target: Target::Sqlite { path },
+                })
+            }
+        }
+    }
+
+    /// Drops the shadow (after a swap, or after a failure).
+    async fn drop_shadow(self, db: &ReadDb) {
+        match &self.db {
+            ReadDb::Postgres(pool) => pool.close().await,
+            ReadDb::Sqlite(pool) => pool.close().await,
+        }
+        match (&self.target, db) {
+            (Target::Postgres { shadow, .. }, ReadDb::Postgres(pool)) => {
+                let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{shadow}\" CASCADE"))
+                    .execute(pool)
+                    .await;
+                if let Err(e) = dropped {
+                    tracing::warn!(schema = %shadow, error = %e, "cannot drop the rebuild's schema");
+                }
+            }
+            (Target::Sqlite { path }, _) => remove_sqlite_files(path),
+            _ => {}
+        }
+    }
+}
+
+fn remove_sqlite_files(path: &str) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+}
+
+/// Steps 1 to 3 of the module docs, in one live transaction.
+async fn swap(
+    store: Arc<dyn EventStore>,
+    db: &ReadDb,
+    shadow: &ReadDb,
+    projection: Arc<dyn Projection>,
+    name: &str,
+    tables: &[&'static str],
+    target: &Target,
+) -> Result<Position, RebuildError> {
+    let shadow_runner = Runner::new(store.clone(), shadow.clone()).with_batch_size(REBUILD_BATCH);
+    let catch_up = |live_at: Position| {
+        let store = store.clone();
+        let projection = projection.clone();
+        let shadow_runner = shadow_runner.clone();
+        async move {
+            let mut at = checkpoint::read(shadow, name).await?;
+            while at < live_at {
+                let events = store.read_all(at, REBUILD_BATCH).await?;
+                if events.is_empty() {
+                    break;
+                }
+                at = shadow_runner.apply_batch(&projection, events).await?;
+            }
+            Ok::<Position, ProjectionError>(at)
+        }
+    };
+    match (db, target) {
+        (ReadDb::Postgres(pool), Target::Postgres { shadow, live }) => {
+            let mut tx = pool.begin().await?;
+            // The row must exist to be locked.
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (name, position, updated_at, state) \
+                 VALUES ($1, $2, now(), 'running') ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(Position::START.to_cursor())
+            .execute(&mut *tx)
+            .await?;
+            let mut tx = ReadTx::Postgres(tx);
+            let live_at = checkpoint::load(&mut tx, name).await?;
+            let at = catch_up(live_at).await?;
+            let ReadTx::Postgres(mut pg) = tx else {
+                unreachable!("a PostgreSQL transaction")
+            };
+            for table in tables {
+                pg.execute(
+                    format!(
+                        "DELETE FROM \"{live}\".{table}; \
+                         INSERT INTO \"{live}\".{table} SELECT * FROM \"{shadow}\".{table}"
+                    )
+                    .as_str(),
+                )
+                .await?;
+            }
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+                .bind(format!("{REBUILDING}{name}"))
+                .execute(&mut *pg)
+                .await?;
+            let mut tx = ReadTx::Postgres(pg);
+            checkpoint::save(&mut tx, name, at, None).await?;
+            tx.commit().await?;
+            Ok(at)
+        }
+        (ReadDb::Sqlite(pool), Target::Sqlite { path }) => {
+            // One connection: ATTACH is per connection and outside transactions.
+            let mut conn = pool.acquire().await?;
+            sqlx::query("ATTACH DATABASE $1 AS rebuild")
+                .bind(path)
+                .execute(&mut *conn)
+                .await?;
+            let swapped = async {
+                conn.execute("BEGIN IMMEDIATE").await?;
+                let live_at: Option<String> =
+                    sqlx::query_scalar("SELECT position FROM main.projection_checkpoints WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let live_at = match live_at {
+                    Some(cursor) => cursor.parse().map_err(|e: store::InvalidPosition| {
+                        ProjectionError::CorruptCheckpoint {
+                            projection: name.to_string(),
+                            detail: e.to_string(),
+                        }
+                    })?,
+                    None => Position::START,
+                };
+                let at = catch_up(live_at).await?;
+                for table in tables {
+                    conn.execute(
+                        format!(
+                            "DELETE FROM main.{table}; \
+                             INSERT INTO main.{table} SELECT * FROM rebuild.{table}"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                }
+                sqlx::query("DELETE FROM main.projection_checkpoints WHERE name = $1")
+                    .bind(format!("{REBUILDING}{name}"))
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO main.projection_checkpoints (name, position, updated_at, state, error) \
+                     VALUES ($1, $2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'running', NULL) \
+                     ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+                     updated_at = excluded.updated_at, state = excluded.state, error = NULL",
+                )
+                .bind(name)
+                .bind(at.to_cursor())
+                .execute(&mut *conn)
+                .await?;
+                conn.execute("COMMIT").await?;
+                Ok::<Position, RebuildError>(at)
+            }
+            .await;
+            if swapped.is_err() {
+                let _ = conn.execute("ROLLBACK").await;
+            }
+            if let Err(e) = conn.execute("DETACH DATABASE rebuild").await {
+                // A connection with the shadow still attached must not serve
+                // anyone else.
+                tracing::warn!(error = %e, "cannot detach the rebuild's file");
+                conn.close_on_drop();
+            }
+            swapped
+        }
+        _ => unreachable!("the shadow is of the live database's kind"),
+    }
+}
+
+async fn mark_rebuilding(db: &ReadDb, name: &str, position: Position) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    checkpoint::save(&mut tx, &format!("{REBUILDING}{name}"), position, None).await?;
+    tx.commit().await
+}
+
+async fn unmark_rebuilding(db: &ReadDb, name: &str) -> Result<(), sqlx::Error> {
+    const SQL: &str = "DELETE FROM projection_checkpoints WHERE name = $1";
+    let row = format!("{REBUILDING}{name}");
+    match db {
+        ReadDb::Sqlite(pool) => {
+            sqlx::query(SQL).bind(row).execute(pool).await?;
+        }
+        ReadDb::Postgres(pool) => {
+            sqlx::query(SQL).bind(row).execute(pool).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One projection as `tickets projections status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionReport {
+    pub name: String,
+    /// The last event applied to the live model.
+    pub checkpoint: Position,
+    /// How far the checkpoint is behind the head of the log, in positions
+    /// (events, on the SQL stores).
+    pub lag: u64,
+    /// `Rebuilding` while a rebuild of it runs (the live model keeps its own
+    /// state meanwhile, shown by `error`).
+    pub state: ProjectionState,
+    pub error: Option<String>,
+    /// How far a running rebuild got.
+    pub rebuild_position: Option<Position>,
+}
+
+/// Every projection with a checkpoint: where it is, its lag behind
+/// `store.head()`, and whether it runs, failed or is being rebuilt.
+#[tracing::instrument(skip_all, err)]
+pub async fn status_report(
+    store: &dyn EventStore,
+    db: &ReadDb,
+) -> Result<Vec<ProjectionReport>, ProjectionError> {
+    let head = store.head().await?;
+    let rows = checkpoint::all_rows(db).await?;
+    let (rebuilds, live): (Vec<ProjectionStatus>, Vec<ProjectionStatus>) = rows
+        .into_iter()
+        .partition(|s| s.name.starts_with(REBUILDING));
+    let rebuild_of = |name: &str| {
+        rebuilds
+            .iter()
+            .find(|r| r.name.strip_prefix(REBUILDING) == Some(name))
+            .map(|r| r.position)
+    };
+    let mut reports: Vec<ProjectionReport> = live
+        .into_iter()
+        .map(|s| {
+            let rebuild_position = rebuild_of(&s.name);
+            ProjectionReport {
+                lag: head.commit.saturating_sub(s.position.commit),
+                checkpoint: s.position,
+                state: if rebuild_position.is_some() {
+                    ProjectionState::Rebuilding
+                } else {
+                    s.state
+                },
+                error: s.error,
+                rebuild_position,
+                name: s.name,
+            }
+        })
+        .collect();
+    // A first rebuild of a projection that never ran has no live row yet.
+    for r in &rebuilds {
+        let name = r.name.trim_start_matches(REBUILDING);
+        if !reports.iter().any(|p| p.name == name) {
+            reports.push(ProjectionReport {
+                name: name.to_string(),
+                checkpoint: Position::START,
+                lag: head.commit,
+                state: ProjectionState::Rebuilding,
+                error: None,
+                rebuild_position: Some(r.position),
+            });
+        }
+    }
+    reports.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(reports)
+}
