@@ -312,17 +312,18 @@ async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
     )
     .await?;
     let address = app.address()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{address}")?;
-        writeln!(out, "GraphiQL: http://{address}/graphql")?;
-        writeln!(
-            out,
-            "get a token: tickets token --sub alice --role AGENT --team support \
-             (send it as `Authorization: Bearer <token>`)"
-        )?;
-        out.flush()?;
-    }
+    // Best effort: a closed standard output (a supervisor that read the first
+    // line and went away) must not stop the server.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{address}");
+    let _ = writeln!(out, "GraphiQL: http://{address}/graphql");
+    let _ = writeln!(
+        out,
+        "get a token: tickets token --sub alice --role AGENT --team support \\
+         (send it as `Authorization: Bearer <token>`)"
+    );
+    let _ = out.flush();
+    drop(out);
     tracing::info!(%address, "serving");
     app.run_until_stopped().await
 }

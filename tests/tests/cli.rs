@@ -124,3 +124,31 @@ fn an_invalid_create_is_refused_without_burning_a_reference() {
     let ok = stdout_ok(&tickets(&url, &["ticket", "create", "--request", "fine"]));
     assert!(ok.starts_with("TCK-000001 "), "{ok}");
 }
+
+/// `tickets schema` prints the served SDL, and it keeps every promise of the
+/// contract (checked by the contract's own script when `shared/` is beside the
+/// repository, as in CI).
+#[test]
+fn the_printed_schema_keeps_the_contract() {
+    let (_dir, url) = db();
+    let sdl = stdout_ok(&tickets(&url, &["schema"]));
+    assert!(sdl.contains("type SupportTicket"), "{sdl}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("shared/contract/check_schema.py");
+    if !script.exists() {
+        eprintln!("skipped the contract check: {} not found", script.display());
+        return;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &sdl).unwrap();
+    let check = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(file.path())
+        .output()
+        .expect("run python3");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && report.contains(", 0 broken"),
+        "{report}"
+    );
+}

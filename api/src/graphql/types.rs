@@ -56,6 +56,10 @@ pub enum EventType {
     WatcherAdded,
     WatcherRemoved,
     QueueChanged,
+    /// Added by this server: a ticket is close to its SLA target.
+    SlaWarning,
+    /// Added by this server: a ticket passed its SLA target.
+    SlaBreached,
 }
 
 /// GraphQL's `Int` is 32 bits; versions and sizes beyond it are clamped.

@@ -1,0 +1,10 @@
+//! The GraphQL server, driven as a client would: a real `tickets serve` on a
+//! free port, HTTP for queries and mutations, a WebSocket for subscriptions.
+
+mod auth;
+mod helpers;
+mod mutations;
+mod postgres;
+mod protection;
+mod subscriptions;
+mod visibility;

@@ -1,0 +1,244 @@
+//! Every ticket mutation: its happy path and its rejections.
+
+use serde_json::json;
+use tests::Server;
+
+use crate::helpers::{create, introduce, log_len, ok, refused, Client};
+
+/// Each of the sixteen ticket mutations changes the ticket as asked and returns
+/// the event it appended, with the field changes taken from the history.
+#[tokio::test]
+async fn every_ticket_mutation_changes_the_ticket_and_returns_its_event() {
+    let server = Server::start();
+    let alice = Client::user(&server, "alice", &["REQUESTER"], &[]);
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support", "hardware"]);
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    introduce(&sam).await;
+
+    let (id, created) = create(&alice, "Printer on fire", "support").await;
+    assert_eq!(created["event"]["eventType"], "CREATED");
+    assert_eq!(created["event"]["version"], 0);
+    assert!(created["event"]["previousState"].is_null());
+    assert_eq!(created["ticket"]["tags"], json!(["hardware"]));
+    assert_eq!(created["ticket"]["reference"], "TCK-000001");
+    let (other, _) = create(&sam, "Toner low", "support").await;
+
+    let vars = json!({ "id": id, "other": other });
+    let steps: Vec<(&str, &str, &str)> = vec![
+        ("updateSupportTicket(id: $id, input: {description: \"Smoke\"})", "UPDATED", "description"),
+        ("assignSupportTicket(id: $id, assigneeId: \"sam\")", "ASSIGNED", "assignedTo"),
+        ("unassignSupportTicket(id: $id)", "UNASSIGNED", "assignedTo"),
+        ("updateSupportTicketStatus(id: $id, status: IN_PROGRESS)", "STATUS_CHANGED", "status"),
+        ("updateSupportTicketPriority(id: $id, priority: CRITICAL)", "PRIORITY_CHANGED", "priority"),
+        ("commentOnSupportTicket(id: $id, comment: \"On it\")", "COMMENTED", "comments"),
+        (
+            "addSupportTicketAttachment(id: $id, attachment: {name: \"photo.jpg\", url: \"https://files.example/p.jpg\", size: 10})",
+            "ATTACHMENT_ADDED",
+            "attachments",
+        ),
+        ("addSupportTicketTag(id: $id, tag: \"urgent\")", "TAG_ADDED", "tags"),
+        ("removeSupportTicketTag(id: $id, tag: \"urgent\")", "TAG_REMOVED", "tags"),
+        ("relateSupportTickets(id: $id, relatedId: $other)", "RELATED_ADDED", "relatedTickets"),
+        ("unrelateSupportTickets(id: $id, relatedId: $other)", "RELATED_REMOVED", "relatedTickets"),
+        ("watchSupportTicket(id: $id)", "WATCHER_ADDED", "watchers"),
+        ("unwatchSupportTicket(id: $id)", "WATCHER_REMOVED", "watchers"),
+        ("moveSupportTicket(id: $id, queue: \"hardware\")", "QUEUE_CHANGED", "queue"),
+    ];
+    for (version, (call, event_type, field)) in steps.into_iter().enumerate() {
+        let result = ok(sam
+            .mutate(
+                call,
+                if call.contains("$other") {
+                    "($id: String!, $other: String!)"
+                } else {
+                    "($id: String!)"
+                },
+                vars.clone(),
+            )
+            .await);
+        let event = &result["event"];
+        assert_eq!(event["eventType"], event_type, "{call}: {result}");
+        assert_eq!(event["version"], version + 1, "{call}");
+        assert_eq!(result["ticket"]["version"], version + 1, "{call}");
+        assert_eq!(event["triggeredBy"]["id"], "sam");
+        assert!(event["previousState"].is_object(), "{call}");
+        let changed: Vec<&str> = event["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        assert!(changed.contains(&field), "{call}: {changed:?}");
+    }
+    // Deleting is for admins.
+    let deleted = ok(root
+        .mutate(
+            "deleteSupportTicket(id: $id, reason: \"duplicate\")",
+            "($id: String!)",
+            json!({ "id": id }),
+        )
+        .await);
+    assert_eq!(deleted["event"]["eventType"], "DELETED");
+    assert_eq!(deleted["ticket"]["deleted"], true);
+    assert_eq!(deleted["event"]["metadata"]["reason"], "duplicate");
+
+    let status = ok(root
+        .mutate(
+            "updateSupportTicketStatus(id: $id, status: RESOLVED, comment: \"Fixed\")",
+            "($id: String!)",
+            json!({ "id": other }),
+        )
+        .await);
+    assert_eq!(
+        status["event"]["eventType"], "COMMENTED",
+        "the last event of two"
+    );
+    assert_eq!(status["event"]["comment"]["comment"], "Fixed");
+    assert_eq!(status["ticket"]["status"], "RESOLVED");
+}
+
+/// Refusals come back as `success: false` with the contract's code and append
+/// nothing: FORBIDDEN, NOT_FOUND, CONFLICT, INVALID and DELETED.
+#[tokio::test]
+async fn a_refused_mutation_reports_its_code_and_appends_nothing() {
+    let server = Server::start();
+    let alice = Client::user(&server, "alice", &["REQUESTER"], &[]);
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    introduce(&sam).await;
+    introduce(&root).await;
+    let (id, _) = create(&alice, "VPN drops", "support").await;
+    let vars = json!({ "id": id });
+    let before = log_len(&root).await;
+
+    let r = alice
+        .mutate(
+            "assignSupportTicket(id: $id, assigneeId: \"sam\")",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "FORBIDDEN");
+    let r = alice
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"psst\", internal: true)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "FORBIDDEN");
+    let r = sam
+        .mutate(
+            "deleteSupportTicket(id: $id)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "FORBIDDEN");
+
+    let missing = json!({ "id": "00000000-0000-0000-0000-000000000000" });
+    let r = sam
+        .mutate(
+            "addSupportTicketTag(id: $id, tag: \"x\")",
+            "($id: String!)",
+            missing,
+        )
+        .await;
+    refused(&r, "NOT_FOUND");
+    let r = sam
+        .mutate(
+            "addSupportTicketTag(id: $id, tag: \"x\")",
+            "($id: String!)",
+            json!({ "id": "TCK-999999" }),
+        )
+        .await;
+    refused(&r, "NOT_FOUND");
+
+    let r = sam
+        .mutate(
+            "updateSupportTicketPriority(id: $id, priority: LOW, expectedVersion: 7)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "CONFLICT");
+
+    let r = sam
+        .mutate(
+            "assignSupportTicket(id: $id, assigneeId: \"nobody\")",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "INVALID");
+    let r = sam
+        .mutate(
+            "assignSupportTicket(id: $id, assigneeId: \"alice\")",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "INVALID");
+    let r = alice
+        .mutate(
+            "createSupportTicket(input: {request: \"   \"})",
+            "",
+            json!({}),
+        )
+        .await;
+    refused(&r, "INVALID");
+    assert_eq!(log_len(&root).await, before, "refusals append nothing");
+
+    // The matching expected version goes through.
+    ok(sam
+        .mutate(
+            "updateSupportTicketPriority(id: $id, priority: LOW, expectedVersion: 0)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    ok(root
+        .mutate(
+            "deleteSupportTicket(id: $id)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    let after_delete = log_len(&root).await;
+    let r = sam
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"late\")",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await;
+    refused(&r, "DELETED");
+    assert_eq!(log_len(&root).await, after_delete);
+}
+
+/// A call retried with the same idempotency key returns the first call's
+/// result (same ticket, same event) and appends nothing more.
+#[tokio::test]
+async fn a_retried_idempotency_key_returns_the_first_result_and_appends_nothing() {
+    let server = Server::start();
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    introduce(&root).await;
+    let create = "createSupportTicket(input: {request: \"Keyboard\"}, idempotencyKey: \"k-1\")";
+    let first = ok(sam.mutate(create, "", json!({})).await);
+    let appended = log_len(&root).await;
+    let again = ok(sam.mutate(create, "", json!({})).await);
+    assert_eq!(again["ticket"]["id"], first["ticket"]["id"]);
+    assert_eq!(again["ticket"]["reference"], first["ticket"]["reference"]);
+    assert_eq!(again["event"]["id"], first["event"]["id"]);
+    assert_eq!(log_len(&root).await, appended);
+
+    let vars = json!({ "id": first["ticket"]["id"] });
+    let comment = "commentOnSupportTicket(id: $id, comment: \"hello\", idempotencyKey: \"k-2\")";
+    let c1 = ok(sam.mutate(comment, "($id: String!)", vars.clone()).await);
+    let appended = log_len(&root).await;
+    let c2 = ok(sam.mutate(comment, "($id: String!)", vars.clone()).await);
+    assert_eq!(c1["event"]["id"], c2["event"]["id"]);
+    assert_eq!(c2["ticket"]["comments"].as_array().unwrap().len(), 1);
+    assert_eq!(log_len(&root).await, appended);
+}

@@ -1,0 +1,83 @@
+//! Client mistakes get clear errors, never a 500, and the server stays up.
+
+use serde_json::{json, Value};
+use tests::Server;
+
+use crate::helpers::{error_code, Client};
+
+/// Malformed JSON, an unknown field, an oversize body and a too-deep query are
+/// each answered with a clear error; health, readiness and metrics still answer.
+#[tokio::test]
+async fn client_mistakes_get_clear_errors_and_the_server_stays_up() {
+    let mut server = Server::start_with(&[
+        ("TICKETS_MAX_BODY_BYTES", "4096"),
+        ("TICKETS_MAX_QUERY_DEPTH", "5"),
+    ]);
+    let token = server.token("sam", &["AGENT"], &["support"]);
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        http.post(server.graphql_url())
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let malformed = post("{\"query\": ".into()).await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    let body: Value = malformed.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_REQUEST", "{body}");
+
+    let huge = json!({ "query": format!("{{ me {{ id }} }} #{}", "x".repeat(10_000)) }).to_string();
+    let oversize = post(huge).await.unwrap();
+    assert_eq!(oversize.status(), 413);
+    let body: Value = oversize.json().await.unwrap();
+    assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE", "{body}");
+
+    let client = Client::new(&server, Some(token.clone()));
+    let unknown = client.post("{ me { id shoeSize } }", json!({})).await;
+    let message = unknown["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("shoeSize"), "{unknown}");
+
+    let deep = "{ supportTickets { edges { node { relatedTickets { relatedTickets { relatedTickets { id } } } } } } }";
+    let too_deep = client.post(deep, json!({})).await;
+    let message = too_deep["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_lowercase();
+    assert!(message.contains("deep"), "{too_deep}");
+
+    let not_yet = client.post("{ queueMetrics { queue } }", json!({})).await;
+    assert_eq!(error_code(&not_yet), "NOT_IMPLEMENTED", "{not_yet}");
+
+    assert!(server.is_running());
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tickets_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("tickets_projection_lag{projection=\"tickets\"}"),
+        "{metrics}"
+    );
+    let me = client.data("{ me { id } }", json!({})).await;
+    assert_eq!(me["me"]["id"], "sam");
+}
+
+/// SIGTERM stops the server cleanly (exit status 0).
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let server = Server::start();
+    let client = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    client.data("{ me { id } }", json!({})).await;
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,182 @@
+//! Subscriptions over a real WebSocket (graphql-transport-ws).
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tests::Server;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{create, ok, Client};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const TICKET_UPDATED: &str = "subscription($id: String!, $after: String) { \
+    ticketUpdated(ticketId: $id, after: $after) { id position version eventType ticket { priority } } }";
+
+/// Opens a graphql-transport-ws socket and completes `connection_init`.
+async fn connect(server: &Server, token: &str) -> Socket {
+    let mut request = format!("ws://{}/graphql", server.address)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("WebSocket upgrade");
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let ack = next_message(&mut socket, Duration::from_secs(10))
+        .await
+        .expect("an answer to connection_init");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+    let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message (pings are answered and skipped), or `None` on
+/// timeout or close.
+async fn next_message(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(wait, socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        match frame {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("JSON message");
+                if value["type"] == "ping" {
+                    socket
+                        .send(Message::text(json!({ "type": "pong" }).to_string()))
+                        .await
+                        .ok()?;
+                    continue;
+                }
+                return Some(value);
+            }
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+/// The payload of the next `next` message, failing on anything else.
+async fn next_event(socket: &mut Socket) -> Value {
+    let message = next_message(socket, Duration::from_secs(15))
+        .await
+        .expect("an event");
+    assert_eq!(message["type"], "next", "{message}");
+    assert!(message["payload"].get("errors").is_none(), "{message}");
+    message["payload"]["data"]["ticketUpdated"].clone()
+}
+
+/// A subscriber receives a mutation's event live; after a disconnect, while
+/// another client mutates twice, resuming with `after` delivers exactly those
+/// two events: no gap, no duplicate, nothing of other tickets.
+#[tokio::test]
+async fn a_resumed_subscription_receives_exactly_what_it_missed() {
+    let server = Server::start();
+    let sam_token = server.token("sam", &["AGENT"], &["support"]);
+    let sam = Client::new(&server, Some(sam_token.clone()));
+    let kim = Client::user(&server, "kim", &["AGENT"], &["support"]);
+    let (id, created) = create(&sam, "Flaky Wi-Fi", "support").await;
+    let (other, _) = create(&sam, "Unrelated", "support").await;
+    let created_at = created["event"]["position"].as_str().unwrap().to_string();
+
+    let mut socket = connect(&server, &sam_token).await;
+    subscribe(
+        &mut socket,
+        "1",
+        TICKET_UPDATED,
+        json!({ "id": id, "after": created_at }),
+    )
+    .await;
+    let priority = "updateSupportTicketPriority(id: $id, priority: $p)";
+    let vars = |p: &str| json!({ "id": id, "p": p });
+    let first = ok(sam
+        .mutate(priority, "($id: String!, $p: TicketPriority!)", vars("LOW"))
+        .await);
+    let live = next_event(&mut socket).await;
+    assert_eq!(live["id"], first["event"]["id"]);
+    assert_eq!(live["version"], 1);
+    assert_eq!(live["ticket"]["priority"], "LOW");
+    let seen = live["position"].as_str().unwrap().to_string();
+    drop(socket);
+
+    let second = ok(kim
+        .mutate(
+            priority,
+            "($id: String!, $p: TicketPriority!)",
+            vars("HIGH"),
+        )
+        .await);
+    ok(kim
+        .mutate(
+            "addSupportTicketTag(id: $id, tag: \"noise\")",
+            "($id: String!)",
+            json!({ "id": other }),
+        )
+        .await);
+    let third = ok(kim
+        .mutate(
+            priority,
+            "($id: String!, $p: TicketPriority!)",
+            vars("CRITICAL"),
+        )
+        .await);
+
+    let mut socket = connect(&server, &sam_token).await;
+    subscribe(
+        &mut socket,
+        "2",
+        TICKET_UPDATED,
+        json!({ "id": id, "after": seen }),
+    )
+    .await;
+    let a = next_event(&mut socket).await;
+    let b = next_event(&mut socket).await;
+    assert_eq!(a["id"], second["event"]["id"]);
+    assert_eq!(b["id"], third["event"]["id"]);
+    assert_eq!(
+        (a["version"].clone(), b["version"].clone()),
+        (json!(2), json!(3))
+    );
+    let extra = next_message(&mut socket, Duration::from_millis(700)).await;
+    assert!(extra.is_none(), "nothing more: {extra:?}");
+}
+
+/// A socket whose `connection_init` carries a bad token gets no acknowledgement
+/// and no subscription.
+#[tokio::test]
+async fn a_socket_with_a_bad_token_is_refused() {
+    let server = Server::start();
+    let mut request = format!("ws://{}/graphql", server.address)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "authToken": "forged" } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let answer = next_message(&mut socket, Duration::from_secs(5)).await;
+    assert!(
+        answer
+            .as_ref()
+            .is_none_or(|m| m["type"] != "connection_ack"),
+        "{answer:?}"
+    );
+}
