@@ -17,7 +17,7 @@ use crate::error::ProjectionError;
 pub enum ProjectionState {
     Running,
     Failed,
-    /// Only in [`crate::rebuild::status_report`]: a rebuild of it runs. Never
+    /// Only in [`crate::report::status_report`]: a rebuild of it runs. Never
     /// stored in a checkpoint row.
     Rebuilding,
 }
@@ -44,7 +44,7 @@ pub struct ProjectionStatus {
 }
 
 /// Every projection's checkpoint, by name (a rebuild's own progress row
-/// left out: see [`crate::rebuild::status_report`]).
+/// left out: see [`crate::report::status_report`]).
 #[tracing::instrument(skip_all, err)]
 pub async fn status(db: &ReadDb) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     let mut rows = all_rows(db).await?;

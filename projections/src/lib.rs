@@ -29,10 +29,11 @@
 //! - `bind`: one SQL text bound in each database's native types.
 //! - [`lease`]: [`lease::Lease`], which of several processes writes a
 //!   projection (a PostgreSQL advisory lock; trivially granted on SQLite).
-//! - [`rebuild`]: [`rebuild::rebuild`] (a projection rebuilt from the whole log
-//!   into shadow tables and swapped in, while the server serves) and
-//!   [`rebuild::status_report`] (checkpoint, lag and state per projection): the
-//!   library side of `tickets projections rebuild|status`.
+//! - [`rebuild`]: [`rebuild::rebuild`], a projection rebuilt from the whole log
+//!   into shadow tables and swapped in while the server serves, with progress
+//!   (the library side of `tickets projections rebuild`).
+//! - [`report`]: [`report::status_report`], checkpoint, lag and state per
+//!   projection (the library side of `tickets projections status`).
 //! - [`error`]: [`ProjectionError`] (what the runner reports) and
 //!   [`ApplyError`] (what a handler reports for one event).
 //!
@@ -53,6 +54,7 @@ pub mod lease;
 pub mod metrics;
 pub mod notifications;
 pub mod rebuild;
+pub mod report;
 pub mod runner;
 pub mod sla;
 pub mod tickets;

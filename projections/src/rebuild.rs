@@ -1,5 +1,4 @@
-//! Rebuilding a projection from the whole log while the server keeps serving,
-//! and the status report the CLI shows.
+//! Rebuilding a projection from the whole log while the server keeps serving.
 //!
 //! A rebuild never shows readers a half-built model. It builds into a shadow
 //! copy of the projection's tables (PostgreSQL: a schema of its own,
@@ -23,7 +22,8 @@
 //! constraint names exactly as the migrations made them.)
 //!
 //! While it runs, the live `projection_checkpoints` has a row
-//! `rebuild:<name>` with the shadow's position, which [`status_report`]
+//! `rebuild:<name>` with the shadow's position, which
+//! [`crate::report::status_report`]
 //! shows as the state `rebuilding`; the swap deletes it.
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Executor, PgPool, SqlitePool};
 use store::{EventStore, Position};
 
-use crate::checkpoint::{self, ProjectionState, ProjectionStatus};
+use crate::checkpoint;
 use crate::db::{ReadDb, ReadTx};
 use crate::error::ProjectionError;
 use crate::lease::Lease;
@@ -44,7 +44,7 @@ use crate::runner::{Projection, Runner};
 /// waits on the shadow.
 const REBUILD_BATCH: usize = 2_000;
 /// The checkpoint row that marks a rebuild in progress.
-const REBUILDING: &str = "rebuild:";
+pub(crate) const REBUILDING: &str = "rebuild:";
 
 /// How far a rebuild got, after each batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -446,75 +446,4 @@ async fn unmark_rebuilding(db: &ReadDb, name: &str) -> Result<(), sqlx::Error> {
         }
     }
     Ok(())
-}
-
-/// One projection as `tickets projections status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectionReport {
-    pub name: String,
-    /// The last event applied to the live model.
-    pub checkpoint: Position,
-    /// How far the checkpoint is behind the head of the log, in positions
-    /// (events, on the SQL stores).
-    pub lag: u64,
-    /// `Rebuilding` while a rebuild of it runs (the live model keeps its own
-    /// state meanwhile, shown by `error`).
-    pub state: ProjectionState,
-    pub error: Option<String>,
-    /// How far a running rebuild got.
-    pub rebuild_position: Option<Position>,
-}
-
-/// Every projection with a checkpoint: where it is, its lag behind
-/// `store.head()`, and whether it runs, failed or is being rebuilt.
-#[tracing::instrument(skip_all, err)]
-pub async fn status_report(
-    store: &dyn EventStore,
-    db: &ReadDb,
-) -> Result<Vec<ProjectionReport>, ProjectionError> {
-    let head = store.head().await?;
-    let rows = checkpoint::all_rows(db).await?;
-    let (rebuilds, live): (Vec<ProjectionStatus>, Vec<ProjectionStatus>) = rows
-        .into_iter()
-        .partition(|s| s.name.starts_with(REBUILDING));
-    let rebuild_of = |name: &str| {
-        rebuilds
-            .iter()
-            .find(|r| r.name.strip_prefix(REBUILDING) == Some(name))
-            .map(|r| r.position)
-    };
-    let mut reports: Vec<ProjectionReport> = live
-        .into_iter()
-        .map(|s| {
-            let rebuild_position = rebuild_of(&s.name);
-            ProjectionReport {
-                lag: head.commit.saturating_sub(s.position.commit),
-                checkpoint: s.position,
-                state: if rebuild_position.is_some() {
-                    ProjectionState::Rebuilding
-                } else {
-                    s.state
-                },
-                error: s.error,
-                rebuild_position,
-                name: s.name,
-            }
-        })
-        .collect();
-    // A first rebuild of a projection that never ran has no live row yet.
-    for r in &rebuilds {
-        let name = r.name.trim_start_matches(REBUILDING);
-        if !reports.iter().any(|p| p.name == name) {
-            reports.push(ProjectionReport {
-                name: name.to_string(),
-                checkpoint: Position::START,
-                lag: head.commit,
-                state: ProjectionState::Rebuilding,
-                error: None,
-                rebuild_position: Some(r.position),
-            });
-        }
-    }
-    reports.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(reports)
 }

@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use projections::fanout::{Hub, HubConfig, Interest, Item, Predicate};
@@ -26,21 +25,13 @@ async fn a_slow_subscriber_is_dropped_with_its_position_and_can_resume() {
     let all: Predicate = Arc::new(|_| true);
     let mut slow = hub.subscribe(Interest::All, all.clone(), None);
     let mut fast = hub.subscribe(Interest::All, all.clone(), None);
-    let fast_reader = tokio::spawn(async move {
-        let mut received = Vec::new();
-        for _ in 0..20 {
-            received.push(event(next(&mut fast).await).position());
-        }
-        received
-    });
-    let mut created = Vec::new();
+    // The writer waits for the fast subscriber to take each event, so only
+    // the slow one falls behind, however busy the machine is.
+    let mut fast_positions = Vec::new();
     for _ in 0..20 {
-        created.push(create_ticket(&*backend.store, "alice", "billing").await);
+        create_ticket(&*backend.store, "alice", "billing").await;
+        fast_positions.push(event(next(&mut fast).await).position());
     }
-    let fast_positions = tokio::time::timeout(Duration::from_secs(20), fast_reader)
-        .await
-        .expect("the fast subscriber is not held up")
-        .unwrap();
     assert_eq!(fast_positions.len(), 20);
 
     let mut received = Vec::new();

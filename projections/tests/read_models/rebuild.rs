@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use projections::rebuild::{rebuild, status_report, Progress};
+use projections::rebuild::{rebuild, Progress};
+use projections::report::status_report;
 use projections::{ProjectionState, ReadDb, TicketsProjection};
 use tokio_util::sync::CancellationToken;
 
