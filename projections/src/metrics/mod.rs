@@ -154,6 +154,10 @@ impl Projection for MetricsProjection {
         NAME
     }
 
+    fn tables(&self) -> &[&'static str] {
+        &["queue_ticket_facts", "queue_metrics", "queue_metrics_daily"]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
             return Ok(());

@@ -109,6 +109,17 @@ impl Projection for NotificationsProjection {
         NAME
     }
 
+    /// The read flags (`notification_reads`, `notification_read_counts`) are
+    /// the users' own actions, not derived from the log: a rebuild keeps them.
+    fn tables(&self) -> &[&'static str] {
+        &[
+            "notifications",
+            "notification_counts",
+            "notification_tickets",
+            "notification_users",
+        ]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         if event.stream_id.starts_with("user-") && event.event_type == "UserProfileRecorded" {
             return record_profile(tx, event).await;

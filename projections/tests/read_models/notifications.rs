@@ -283,6 +283,17 @@ async fn a_rebuild_of_notifications_gives_identical_tables_and_keeps_read_flags(
         .await
         .unwrap();
     assert_eq!(dump_tables(&backend.db, &PROJECTION_TABLES).await, live);
+
+    // The same through the online rebuild (shadow tables swapped in).
+    projections::rebuild::rebuild(
+        backend.store.clone(),
+        &backend.db,
+        Arc::new(NotificationsProjection::new()),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(dump_tables(&backend.db, &PROJECTION_TABLES).await, live);
     let page = notifications(&backend.db, "agent-1", false, 1000, None)
         .await
         .unwrap();

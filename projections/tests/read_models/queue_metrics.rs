@@ -76,6 +76,21 @@ async fn a_rebuild_of_queue_metrics_gives_identical_tables(kind: Kind) {
         dump_tables(&backend.db, &METRICS_TABLES).await,
         dump_tables(&fresh, &METRICS_TABLES).await
     );
+
+    // The same through the online rebuild (shadow tables swapped in).
+    projections::rebuild::rebuild(
+        backend.store.clone(),
+        &backend.db,
+        Arc::new(metrics.clone()),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    metrics.refresh_due(&backend.db, now).await.unwrap();
+    assert_eq!(
+        dump_tables(&backend.db, &METRICS_TABLES).await,
+        dump_tables(&fresh, &METRICS_TABLES).await
+    );
     backend.cleanup().await;
 }
 
