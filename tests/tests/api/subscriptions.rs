@@ -19,13 +19,17 @@ const TICKET_UPDATED: &str = "subscription($id: String!, $after: String) { \
 
 /// Opens a graphql-transport-ws socket and completes `connection_init`.
 async fn connect(server: &Server, token: &str) -> Socket {
+    connect_with(server, token, "graphql-transport-ws").await
+}
+
+/// Opens a socket speaking `protocol` and completes `connection_init`.
+async fn connect_with(server: &Server, token: &str, protocol: &str) -> Socket {
     let mut request = format!("ws://{}/graphql", server.address)
         .into_client_request()
         .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("WebSocket upgrade");
@@ -57,6 +61,9 @@ async fn next_message(socket: &mut Socket, wait: Duration) -> Option<Value> {
         match frame {
             Message::Text(text) => {
                 let value: Value = serde_json::from_str(&text).expect("JSON message");
+                if value["type"] == "ka" {
+                    continue;
+                }
                 if value["type"] == "ping" {
                     socket
                         .send(Message::text(json!({ "type": "pong" }).to_string()))
@@ -179,4 +186,48 @@ async fn a_socket_with_a_bad_token_is_refused() {
             .is_none_or(|m| m["type"] != "connection_ack"),
         "{answer:?}"
     );
+}
+
+/// The legacy `graphql-ws` subprotocol works too: `start` a subscription with
+/// the token in the `connection_init` payload, receive `data` for a mutation's event.
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_delivers_events_too() {
+    let server = Server::start();
+    let token = server.token("sam", &["AGENT"], &["support"]);
+    let sam = Client::new(&server, Some(token.clone()));
+    let (id, created) = create(&sam, "Legacy client", "support").await;
+    let mut socket = connect_with(&server, &token, "graphql-ws").await;
+    let start = json!({ "id": "1", "type": "start", "payload": {
+        "query": TICKET_UPDATED,
+        "variables": { "id": id, "after": created["event"]["position"] } } });
+    socket.send(Message::text(start.to_string())).await.unwrap();
+    let tagged = ok(sam
+        .mutate(
+            "addSupportTicketTag(id: $id, tag: \"legacy\")",
+            "($id: String!)",
+            json!({ "id": id }),
+        )
+        .await);
+    let message = next_message(&mut socket, Duration::from_secs(15))
+        .await
+        .expect("an event");
+    assert_eq!(message["type"], "data", "{message}");
+    assert_eq!(
+        message["payload"]["data"]["ticketUpdated"]["id"],
+        tagged["event"]["id"]
+    );
+}
+
+/// GET /graphql without an upgrade serves the GraphiQL page.
+#[tokio::test]
+async fn a_browser_gets_graphiql() {
+    let server = Server::start();
+    let page = reqwest::get(server.graphql_url()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("graphiql"));
 }
