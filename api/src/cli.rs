@@ -42,7 +42,7 @@ pub struct Cli {
     pub jwt_secret: Option<String>,
     /// Production mode: a missing JWT secret is a start-up error.
     #[arg(long, env = "TICKETS_PRODUCTION", global = true, value_parser = parse_flag,
-          num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+          num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true")]
     pub production: bool,
     /// Log lines as `text` or `json`.
     #[arg(

@@ -231,3 +231,79 @@ async fn a_browser_gets_graphiql() {
         .to_lowercase()
         .contains("graphiql"));
 }
+
+const ALL_EVENTS: &str = "subscription { supportTicketEvents(after: \"0\") { \
+    eventType ticket { id request comments { comment } } comment { comment } previousState } }";
+
+/// Receives `supportTicketEvents` payloads until nothing comes for a while.
+async fn drain(socket: &mut Socket) -> Vec<Value> {
+    let mut events = Vec::new();
+    while let Some(message) = next_message(socket, Duration::from_millis(1500)).await {
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        events.push(message["payload"]["data"]["supportTicketEvents"].clone());
+    }
+    events
+}
+
+/// Replayed or live, a requester receives only events of tickets they may see
+/// and never an internal comment; an agent outside the queue receives nothing;
+/// team updates are for staff only.
+#[tokio::test]
+async fn subscribers_receive_only_what_they_may_see() {
+    let server = Server::start();
+    let alice_token = server.token("alice", &["REQUESTER"], &[]);
+    let bill_token = server.token("bill", &["AGENT"], &["billing"]);
+    let alice = Client::new(&server, Some(alice_token.clone()));
+    let bob = Client::user(&server, "bob", &["REQUESTER"], &[]);
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let (mine, _) = create(&alice, "Alice's laptop", "support").await;
+    create(&bob, "Bob's phone", "support").await;
+
+    let mut alice_socket = connect(&server, &alice_token).await;
+    subscribe(&mut alice_socket, "1", ALL_EVENTS, json!({})).await;
+    let mut bill_socket = connect(&server, &bill_token).await;
+    subscribe(&mut bill_socket, "1", ALL_EVENTS, json!({})).await;
+
+    let vars = json!({ "id": mine });
+    ok(sam
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"SECRET note\", internal: true)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    ok(sam
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"Public reply\")",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    create(&bob, "Bob again", "support").await;
+
+    let received = drain(&mut alice_socket).await;
+    let text = serde_json::to_string(&received).unwrap();
+    assert!(!text.contains("SECRET"), "{text}");
+    assert!(!text.contains("Bob"), "{text}");
+    let types: Vec<&str> = received
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["CREATED", "COMMENTED"], "{text}");
+    assert_eq!(received[1]["comment"]["comment"], "Public reply");
+    assert!(drain(&mut bill_socket).await.is_empty());
+
+    subscribe(
+        &mut alice_socket,
+        "2",
+        "subscription { teamTicketUpdates { id } }",
+        json!({}),
+    )
+    .await;
+    let refused = next_message(&mut alice_socket, Duration::from_secs(10))
+        .await
+        .expect("an answer");
+    let code = refused["payload"]["errors"][0]["extensions"]["code"].clone();
+    assert_eq!(code, "FORBIDDEN", "{refused}");
+}
