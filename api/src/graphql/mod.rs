@@ -1,17 +1,21 @@
 //! The GraphQL schema of `contract/schema.graphql`.
 //!
 //! - `types`: output types and enums over the domain's values.
+//! - `event`: `SupportTicketEvent` and `FieldChange`.
 //! - `inputs`: input objects.
 //! - `pending`: contract types whose read models are not built yet.
-//! - `query`, `mutation`, `subscription`: the three roots.
+//! - `query`, `mutation`, `subscription`: the three roots; `outcome` turns a
+//!   command's outcome into a mutation result.
 //! - `delivery`: which ticket events a subscriber receives ([`delivery::matches`]).
 //!
 //! Every root field starts with [`viewer`], so no operation of the contract runs
 //! without a valid token; introspection does, so GraphiQL can show the docs.
 
 pub mod delivery;
+pub mod event;
 pub mod inputs;
 pub mod mutation;
+mod outcome;
 pub mod pending;
 pub mod query;
 pub mod subscription;

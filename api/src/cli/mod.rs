@@ -10,8 +10,10 @@ use domain::{Actor, Command, Role, TicketPriority, TicketStatus};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+mod server;
+
 use crate::app::SqlDatabase;
-use crate::auth::{parse_ttl, Claims, JwtKeys};
+use crate::auth::parse_ttl;
 use crate::command_service::{CommandRequest, CommandService};
 use crate::config::{open_store, StoreUrls, DEFAULT_DATABASE_URL};
 use crate::settings::{parse_flag, Secret, ServeSettings};
@@ -65,7 +67,7 @@ impl Cli {
         matches!(self.command, None | Some(TopCommand::Serve))
     }
 
-    fn secret(&self) -> anyhow::Result<Secret> {
+    pub(crate) fn secret(&self) -> anyhow::Result<Secret> {
         Secret::choose(self.jwt_secret.as_deref(), self.production).map_err(anyhow::Error::msg)
     }
 }
@@ -222,8 +224,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         event_store_url: cli.event_store_url.clone(),
     };
     let command = match cli.command {
-        None | Some(TopCommand::Serve) => return serve(&cli, &urls).await,
-        Some(TopCommand::Token(ref t)) => return print_token(&cli, t),
+        None | Some(TopCommand::Serve) => return server::serve(&cli, &urls).await,
+        Some(TopCommand::Token(ref t)) => return server::print_token(&cli, t),
         Some(TopCommand::Schema) => {
             println!("{}", crate::graphql::build_schema(None).sdl());
             return Ok(());
@@ -287,70 +289,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_ticket(&service, &users, actor, t.command, &mut out).await?;
         }
     }
-    Ok(())
-}
-
-/// `tickets serve`: build the application, say where it listens and how to get
-/// a token, and run until SIGINT/SIGTERM.
-async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
-    let secret = cli.secret()?;
-    if secret == Secret::Development {
-        tracing::warn!(
-            "DEVELOPMENT MODE: no TICKETS_JWT_SECRET is set, tokens are signed with a \
-             public well-known secret; anybody can mint a token for this server. \
-             Set TICKETS_JWT_SECRET (and TICKETS_PRODUCTION=1) in production."
-        );
-    }
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    crate::app::cancel_on_signal(shutdown.clone());
-    let app = crate::app::Application::build(
-        cli.serve.clone(),
-        urls,
-        cli.database_schema.as_deref(),
-        &secret,
-        shutdown,
-    )
-    .await?;
-    let address = app.address()?;
-    // Best effort: a closed standard output (a supervisor that read the first
-    // line and went away) must not stop the server.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on http://{address}");
-    let _ = writeln!(out, "GraphiQL: http://{address}/graphql");
-    let _ = writeln!(
-        out,
-        "get a token: tickets token --sub alice --role AGENT --team support \\
-         (send it as `Authorization: Bearer <token>`)"
-    );
-    let _ = out.flush();
-    drop(out);
-    tracing::info!(%address, "serving");
-    app.run_until_stopped().await
-}
-
-fn print_token(cli: &Cli, args: &TokenArgs) -> anyhow::Result<()> {
-    let secret = cli.secret()?;
-    if secret == Secret::Development {
-        eprintln!("warning: no TICKETS_JWT_SECRET set; signing with the development secret");
-    }
-    let ttl = chrono::Duration::from_std(args.ttl).context("lifetime too long")?;
-    let claims = Claims {
-        sub: args.sub.trim().to_string(),
-        exp: (Utc::now() + ttl).timestamp(),
-        roles: if args.roles.is_empty() {
-            vec![Role::Requester]
-        } else {
-            args.roles.clone()
-        },
-        teams: args.teams.clone(),
-        given_name: args.given_name.clone(),
-        family_name: args.family_name.clone(),
-        email: args.email.clone(),
-    };
-    if claims.sub.is_empty() {
-        bail!("--sub must not be empty");
-    }
-    println!("{}", JwtKeys::new(secret.value()).mint(&claims)?);
     Ok(())
 }
 

@@ -1,0 +1,86 @@
+//! How a mutation runs a command and reports what it did: the contract's
+//! `SupportTicketMutationResult` from the command service's outcome.
+
+use async_graphql::Context;
+use domain::Command;
+
+use super::query::ticket_id;
+use super::types::{SupportTicket, SupportTicketMutationResult};
+use super::{api, event_for, viewer};
+use crate::auth::Viewer;
+use crate::command_service::{CommandError, CommandOutcome, CommandRequest};
+use crate::context::ApiContext;
+use crate::error::ApiError;
+
+pub(super) type MutationResult = async_graphql::Result<SupportTicketMutationResult>;
+
+/// Turns what the command service did into the contract's result.
+pub(super) async fn result(
+    api: &ApiContext,
+    viewer: &Viewer,
+    done: Result<CommandOutcome, CommandError>,
+) -> MutationResult {
+    let outcome = match done {
+        Ok(outcome) => outcome,
+        Err(CommandError::Store(e)) => return Err(ApiError::from(e).into()),
+        Err(e) => {
+            return Ok(SupportTicketMutationResult::rejected(
+                e.code(),
+                e.to_string(),
+            ))
+        }
+    };
+    let event = match outcome.events.last() {
+        Some(last) => {
+            api.note_write(viewer.id(), last.position);
+            event_for(api, viewer, last.clone()).await?
+        }
+        None => None,
+    };
+    // A command can take the ticket out of the caller's sight (moved to a queue
+    // they do not work): then it is not shown.
+    let ticket = domain::can_see(&viewer.actor, &outcome.ticket)
+        .then(|| SupportTicket(domain::redact(&viewer.actor, &outcome.ticket)));
+    Ok(SupportTicketMutationResult {
+        success: true,
+        ticket,
+        event,
+        error: None,
+        error_code: None,
+    })
+}
+
+/// Runs `command` on the ticket `id` names, with the optional concurrency and
+/// idempotency controls of the contract.
+pub(super) async fn run(
+    ctx: &Context<'_>,
+    id: &str,
+    command: Command,
+    expected_version: Option<i32>,
+    idempotency_key: Option<String>,
+    metadata: serde_json::Value,
+) -> MutationResult {
+    let viewer = viewer(ctx)?;
+    let api = api(ctx);
+    let Some(ticket_id) = ticket_id(api, id).await? else {
+        return Ok(SupportTicketMutationResult::rejected(
+            "NOT_FOUND",
+            "ticket not found",
+        ));
+    };
+    let expected_version = match expected_version {
+        Some(v) if v < 0 => {
+            return Ok(SupportTicketMutationResult::rejected(
+                "INVALID",
+                "expectedVersion must be at least 0",
+            ))
+        }
+        other => other.map(|v| v as u64),
+    };
+    let mut request = CommandRequest::new(ticket_id, command, viewer.actor.clone());
+    request.expected_version = expected_version;
+    request.idempotency_key = idempotency_key.filter(|k| !k.trim().is_empty());
+    request.metadata = metadata;
+    let done = api.commands.execute(request).await;
+    result(api, viewer, done).await
+}
