@@ -76,3 +76,25 @@ fn production_mode_without_a_secret_refuses_to_start() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Without a secret the server runs in development mode, says so loudly at
+/// WARN (as JSON lines with `TICKETS_LOG_FORMAT=json`), and accepts tokens
+/// minted with the development secret.
+#[tokio::test]
+async fn development_mode_is_logged_loudly_and_works() {
+    let server = Server::start_with(&[("TICKETS_JWT_SECRET", ""), ("TICKETS_LOG_FORMAT", "json")]);
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    assert_eq!(
+        sam.data("{ me { id } }", json!({})).await["me"]["id"],
+        "sam"
+    );
+    let log = server.log();
+    let warning = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["level"] == "WARN" && line.to_string().contains("DEVELOPMENT MODE"));
+    assert!(
+        warning.is_some(),
+        "no JSON WARN line about development mode in:\n{log}"
+    );
+}
