@@ -58,17 +58,45 @@ impl ReadTx {
     }
 }
 
-/// The log position as the read-model tables store it (`position` columns): the
-/// single sequence number of the SQL stores. A two-part (EventStoreDB) position
-/// has no such number, so such an event cannot be applied to these tables.
-pub(crate) fn row_position(position: store::Position) -> Result<i64, crate::ApplyError> {
-    if position.commit != position.prepare {
-        return Err(crate::ApplyError::Poison(format!(
-            "position {position} is not a single sequence number; \
-             the SQL read models need a SQL event store"
-        )));
+/// An event's log position as the read-model tables store it: `position`, the
+/// commit part, and `prepare_offset`, prepare minus commit (0 on the SQL
+/// stores, whose positions are one sequence number). Ordered like
+/// [`store::Position`]: for one commit, the offset orders as the prepare does.
+///
+/// Both parts must fit a signed 64-bit integer (SQLite's integers): EventStoreDB
+/// positions are byte offsets in its log, far below 2^63 in practice; the
+/// offset of two such numbers then fits as well. A position that does not is
+/// a poison event, never a wrapped number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RowPosition {
+    pub position: i64,
+    pub prepare_offset: i64,
+}
+
+impl RowPosition {
+    /// The columns of `position`.
+    pub fn of(position: store::Position) -> Result<RowPosition, crate::ApplyError> {
+        let too_big = || {
+            crate::ApplyError::Poison(format!(
+                "position {position} does not fit the read models' 64-bit columns"
+            ))
+        };
+        let commit = i64::try_from(position.commit).map_err(|_| too_big())?;
+        let prepare = i64::try_from(position.prepare).map_err(|_| too_big())?;
+        Ok(RowPosition {
+            position: commit,
+            prepare_offset: prepare - commit,
+        })
     }
-    i64::try_from(position.commit).map_err(|_| {
-        crate::ApplyError::Poison(format!("position {position} does not fit a BIGINT"))
-    })
+
+    /// The log position these columns stand for; `None` for columns no
+    /// position maps to (negative parts).
+    pub fn to_position(self) -> Option<store::Position> {
+        let commit = u64::try_from(self.position).ok()?;
+        let prepare = self.position.checked_add(self.prepare_offset)?;
+        Some(store::Position {
+            commit,
+            prepare: u64::try_from(prepare).ok()?,
+        })
+    }
 }

@@ -22,17 +22,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint;
 use crate::db::ReadDb;
+use store::Position;
 
 /// How often the release task looks at the checkpoint while holding messages.
 const POLL: Duration = Duration::from_millis(20);
 
 /// Staged messages with the log position of their event.
-type Staged<T> = mpsc::UnboundedReceiver<(i64, T)>;
+type Staged<T> = mpsc::UnboundedReceiver<(Position, T)>;
 
 /// Staging and release of one projection's messages. Cheap to clone.
 #[derive(Clone)]
 pub struct CommitGate<T> {
-    staged: mpsc::UnboundedSender<(i64, T)>,
+    staged: mpsc::UnboundedSender<(Position, T)>,
     inbox: Arc<Mutex<Option<Staged<T>>>>,
     published: broadcast::Sender<T>,
 }
@@ -54,7 +55,7 @@ impl<T: Clone + Send + 'static> CommitGate<T> {
     }
 
     /// Stages a message of the event at `position` (dropped if nobody listens).
-    pub(crate) fn stage(&self, position: i64, message: T) {
+    pub(crate) fn stage(&self, position: Position, message: T) {
         if self.published.receiver_count() > 0 {
             let _ = self.staged.send((position, message));
         }
@@ -90,7 +91,7 @@ async fn release<T: Clone>(
     name: &'static str,
     shutdown: CancellationToken,
 ) {
-    let mut held: VecDeque<(i64, T)> = VecDeque::new();
+    let mut held: VecDeque<(Position, T)> = VecDeque::new();
     loop {
         if held.is_empty() {
             tokio::select! {
@@ -105,8 +106,7 @@ async fn release<T: Clone>(
             held.push_back(message);
         }
         match checkpoint::read(&db, name).await {
-            Ok(at) => {
-                let committed = i64::try_from(at.commit).unwrap_or(i64::MAX);
+            Ok(committed) => {
                 // Positions only grow, except when a retried batch stages
                 // again: release everything at or before the checkpoint.
                 let (ready, waiting): (VecDeque<_>, VecDeque<_>) = held

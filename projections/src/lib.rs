@@ -41,8 +41,11 @@
 //! PostgreSQL; `benches/rebuild.rs` times a full rebuild of the tickets
 //! projection.
 //!
-//! The tables themselves are created by `migrations/*/0002_read_models.sql`,
-//! which the event store runs on connect; `migrations/README.md` documents them.
+//! The tables themselves are created by `migrations/*/0002` to `0004`, which
+//! the event store runs on connect; `migrations/README.md` documents them.
+//! Read models follow a SQL log or an EventStoreDB one: every row's log
+//! position is two columns, `position` and `prepare_offset`
+//! ([`db`]'s `RowPosition`), compared as a pair.
 
 mod bind;
 pub mod checkpoint;

@@ -6,7 +6,7 @@ use domain::Role;
 use serde::Deserialize;
 use store::RecordedEvent;
 
-use crate::db::{row_position, ReadTx};
+use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::Projection;
 
@@ -33,12 +33,13 @@ struct Profile {
 }
 
 const UPSERT: &str =
-    "INSERT INTO users (id, first_name, last_name, email, roles, teams, position) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    "INSERT INTO users (id, first_name, last_name, email, roles, teams, position, \
+    prepare_offset) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
     ON CONFLICT (id) DO UPDATE SET first_name = excluded.first_name, \
     last_name = excluded.last_name, email = excluded.email, roles = excluded.roles, \
-    teams = excluded.teams, position = excluded.position \
-    WHERE users.position < excluded.position";
+    teams = excluded.teams, position = excluded.position, \
+    prepare_offset = excluded.prepare_offset \
+    WHERE (users.position, users.prepare_offset) < (excluded.position, excluded.prepare_offset)";
 
 #[async_trait]
 impl Projection for UsersProjection {
@@ -54,7 +55,7 @@ impl Projection for UsersProjection {
         if !event.stream_id.starts_with(STREAM_PREFIX) || event.event_type != PROFILE_RECORDED {
             return Ok(());
         }
-        let position = row_position(event.position)?;
+        let position = RowPosition::of(event.position)?;
         let profile: Profile = serde_json::from_value(event.data.clone())
             .map_err(|e| ApplyError::Poison(format!("cannot decode {PROFILE_RECORDED}: {e}")))?;
         let roles = serde_json::json!(profile.roles);
@@ -68,7 +69,8 @@ impl Projection for UsersProjection {
                     .bind(&profile.email)
                     .bind(roles.to_string())
                     .bind(teams.to_string())
-                    .bind(position)
+                    .bind(position.position)
+                    .bind(position.prepare_offset)
                     .execute(&mut **tx)
                     .await?;
             }
@@ -80,7 +82,8 @@ impl Projection for UsersProjection {
                     .bind(&profile.email)
                     .bind(roles)
                     .bind(teams)
-                    .bind(position)
+                    .bind(position.position)
+                    .bind(position.prepare_offset)
                     .execute(&mut **tx)
                     .await?;
             }

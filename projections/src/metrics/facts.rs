@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::ms;
 use crate::bind::{execute, fetch, Arg};
-use crate::db::ReadTx;
+use crate::db::{ReadTx, RowPosition};
 
 /// What the queue figures need of one ticket.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +138,7 @@ pub(crate) fn compact(mut ticket: Ticket) -> Ticket {
 pub(crate) struct Stored {
     pub facts: Facts,
     pub state: serde_json::Value,
-    pub position: i64,
+    pub position: RowPosition,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, sqlx::Error> {
@@ -155,7 +155,7 @@ pub(crate) async fn load(tx: &mut ReadTx, ticket_id: Uuid) -> Result<Option<Stor
         tx,
         "SELECT queue, status, priority, assigned_to, created_at, first_response_at, \
          resolved_at, deleted, response_elapsed_ms, response_running_since, response_due_at, \
-         breached, state, position FROM queue_ticket_facts WHERE ticket_id = $1",
+         breached, state, position, prepare_offset FROM queue_ticket_facts WHERE ticket_id = $1",
         &[Arg::Id(ticket_id)],
     )
     .await?;
@@ -178,7 +178,10 @@ pub(crate) async fn load(tx: &mut ReadTx, ticket_id: Uuid) -> Result<Option<Stor
             breached: row.bool("breached")?,
         },
         state: row.json("state")?,
-        position: row.int("position")?,
+        position: RowPosition {
+            position: row.int("position")?,
+            prepare_offset: row.int("prepare_offset")?,
+        },
     }))
 }
 
@@ -187,14 +190,14 @@ pub(crate) async fn save(
     ticket_id: Uuid,
     f: &Facts,
     state: &serde_json::Value,
-    position: i64,
+    position: RowPosition,
 ) -> Result<(), sqlx::Error> {
     execute(
         tx,
         "INSERT INTO queue_ticket_facts (ticket_id, queue, status, priority, assigned_to, \
          created_at, first_response_at, resolved_at, deleted, response_elapsed_ms, \
-         response_running_since, response_due_at, breached, state, position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         response_running_since, response_due_at, breached, state, position, prepare_offset) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (ticket_id) DO UPDATE SET queue = excluded.queue, \
          status = excluded.status, priority = excluded.priority, \
          assigned_to = excluded.assigned_to, created_at = excluded.created_at, \
@@ -202,7 +205,8 @@ pub(crate) async fn save(
          deleted = excluded.deleted, response_elapsed_ms = excluded.response_elapsed_ms, \
          response_running_since = excluded.response_running_since, \
          response_due_at = excluded.response_due_at, breached = excluded.breached, \
-         state = excluded.state, position = excluded.position",
+         state = excluded.state, position = excluded.position, \
+         prepare_offset = excluded.prepare_offset",
         &[
             Arg::Id(ticket_id),
             Arg::Text(&f.queue),
@@ -218,7 +222,8 @@ pub(crate) async fn save(
             Arg::OptTime(f.response_due_at),
             Arg::Bool(f.breached),
             Arg::Json(state),
-            Arg::Int(position),
+            Arg::Int(position.position),
+            Arg::Int(position.prepare_offset),
         ],
     )
     .await?;

@@ -29,14 +29,14 @@ mod query;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{SlaPolicy, Ticket, TicketChange};
-use store::RecordedEvent;
+use store::{Position, RecordedEvent};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::bind::{execute, Arg};
-use crate::db::{row_position, ReadDb, ReadTx};
+use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::{ApplyError, ProjectionError};
 use crate::gate::CommitGate;
 use crate::runner::Projection;
@@ -54,7 +54,7 @@ pub const NAME: &str = "queue_metrics";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueUpdate {
     pub queue: String,
-    pub position: i64,
+    pub position: Position,
 }
 
 /// Writes `queue_ticket_facts`, `queue_metrics` and `queue_metrics_daily`.
@@ -100,7 +100,11 @@ impl MetricsProjection {
     ) -> Result<Vec<QueueUpdate>, ProjectionError> {
         let mut tx = db.begin().await?;
         let checkpoint = crate::checkpoint::load(&mut tx, NAME).await?;
-        let position = i64::try_from(checkpoint.commit).unwrap_or(i64::MAX);
+        let position =
+            RowPosition::of(checkpoint).map_err(|e| ProjectionError::CorruptCheckpoint {
+                projection: NAME.to_string(),
+                detail: e.to_string(),
+            })?;
         let due = crate::bind::fetch(
             &mut tx,
             "SELECT ticket_id FROM queue_ticket_facts WHERE NOT breached \
@@ -139,7 +143,10 @@ impl MetricsProjection {
         tx.commit().await?;
         let updates: Vec<QueueUpdate> = touched
             .into_iter()
-            .map(|queue| QueueUpdate { queue, position })
+            .map(|queue| QueueUpdate {
+                queue,
+                position: checkpoint,
+            })
             .collect();
         for update in &updates {
             self.gate.publish(update.clone());
@@ -168,7 +175,7 @@ impl Projection for MetricsProjection {
                 event.stream_id
             ))
         })?;
-        let position = row_position(event.position)?;
+        let position = RowPosition::of(event.position)?;
         let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
         let stored = facts::load(tx, ticket_id).await?;
@@ -211,7 +218,13 @@ impl Projection for MetricsProjection {
             }
             for queue in queues {
                 query::refresh(tx, &queue, at).await?;
-                self.gate.stage(position, QueueUpdate { queue, position });
+                self.gate.stage(
+                    event.position,
+                    QueueUpdate {
+                        queue,
+                        position: event.position,
+                    },
+                );
             }
         }
         daily(tx, before_state.as_ref(), &after_state, &decoded.change).await?;

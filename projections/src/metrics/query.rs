@@ -5,7 +5,7 @@ use store::Position;
 
 use super::facts::Contribution;
 use crate::bind::{execute, fetch, fetch_db, Arg};
-use crate::db::{ReadDb, ReadTx};
+use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ProjectionError;
 
 /// Adds `delta` to the queue's sums, creating its row if needed.
@@ -13,7 +13,7 @@ pub(super) async fn add(
     tx: &mut ReadTx,
     queue: &str,
     delta: &Contribution,
-    position: i64,
+    position: RowPosition,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let columns = Contribution::COLUMNS.join(", ");
@@ -27,21 +27,26 @@ pub(super) async fn add(
     let n = Contribution::COLUMNS.len();
     let sql = format!(
         "INSERT INTO queue_metrics (queue, {columns}, oldest_open_created_at, day, \
-         created_today, resolved_today, position, updated_at) \
-         VALUES ($1, {}, NULL, ${}, 0, 0, ${}, ${}) ON CONFLICT (queue) DO UPDATE SET {}, \
-         position = CASE WHEN excluded.position > queue_metrics.position \
-         THEN excluded.position ELSE queue_metrics.position END, \
+         created_today, resolved_today, position, prepare_offset, updated_at) \
+         VALUES ($1, {}, NULL, ${}, 0, 0, ${}, ${}, ${}) ON CONFLICT (queue) DO UPDATE SET {}, \
+         position = CASE WHEN {later} THEN excluded.position ELSE queue_metrics.position END, \
+         prepare_offset = CASE WHEN {later} THEN excluded.prepare_offset \
+         ELSE queue_metrics.prepare_offset END, \
          updated_at = excluded.updated_at",
         values.join(", "),
         n + 2,
         n + 3,
         n + 4,
-        sums.join(", ")
+        n + 5,
+        sums.join(", "),
+        later = "(excluded.position, excluded.prepare_offset) \
+                 > (queue_metrics.position, queue_metrics.prepare_offset)",
     );
     let mut args = vec![Arg::Text(queue)];
     args.extend(delta.0.iter().map(|v| Arg::Int(*v)));
     args.push(Arg::Day(at.date_naive()));
-    args.push(Arg::Int(position));
+    args.push(Arg::Int(position.position));
+    args.push(Arg::Int(position.prepare_offset));
     args.push(Arg::Time(at));
     execute(tx, &sql, &args).await?;
     Ok(())

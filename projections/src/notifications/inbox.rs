@@ -8,10 +8,11 @@
 //! two primary-key lookups, however large the inbox.
 
 use chrono::{DateTime, Utc};
+use store::Position;
 use uuid::Uuid;
 
 use crate::bind::{execute, fetch_db, Arg};
-use crate::db::ReadDb;
+use crate::db::{ReadDb, RowPosition};
 
 /// Why an inbox operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +40,14 @@ pub struct Notification {
     pub require_interaction: bool,
     pub read: bool,
     pub created_at: DateTime<Utc>,
-    /// Log position of the event; the paging cursor is its decimal text.
-    pub position: i64,
+    /// Log position of the event; the paging cursor is its
+    /// [`Position::to_cursor`] text (`"42"` on the SQL stores).
+    pub position: Position,
 }
 
 impl Notification {
     pub fn cursor(&self) -> String {
-        self.position.to_string()
+        self.position.to_cursor()
     }
 }
 
@@ -64,7 +66,7 @@ const IS_READ: &str = "EXISTS (SELECT 1 FROM notification_reads r \
 
 /// Up to `first` notifications of `user` older than the cursor `after`
 /// (newest first), optionally only unread ones. Keyset paging on
-/// `(recipient, position)`.
+/// `(recipient, position, prepare_offset)`.
 #[tracing::instrument(name = "notifications.page", skip(db), err)]
 pub async fn notifications(
     db: &ReadDb,
@@ -74,18 +76,23 @@ pub async fn notifications(
     after: Option<&str>,
 ) -> Result<NotificationPage, InboxError> {
     let before = match after {
-        None => i64::MAX,
+        None => RowPosition {
+            position: i64::MAX,
+            prepare_offset: i64::MAX,
+        },
         Some(cursor) => cursor
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| InboxError::InvalidCursor(cursor.to_string()))?,
+            .parse::<Position>()
+            .ok()
+            .and_then(|p| RowPosition::of(p).ok())
+            .ok_or_else(|| InboxError::InvalidCursor(cursor.to_string()))?,
     };
     let limit = i64::try_from(first.min(1000)).unwrap_or(1000) + 1;
     let sql = format!(
         "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, n.url, n.tag, \
-         n.require_interaction, n.created_at, n.position, {IS_READ} AS is_read \
-         FROM notifications n WHERE n.recipient = $1 AND n.position < $2 {} \
-         ORDER BY n.position DESC LIMIT $3",
+         n.require_interaction, n.created_at, n.position, n.prepare_offset, {IS_READ} AS is_read \
+         FROM notifications n WHERE n.recipient = $1 \
+         AND (n.position, n.prepare_offset) < ($2, $3) {} \
+         ORDER BY n.position DESC, n.prepare_offset DESC LIMIT $4",
         if unread_only {
             format!("AND NOT {IS_READ}")
         } else {
@@ -95,7 +102,12 @@ pub async fn notifications(
     let rows = fetch_db(
         db,
         &sql,
-        &[Arg::Text(user), Arg::Int(before), Arg::Int(limit)],
+        &[
+            Arg::Text(user),
+            Arg::Int(before.position),
+            Arg::Int(before.prepare_offset),
+            Arg::Int(limit),
+        ],
     )
     .await?;
     let mut items = rows
@@ -113,7 +125,15 @@ pub async fn notifications(
                 require_interaction: row.bool("require_interaction")?,
                 read: row.bool("is_read")?,
                 created_at: row.time("created_at")?,
-                position: row.int("position")?,
+                position: RowPosition {
+                    position: row.int("position")?,
+                    prepare_offset: row.int("prepare_offset")?,
+                }
+                .to_position()
+                .ok_or_else(|| sqlx::Error::ColumnDecode {
+                    index: "position".into(),
+                    source: "not a log position".into(),
+                })?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;

@@ -26,14 +26,14 @@ mod text;
 use async_trait::async_trait;
 use domain::{Actor, Role, Ticket, TicketChange, TicketEvent};
 use serde::Deserialize;
-use store::RecordedEvent;
+use store::{Position, RecordedEvent};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::bind::{execute, fetch, Arg};
-use crate::db::{row_position, ReadDb, ReadTx};
+use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
 use crate::runner::Projection;
@@ -54,7 +54,7 @@ pub const NAMESPACE: Uuid = Uuid::from_u128(0x6e6f_7469_6669_6361_7469_6f6e_7300
 pub struct NewNotification {
     pub recipient: String,
     pub id: Uuid,
-    pub position: i64,
+    pub position: Position,
 }
 
 /// The id of the notification of `event_id` to `recipient`.
@@ -133,18 +133,23 @@ impl Projection for NotificationsProjection {
                 event.stream_id
             ))
         })?;
-        let position = row_position(event.position)?;
+        let position = RowPosition::of(event.position)?;
         let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
         let rows = fetch(
             tx,
-            "SELECT state, position FROM notification_tickets WHERE ticket_id = $1",
+            "SELECT state, position, prepare_offset FROM notification_tickets \
+             WHERE ticket_id = $1",
             &[Arg::Id(ticket_id)],
         )
         .await?;
         let mut before: Option<Ticket> = None;
         if let Some(row) = rows.first() {
-            if row.int("position")? >= position {
+            let applied = RowPosition {
+                position: row.int("position")?,
+                prepare_offset: row.int("prepare_offset")?,
+            };
+            if applied >= position {
                 return Ok(());
             }
             before = Some(serde_json::from_value(row.json("state")?).map_err(|e| {
@@ -166,10 +171,16 @@ impl Projection for NotificationsProjection {
             .map_err(|e| ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}")))?;
         execute(
             tx,
-            "INSERT INTO notification_tickets (ticket_id, state, position) VALUES ($1, $2, $3) \
+            "INSERT INTO notification_tickets (ticket_id, state, position, prepare_offset) \
+             VALUES ($1, $2, $3, $4) \
              ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state, \
-             position = excluded.position",
-            &[Arg::Id(ticket_id), Arg::Json(&state), Arg::Int(position)],
+             position = excluded.position, prepare_offset = excluded.prepare_offset",
+            &[
+                Arg::Id(ticket_id),
+                Arg::Json(&state),
+                Arg::Int(position.position),
+                Arg::Int(position.prepare_offset),
+            ],
         )
         .await?;
 
@@ -195,14 +206,14 @@ impl Projection for NotificationsProjection {
             let inserted = execute(
                 tx,
                 "INSERT INTO notifications (id, recipient, event_id, position, ticket_id, \
-                 event_type, title, body, url, tag, require_interaction, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 event_type, title, body, url, tag, require_interaction, created_at, prepare_offset) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (id) DO NOTHING",
                 &[
                     Arg::Id(id),
                     Arg::Text(&recipient),
                     Arg::Id(event.id),
-                    Arg::Int(position),
+                    Arg::Int(position.position),
                     Arg::Id(ticket_id),
                     Arg::Text(decoded.event_type().as_str()),
                     Arg::Text(&message.title),
@@ -211,6 +222,7 @@ impl Projection for NotificationsProjection {
                     Arg::Text(&format!("ticket-{ticket_id}")),
                     Arg::Bool(require_interaction),
                     Arg::Time(decoded.at),
+                    Arg::Int(position.prepare_offset),
                 ],
             )
             .await?;
@@ -224,11 +236,11 @@ impl Projection for NotificationsProjection {
                 )
                 .await?;
                 self.gate.stage(
-                    position,
+                    event.position,
                     NewNotification {
                         recipient,
                         id,
-                        position,
+                        position: event.position,
                     },
                 );
             }
@@ -266,19 +278,23 @@ async fn profile(tx: &mut ReadTx, user: &str) -> Result<Actor, ApplyError> {
 }
 
 async fn record_profile(tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-    let position = row_position(event.position)?;
+    let position = RowPosition::of(event.position)?;
     let profile: Profile = serde_json::from_value(event.data.clone())
         .map_err(|e| ApplyError::Poison(format!("cannot decode UserProfileRecorded: {e}")))?;
     execute(
         tx,
-        "INSERT INTO notification_users (id, roles, teams, position) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO notification_users (id, roles, teams, position, prepare_offset) \
+         VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE SET roles = excluded.roles, teams = excluded.teams, \
-         position = excluded.position WHERE notification_users.position < excluded.position",
+         position = excluded.position, prepare_offset = excluded.prepare_offset \
+         WHERE (notification_users.position, notification_users.prepare_offset) \
+         < (excluded.position, excluded.prepare_offset)",
         &[
             Arg::Text(&profile.id),
             Arg::Json(&serde_json::json!(profile.roles)),
             Arg::Json(&serde_json::json!(profile.teams)),
-            Arg::Int(position),
+            Arg::Int(position.position),
+            Arg::Int(position.prepare_offset),
         ],
     )
     .await?;

@@ -10,7 +10,7 @@
 //! consistently with the log.
 //!
 //! Every write is guarded by position: an event at or before the ticket's
-//! `position` is a no-op, child rows are inserted `ON CONFLICT DO NOTHING`.
+//! `(position, prepare_offset)` is a no-op, child rows are inserted `ON CONFLICT DO NOTHING`.
 //! The SQL is shared; what differs per database is the column types, so
 //! [`sqlite`] and [`postgres`] bind values in each database's native types.
 
@@ -22,7 +22,7 @@ use domain::{Attachment, Comment, Ticket, TicketEvent};
 use store::RecordedEvent;
 use uuid::Uuid;
 
-use crate::db::{row_position, ReadTx};
+use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::Projection;
 
@@ -61,7 +61,7 @@ impl Projection for TicketsProjection {
                 event.stream_id
             ))
         })?;
-        let position = row_position(event.position)?;
+        let position = RowPosition::of(event.position)?;
         let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
         let stored = match tx {
@@ -109,7 +109,7 @@ impl Projection for TicketsProjection {
 
 /// Everything one event writes, in database-neutral values.
 pub(crate) struct TicketWrite<'a> {
-    pub position: i64,
+    pub position: RowPosition,
     pub event_id: Uuid,
     pub ticket: &'a Ticket,
     pub state: serde_json::Value,
@@ -130,7 +130,7 @@ pub(crate) struct TicketWrite<'a> {
 impl<'a> TicketWrite<'a> {
     fn new(
         event: &RecordedEvent,
-        position: i64,
+        position: RowPosition,
         decoded: &'a TicketEvent,
         before: Option<&'a Ticket>,
         after: &'a Ticket,
@@ -196,12 +196,13 @@ fn missing_ids(from: &[Uuid], other: &[Uuid]) -> Vec<Uuid> {
 
 /// The SQL both databases run; `$n` parameters work in both through sqlx.
 pub(crate) mod sql {
-    pub const LOAD: &str = "SELECT position, state FROM tickets WHERE id = $1";
+    pub const LOAD: &str = "SELECT position, prepare_offset, state FROM tickets WHERE id = $1";
 
     pub const UPSERT_TICKET: &str = "INSERT INTO tickets (id, reference, request, description, \
         status, priority, queue, created_by, assigned_to, created_at, updated_at, \
-        first_response_at, resolved_at, deleted, version, state, position) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+        first_response_at, resolved_at, deleted, version, state, position, prepare_offset) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+        $18) \
         ON CONFLICT (id) DO UPDATE SET reference = excluded.reference, \
         request = excluded.request, description = excluded.description, \
         status = excluded.status, priority = excluded.priority, queue = excluded.queue, \
@@ -209,20 +210,23 @@ pub(crate) mod sql {
         created_at = excluded.created_at, updated_at = excluded.updated_at, \
         first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, \
         deleted = excluded.deleted, version = excluded.version, state = excluded.state, \
-        position = excluded.position \
-        WHERE tickets.position < excluded.position";
+        position = excluded.position, prepare_offset = excluded.prepare_offset \
+        WHERE (tickets.position, tickets.prepare_offset) \
+        < (excluded.position, excluded.prepare_offset)";
 
-    pub const INSERT_ACTIVITY: &str = "INSERT INTO ticket_activity (position, event_id, \
-        ticket_id, version, event_type, actor, occurred_at, changes) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (position) DO NOTHING";
+    pub const INSERT_ACTIVITY: &str = "INSERT INTO ticket_activity (position, prepare_offset, \
+        event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        ON CONFLICT (position, prepare_offset) DO NOTHING";
 
     pub const INSERT_COMMENT: &str = "INSERT INTO ticket_comments (ticket_id, id, body, \
-        internal, author, created_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        internal, author, created_at, position, prepare_offset) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
         ON CONFLICT (ticket_id, id) DO NOTHING";
 
     pub const INSERT_ATTACHMENT: &str = "INSERT INTO ticket_attachments (ticket_id, id, name, \
-        url, mime_type, size, added_by, added_at, position) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (ticket_id, id) DO NOTHING";
+        url, mime_type, size, added_by, added_at, position, prepare_offset) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (ticket_id, id) DO NOTHING";
 
     pub const INSERT_WATCHER: &str = "INSERT INTO ticket_watchers (ticket_id, user_id) \
         VALUES ($1, $2) ON CONFLICT (ticket_id, user_id) DO NOTHING";

@@ -4,16 +4,24 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{sql, TicketWrite};
+use crate::db::RowPosition;
 use crate::error::ApplyError;
 
 pub(super) async fn load(
     conn: &mut PgConnection,
     id: Uuid,
-) -> Result<Option<(i64, serde_json::Value)>, ApplyError> {
-    Ok(sqlx::query_as(sql::LOAD)
+) -> Result<Option<(RowPosition, serde_json::Value)>, ApplyError> {
+    let row: Option<(i64, i64, serde_json::Value)> = sqlx::query_as(sql::LOAD)
         .bind(id)
         .fetch_optional(conn)
-        .await?)
+        .await?;
+    Ok(row.map(|(position, prepare_offset, state)| {
+        let position = RowPosition {
+            position,
+            prepare_offset,
+        };
+        (position, state)
+    }))
 }
 
 pub(super) async fn write(conn: &mut PgConnection, w: &TicketWrite<'_>) -> Result<(), sqlx::Error> {
@@ -35,11 +43,13 @@ pub(super) async fn write(conn: &mut PgConnection, w: &TicketWrite<'_>) -> Resul
         .bind(t.deleted)
         .bind(version(t.version))
         .bind(&w.state)
-        .bind(w.position)
+        .bind(w.position.position)
+        .bind(w.position.prepare_offset)
         .execute(&mut *conn)
         .await?;
     sqlx::query(sql::INSERT_ACTIVITY)
-        .bind(w.position)
+        .bind(w.position.position)
+        .bind(w.position.prepare_offset)
         .bind(w.event_id)
         .bind(t.id)
         .bind(version(t.version))
@@ -57,7 +67,8 @@ pub(super) async fn write(conn: &mut PgConnection, w: &TicketWrite<'_>) -> Resul
             .bind(c.internal)
             .bind(&c.author)
             .bind(c.created_at)
-            .bind(w.position)
+            .bind(w.position.position)
+            .bind(w.position.prepare_offset)
             .execute(&mut *conn)
             .await?;
     }
@@ -71,7 +82,8 @@ pub(super) async fn write(conn: &mut PgConnection, w: &TicketWrite<'_>) -> Resul
             .bind(a.size)
             .bind(&a.added_by)
             .bind(a.added_at)
-            .bind(w.position)
+            .bind(w.position.position)
+            .bind(w.position.prepare_offset)
             .execute(&mut *conn)
             .await?;
     }

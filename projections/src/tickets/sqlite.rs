@@ -6,17 +6,22 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::{sql, TicketWrite};
+use crate::db::RowPosition;
 use crate::error::ApplyError;
 
 pub(super) async fn load(
     conn: &mut SqliteConnection,
     id: Uuid,
-) -> Result<Option<(i64, serde_json::Value)>, ApplyError> {
-    let row: Option<(i64, String)> = sqlx::query_as(sql::LOAD)
+) -> Result<Option<(RowPosition, serde_json::Value)>, ApplyError> {
+    let row: Option<(i64, i64, String)> = sqlx::query_as(sql::LOAD)
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?;
-    row.map(|(position, state)| {
+    row.map(|(position, prepare_offset, state)| {
+        let position = RowPosition {
+            position,
+            prepare_offset,
+        };
         serde_json::from_str(&state)
             .map(|state| (position, state))
             .map_err(|e| {
@@ -49,11 +54,13 @@ pub(super) async fn write(
         .bind(t.deleted)
         .bind(version(t.version))
         .bind(w.state.to_string())
-        .bind(w.position)
+        .bind(w.position.position)
+        .bind(w.position.prepare_offset)
         .execute(&mut *conn)
         .await?;
     sqlx::query(sql::INSERT_ACTIVITY)
-        .bind(w.position)
+        .bind(w.position.position)
+        .bind(w.position.prepare_offset)
         .bind(w.event_id.to_string())
         .bind(&id)
         .bind(version(t.version))
@@ -71,7 +78,8 @@ pub(super) async fn write(
             .bind(c.internal)
             .bind(&c.author)
             .bind(time(c.created_at))
-            .bind(w.position)
+            .bind(w.position.position)
+            .bind(w.position.prepare_offset)
             .execute(&mut *conn)
             .await?;
     }
@@ -85,7 +93,8 @@ pub(super) async fn write(
             .bind(a.size)
             .bind(&a.added_by)
             .bind(time(a.added_at))
-            .bind(w.position)
+            .bind(w.position.position)
+            .bind(w.position.prepare_offset)
             .execute(&mut *conn)
             .await?;
     }

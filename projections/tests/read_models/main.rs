@@ -14,6 +14,7 @@ mod rebuild;
 mod replay;
 mod sla;
 mod tickets;
+mod two_part_positions;
 
 /// Runs the async test body `$name(Kind)` once per backend, as
 /// `$name::on_sqlite` and `$name::on_postgres`.
