@@ -49,6 +49,26 @@ async fn the_server_creates_and_reads_tickets_on_postgres() {
         data["supportTickets"]["edges"][0]["node"],
         json!({ "id": id, "status": "IN_PROGRESS" })
     );
+    // Keyset pagination, a search and a user object from the read models.
+    let (second, _) = create(&sam, "Another database ticket", "support").await;
+    let page = "query($after: String) { supportTickets(first: 1, after: $after, \
+        filter: {search: \"DATABASE\", tags: [\"hardware\"]}) { totalCount \
+        edges { node { id createdBy { id roles } } } pageInfo { hasNextPage endCursor } } }";
+    let one = sam.data(page, json!({ "after": null })).await;
+    assert_eq!(one["supportTickets"]["totalCount"], 2);
+    assert_eq!(one["supportTickets"]["edges"][0]["node"]["id"], id);
+    assert_eq!(one["supportTickets"]["pageInfo"]["hasNextPage"], true);
+    let cursor = one["supportTickets"]["pageInfo"]["endCursor"].clone();
+    let two = sam.data(page, json!({ "after": cursor })).await;
+    assert_eq!(two["supportTickets"]["edges"][0]["node"]["id"], second);
+    assert_eq!(two["supportTickets"]["pageInfo"]["hasNextPage"], false);
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    let seen_by_admin = root.data(page, json!({ "after": null })).await;
+    assert_eq!(
+        seen_by_admin["supportTickets"]["edges"][0]["node"]["createdBy"],
+        json!({ "id": "sam", "roles": ["AGENT"] })
+    );
+
     let history = data["supportTicketHistory"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["eventType"], "STATUS_CHANGED");
