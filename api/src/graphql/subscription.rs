@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Subscription as GqlSubscription};
 use futures::stream::{BoxStream, StreamExt};
 use store::Position;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::delivery::{matches, Selection};
@@ -55,7 +56,8 @@ async fn ticket_stream(
         }
         None => api.store.head().await?,
     };
-    tracing::info!(user = %viewer.id(), operation, after = %start, "subscription started");
+    let span = tracing::info_span!("subscription", user = %viewer.id(), operation);
+    span.in_scope(|| tracing::info!(after = %start, "subscription started"));
     let active = Arc::new(Active::start(api.metrics.clone()));
     let source = api.store.subscribe_all(start);
     let shutdown = api.shutdown.clone().cancelled_owned();
@@ -64,6 +66,7 @@ async fn ticket_stream(
         let viewer = viewer.clone();
         let selection = selection.clone();
         let _active = active.clone();
+        let span = span.clone();
         async move {
             let recorded = match item {
                 Ok(recorded) if recorded.stream_id.starts_with(domain::STREAM_PREFIX) => recorded,
@@ -93,6 +96,7 @@ async fn ticket_stream(
                 }
             }
         }
+        .instrument(span)
     });
     Ok(stream.boxed())
 }

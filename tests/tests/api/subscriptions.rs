@@ -306,4 +306,22 @@ async fn subscribers_receive_only_what_they_may_see() {
         .expect("an answer");
     let code = refused["payload"]["errors"][0]["extensions"]["code"].clone();
     assert_eq!(code, "FORBIDDEN", "{refused}");
+
+    subscribe(
+        &mut alice_socket,
+        "3",
+        "subscription { notificationAdded { id } }",
+        json!({}),
+    )
+    .await;
+    let pending = loop {
+        let message = next_message(&mut alice_socket, Duration::from_secs(10))
+            .await
+            .expect("an answer");
+        if message["id"] == "3" {
+            break message;
+        }
+    };
+    let code = pending["payload"]["errors"][0]["extensions"]["code"].clone();
+    assert_eq!(code, "NOT_IMPLEMENTED", "{pending}");
 }
