@@ -21,8 +21,10 @@
 //!
 //! Live side: [`MetricsProjection::subscribe`] yields a [`QueueUpdate`] per
 //! queue an event or a refresh changed, once committed (see [`crate::gate`]).
-//! A burst of events yields one update per event: coalesce per queue.
+//! A burst of events yields one update per event: [`coalesce::coalesce`] merges
+//! them per queue for live subscribers.
 
+pub mod coalesce;
 mod facts;
 mod query;
 
