@@ -67,6 +67,23 @@ pub trait Projection: Send + Sync + 'static {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError>;
+
+    /// Applies a whole batch, in log order: what the runner calls. The
+    /// default applies each event in turn; a projection may override it to
+    /// read and write each row once per batch. It must leave the same rows
+    /// as `apply` on each event would. When it reports a poison, the runner
+    /// rolls the batch back and applies it again event by event with
+    /// `apply`, to stop exactly at the poison event.
+    async fn apply_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        for event in events {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Feeds projections the log of `store`, writing into `db`. Cheap to clone.
@@ -302,6 +319,25 @@ impl Runner {
         events: &[RecordedEvent],
     ) -> Result<Position, ProjectionError> {
         let name = projection.name();
+        let mut tx = self.db.begin().await?;
+        let checkpoint = checkpoint::load(&mut tx, name).await?;
+        let fresh: Vec<&RecordedEvent> =
+            events.iter().filter(|e| e.position > checkpoint).collect();
+        let Some(last) = fresh.last() else {
+            tx.rollback().await?;
+            return Ok(checkpoint);
+        };
+        match projection.apply_batch(&mut tx, &fresh).await {
+            Ok(()) => {
+                checkpoint::save(&mut tx, name, last.position, None).await?;
+                tx.commit().await?;
+                return Ok(last.position);
+            }
+            Err(ApplyError::Database(e)) => return Err(e.into()),
+            Err(ApplyError::Poison(_)) => tx.rollback().await?,
+        }
+        // A poison somewhere in the batch: again, one event at a time, to
+        // commit what comes before it and stop at it.
         let mut tx = self.db.begin().await?;
         let checkpoint = checkpoint::load(&mut tx, name).await?;
         let fresh: Vec<&RecordedEvent> =

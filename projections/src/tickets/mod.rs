@@ -17,6 +17,8 @@
 mod postgres;
 mod sqlite;
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use async_trait::async_trait;
 use domain::{Attachment, Comment, Ticket, TicketEvent};
 use store::RecordedEvent;
@@ -52,6 +54,39 @@ impl Projection for TicketsProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let mut tickets = Tickets::default();
+        tickets.apply(tx, event).await?;
+        tickets.flush(tx).await
+    }
+
+    /// Each ticket of the batch is read once and its row written once, at
+    /// the end; activity and child rows are written event by event.
+    async fn apply_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut tickets = Tickets::default();
+        for event in events {
+            tickets.apply(tx, event).await?;
+        }
+        tickets.flush(tx).await
+    }
+}
+
+/// The tickets a batch touched: each as stored before the batch, then as
+/// evolved by its events, until [`Tickets::flush`] writes the rows.
+#[derive(Default)]
+struct Tickets {
+    /// `None`: not created yet. `Some((position, ticket, changed))`.
+    known: HashMap<Uuid, Option<(RowPosition, Ticket, bool)>>,
+    /// The order tickets were first changed in, so rows are written in a
+    /// stable order.
+    changed: Vec<Uuid>,
+}
+
+impl Tickets {
+    async fn apply(&mut self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
             return Ok(());
         };
@@ -64,47 +99,97 @@ impl Projection for TicketsProjection {
         let position = RowPosition::of(event.position)?;
         let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
-        let stored = match tx {
-            ReadTx::Sqlite(tx) => sqlite::load(tx, ticket_id).await?,
-            ReadTx::Postgres(tx) => postgres::load(tx, ticket_id).await?,
+        let entry = match self.known.entry(ticket_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => {
+                let stored = load(tx, ticket_id).await?;
+                unknown.insert(stored.map(|(at, ticket)| (at, ticket, false)))
+            }
         };
-        if matches!(&stored, Some((applied, _)) if *applied >= position) {
+        if matches!(entry, Some((applied, _, _)) if *applied >= position) {
             return Ok(());
         }
-        let before = stored
-            .map(|(_, state)| serde_json::from_value::<Ticket>(state))
-            .transpose()
-            .map_err(|e| {
-                ApplyError::Poison(format!(
-                    "stored state of ticket {ticket_id} is unreadable: {e}"
-                ))
-            })?;
-        let after = domain::evolve(before.clone(), &decoded).ok_or_else(|| {
+        let before = entry.take();
+        let before_ticket = before.as_ref().map(|(_, t, _)| t);
+        let after = domain::evolve(before_ticket.cloned(), &decoded).ok_or_else(|| {
             ApplyError::Poison(format!(
                 "{} on ticket {ticket_id}, which has no TicketCreated event",
                 event.event_type
             ))
-        })?;
+        });
+        let after = match after {
+            Ok(after) => after,
+            Err(e) => {
+                *entry = before;
+                return Err(e);
+            }
+        };
         if after.id != ticket_id || after.version != event.version {
+            *entry = before;
             return Err(ApplyError::Poison(format!(
                 "ticket {} at version {} does not match stream {} at version {}",
                 after.id, after.version, event.stream_id, event.version
             )));
         }
-        let write = TicketWrite::new(event, position, &decoded, before.as_ref(), &after)?;
+        let write = TicketWrite::new(event, position, &decoded, before_ticket, &after)?;
         let written = match tx {
-            ReadTx::Sqlite(tx) => sqlite::write(tx, &write).await,
-            ReadTx::Postgres(tx) => postgres::write(tx, &write).await,
+            ReadTx::Sqlite(tx) => sqlite::write_event(tx, &write).await,
+            ReadTx::Postgres(tx) => postgres::write_event(tx, &write).await,
         };
-        written.map_err(|e| match e.as_database_error() {
-            // Two tickets claiming one reference: the log is wrong, retrying
-            // cannot help.
-            Some(db) if db.is_unique_violation() => ApplyError::Poison(format!(
-                "ticket {ticket_id} conflicts with another ticket: {db}"
-            )),
-            _ => ApplyError::Database(e),
-        })
+        written.map_err(ApplyError::Database)?;
+        if !before.as_ref().is_some_and(|(_, _, changed)| *changed) {
+            self.changed.push(ticket_id);
+        }
+        *entry = Some((position, after, true));
+        Ok(())
     }
+
+    /// Writes the row of every ticket changed since the last flush.
+    async fn flush(&mut self, tx: &mut ReadTx) -> Result<(), ApplyError> {
+        for ticket_id in self.changed.drain(..) {
+            let Some(Some((position, ticket, changed))) = self.known.get_mut(&ticket_id) else {
+                continue;
+            };
+            *changed = false;
+            let state = serde_json::to_value(&*ticket).map_err(|e| {
+                ApplyError::Poison(format!(
+                    "cannot serialise the state of ticket {ticket_id}: {e}"
+                ))
+            })?;
+            let written = match tx {
+                ReadTx::Sqlite(tx) => sqlite::write_ticket(tx, ticket, &state, *position).await,
+                ReadTx::Postgres(tx) => postgres::write_ticket(tx, ticket, &state, *position).await,
+            };
+            written.map_err(|e| match e.as_database_error() {
+                // Two tickets claiming one reference: the log is wrong, retrying
+                // cannot help.
+                Some(db) if db.is_unique_violation() => ApplyError::Poison(format!(
+                    "ticket {ticket_id} conflicts with another ticket: {db}"
+                )),
+                _ => ApplyError::Database(e),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The ticket's row as stored: its position and state.
+async fn load(
+    tx: &mut ReadTx,
+    ticket_id: Uuid,
+) -> Result<Option<(RowPosition, Ticket)>, ApplyError> {
+    let stored = match tx {
+        ReadTx::Sqlite(tx) => sqlite::load(tx, ticket_id).await?,
+        ReadTx::Postgres(tx) => postgres::load(tx, ticket_id).await?,
+    };
+    stored
+        .map(|(at, state)| serde_json::from_value::<Ticket>(state).map(|t| (at, t)))
+        .transpose()
+        .map_err(|e| {
+            ApplyError::Poison(format!(
+                "stored state of ticket {ticket_id} is unreadable: {e}"
+            ))
+        })
 }
 
 /// Everything one event writes, in database-neutral values.
@@ -112,7 +197,6 @@ pub(crate) struct TicketWrite<'a> {
     pub position: RowPosition,
     pub event_id: Uuid,
     pub ticket: &'a Ticket,
-    pub state: serde_json::Value,
     pub event_type: &'static str,
     pub actor: &'a str,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
@@ -141,7 +225,6 @@ impl<'a> TicketWrite<'a> {
                 after.id
             ))
         };
-        let state = serde_json::to_value(after).map_err(|e| json("state", e))?;
         let changes =
             serde_json::to_value(domain::diff(before, after)).map_err(|e| json("changes", e))?;
         // Lists of the ticket before the event: empty before its creation.
@@ -154,7 +237,6 @@ impl<'a> TicketWrite<'a> {
             position,
             event_id: event.id,
             ticket: after,
-            state,
             event_type: decoded.event_type().as_str(),
             actor: &decoded.actor,
             occurred_at: decoded.at,

@@ -1,5 +1,6 @@
 //! The tickets projection's writes on PostgreSQL: uuid, timestamptz, jsonb.
 
+use domain::Ticket;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -24,8 +25,13 @@ pub(super) async fn load(
     }))
 }
 
-pub(super) async fn write(conn: &mut PgConnection, w: &TicketWrite<'_>) -> Result<(), sqlx::Error> {
-    let t = w.ticket;
+/// The ticket's row, unless it holds a later event already.
+pub(super) async fn write_ticket(
+    conn: &mut PgConnection,
+    t: &Ticket,
+    state: &serde_json::Value,
+    position: RowPosition,
+) -> Result<(), sqlx::Error> {
     sqlx::query(sql::UPSERT_TICKET)
         .bind(t.id)
         .bind(&t.reference)
@@ -42,11 +48,20 @@ pub(super) async fn write(conn: &mut PgConnection, w: &TicketWrite<'_>) -> Resul
         .bind(t.resolved_at)
         .bind(t.deleted)
         .bind(version(t.version))
-        .bind(&w.state)
-        .bind(w.position.position)
-        .bind(w.position.prepare_offset)
-        .execute(&mut *conn)
+        .bind(state)
+        .bind(position.position)
+        .bind(position.prepare_offset)
+        .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// The activity and child rows of one event.
+pub(super) async fn write_event(
+    conn: &mut PgConnection,
+    w: &TicketWrite<'_>,
+) -> Result<(), sqlx::Error> {
+    let t = w.ticket;
     sqlx::query(sql::INSERT_ACTIVITY)
         .bind(w.position.position)
         .bind(w.position.prepare_offset)

@@ -2,6 +2,7 @@
 //! (times with nine fraction digits, so text order is time order).
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use domain::Ticket;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
@@ -31,11 +32,13 @@ pub(super) async fn load(
     .transpose()
 }
 
-pub(super) async fn write(
+/// The ticket's row, unless it holds a later event already.
+pub(super) async fn write_ticket(
     conn: &mut SqliteConnection,
-    w: &TicketWrite<'_>,
+    t: &Ticket,
+    state: &serde_json::Value,
+    position: RowPosition,
 ) -> Result<(), sqlx::Error> {
-    let t = w.ticket;
     let id = t.id.to_string();
     sqlx::query(sql::UPSERT_TICKET)
         .bind(&id)
@@ -53,11 +56,21 @@ pub(super) async fn write(
         .bind(t.resolved_at.map(time))
         .bind(t.deleted)
         .bind(version(t.version))
-        .bind(w.state.to_string())
-        .bind(w.position.position)
-        .bind(w.position.prepare_offset)
-        .execute(&mut *conn)
+        .bind(state.to_string())
+        .bind(position.position)
+        .bind(position.prepare_offset)
+        .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// The activity and child rows of one event.
+pub(super) async fn write_event(
+    conn: &mut SqliteConnection,
+    w: &TicketWrite<'_>,
+) -> Result<(), sqlx::Error> {
+    let t = w.ticket;
+    let id = t.id.to_string();
     sqlx::query(sql::INSERT_ACTIVITY)
         .bind(w.position.position)
         .bind(w.position.prepare_offset)
