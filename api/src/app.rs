@@ -58,7 +58,7 @@ impl SqlDatabase {
         }
     }
 
-    fn store(&self) -> Arc<dyn EventStore> {
+    pub fn store(&self) -> Arc<dyn EventStore> {
         match self {
             SqlDatabase::Sqlite(s) => Arc::new(s.clone()),
             SqlDatabase::Postgres(s) => Arc::new(s.clone()),
@@ -74,7 +74,7 @@ impl SqlDatabase {
     }
 
     /// For projection batches: on SQLite through the store's writer.
-    fn write_db(&self) -> ReadDb {
+    pub fn write_db(&self) -> ReadDb {
         match self {
             SqlDatabase::Sqlite(s) => ReadDb::sqlite_store(s),
             SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),

@@ -10,6 +10,7 @@ use domain::{Actor, Command, Role, TicketPriority, TicketStatus};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+mod projections;
 mod server;
 
 use crate::app::SqlDatabase;
@@ -84,6 +85,9 @@ pub enum TopCommand {
     Ticket(TicketCli),
     /// Record a user profile (needed before a user can be assigned tickets).
     User(UserCli),
+    /// Operate the read models: status, rebuild.
+    #[command(subcommand)]
+    Projections(projections::ProjectionsCommand),
 }
 
 /// Who the command acts as. The command line is an operator's tool: ADMIN unless
@@ -230,6 +234,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", crate::graphql::build_schema(None).sdl());
             return Ok(());
         }
+        Some(TopCommand::Projections(command)) => {
+            let db = SqlDatabase::open(&urls.database_url, cli.database_schema.as_deref()).await?;
+            let log = match &urls.event_store_url {
+                Some(url) => open_store(url)
+                    .await
+                    .with_context(|| format!("opening {}", crate::config::redact(url)))?,
+                None => db.store(),
+            };
+            let mut out = std::io::stdout().lock();
+            return projections::run(command, log, db.write_db(), &mut out).await;
+        }
         Some(command) => command,
     };
     let store = match (&urls.event_store_url, &cli.database_schema) {
@@ -250,7 +265,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let users = UserDirectory::new(store);
     let mut out = std::io::stdout().lock();
     match command {
-        TopCommand::Serve | TopCommand::Token(_) | TopCommand::Schema => {
+        TopCommand::Serve
+        | TopCommand::Token(_)
+        | TopCommand::Schema
+        | TopCommand::Projections(_) => {
             unreachable!("handled above")
         }
         TopCommand::User(u) => {
