@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use projections::{ReadDb, Runner, TicketsProjection, UsersProjection};
+use domain::SlaPolicy;
+use projections::sla::SlaProcess;
+use projections::{
+    MetricsProjection, NotificationsProjection, ReadDb, Runner, TicketsProjection, UsersProjection,
+};
 use store::{EventStore, PostgresEventStore, SqliteEventStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -100,11 +104,25 @@ impl Application {
                 .with_context(|| format!("opening {}", redact(url)))?,
             None => database.store(),
         };
-        let runner = Runner::new(log.clone(), database.write_db());
+        let write_db = database.write_db();
+        let runner = Runner::new(log.clone(), write_db.clone());
+        let policy = SlaPolicy::default();
+        let metrics = MetricsProjection::new(policy);
+        let notifications = NotificationsProjection::new();
+        // Released only once their batch is committed: subscribers re-read
+        // what they are told about and find it.
+        metrics.spawn_release(write_db.clone(), shutdown.clone());
+        notifications.spawn_release(write_db.clone(), shutdown.clone());
         let runners = vec![
             runner.spawn(Arc::new(TicketsProjection), shutdown.clone()),
             runner.spawn(Arc::new(UsersProjection), shutdown.clone()),
+            runner.spawn(Arc::new(metrics.clone()), shutdown.clone()),
+            runner.spawn(Arc::new(notifications.clone()), shutdown.clone()),
         ];
+        // SLA breaches without an event, and the metrics' clock-dependent figures.
+        let sla = SlaProcess::new(log.clone(), write_db, policy).refreshing(metrics.clone());
+        let sla_shutdown = shutdown.clone();
+        tokio::spawn(async move { sla.run(sla_shutdown).await });
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
@@ -114,7 +132,8 @@ impl Application {
             database.query_db(),
             JwtKeys::new(secret.value()),
             shutdown.clone(),
-        );
+        )
+        .with_live(database.write_db(), metrics, notifications);
         let schema = build_schema(Some(ctx.clone()));
         Ok(Application {
             listener,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use projections::ReadDb;
+use projections::{MetricsProjection, NotificationsProjection, ReadDb};
 use store::{EventStore, Position};
 use tokio_util::sync::CancellationToken;
 
@@ -22,10 +22,18 @@ pub struct ApiContext {
     pub users: UserDirectory,
     /// Read models, for queries (on SQLite, the store's reader connections).
     pub read_db: ReadDb,
+    /// Read models, for the user's own writes to them (read flags of
+    /// notifications): on SQLite through the store's single writer.
+    pub write_db: ReadDb,
     pub keys: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown: subscriptions end with it.
     pub shutdown: CancellationToken,
+    /// The running queue-metrics projection, for `queueMetricsUpdated`
+    /// (`None` when no runner is started, e.g. for `tickets schema`).
+    pub queue_metrics: Option<MetricsProjection>,
+    /// The running notifications projection, for `notificationAdded`.
+    pub notifications: Option<NotificationsProjection>,
     /// The profile last recorded per user, so a request whose claims did not
     /// change appends nothing.
     recorded_profiles: Arc<Mutex<HashMap<String, UserProfile>>>,
@@ -48,13 +56,30 @@ impl ApiContext {
             commands: CommandService::new(store.clone()),
             users: UserDirectory::new(store.clone()),
             store,
+            write_db: read_db.clone(),
             read_db,
             keys: Arc::new(keys),
             metrics: Arc::new(Metrics::default()),
             shutdown,
+            queue_metrics: None,
+            notifications: None,
             recorded_profiles: Arc::default(),
             last_writes: Arc::default(),
         }
+    }
+
+    /// With the running projections whose broadcasts feed live subscriptions,
+    /// and the connection their runner writes through.
+    pub fn with_live(
+        mut self,
+        write_db: ReadDb,
+        metrics: MetricsProjection,
+        notifications: NotificationsProjection,
+    ) -> ApiContext {
+        self.write_db = write_db;
+        self.queue_metrics = Some(metrics);
+        self.notifications = Some(notifications);
+        self
     }
 
     /// auth.md: the profile is recorded from the claims the first time the user

@@ -119,6 +119,13 @@ async fn an_agent_outside_the_queue_sees_nothing() {
         bill.data(TICKET, vars.clone()).await["supportTicket"]["id"],
         id
     );
+    // The list is a read model: another user's write (root's move) reaches
+    // it shortly after, not at once (read-your-writes covers one's own only).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ids(&bill.data(LIST, json!({})).await).is_empty() && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(ids(&bill.data(LIST, json!({})).await), vec![id.clone()]);
     // The event log is for admins only.
     let body = bill.post("{ eventLog { events { id } } }", json!({})).await;
