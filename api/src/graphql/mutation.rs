@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::inputs::{AttachmentInput, CreateSupportTicketInput, UpdateSupportTicketInput};
 use super::outcome::{result, run, MutationResult};
-use super::query::ticket_id;
-use super::types::SupportTicketMutationResult;
+use super::query::{inbox_error, ticket_id};
+use super::types::{int, SupportTicketMutationResult};
 use super::{api, viewer};
 use crate::error::ApiError;
 
@@ -397,20 +397,35 @@ impl Mutation {
         .await
     }
 
-    /// Not served yet: the notifications read model is still being built.
+    /// Marks the caller's notifications `ids` read; ids of other inboxes or
+    /// unknown ones are ignored. Returns how many were unread. An id that is
+    /// not a UUID is refused (`INVALID`) and nothing is marked.
     async fn mark_notifications_read(
         &self,
         ctx: &Context<'_>,
         ids: Vec<String>,
     ) -> async_graphql::Result<i32> {
-        viewer(ctx)?;
-        let _ = ids;
-        Err(ApiError::NotImplemented("markNotificationsRead").into())
+        let viewer = viewer(ctx)?;
+        let parsed = ids
+            .iter()
+            .map(|id| {
+                Uuid::parse_str(id.trim())
+                    .map_err(|_| ApiError::Invalid(format!("{id:?} is not a notification id")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let marked =
+            projections::notifications::mark_read(&api(ctx).write_db, viewer.id(), &parsed)
+                .await
+                .map_err(inbox_error)?;
+        Ok(int(marked))
     }
 
-    /// Not served yet: the notifications read model is still being built.
+    /// Marks every notification of the caller read. Returns how many were unread.
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        viewer(ctx)?;
-        Err(ApiError::NotImplemented("markAllNotificationsRead").into())
+        let viewer = viewer(ctx)?;
+        let marked = projections::notifications::mark_all_read(&api(ctx).write_db, viewer.id())
+            .await
+            .map_err(inbox_error)?;
+        Ok(int(marked))
     }
 }

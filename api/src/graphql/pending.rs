@@ -1,8 +1,5 @@
-//! Contract types whose read models do not exist yet (queue metrics,
-//! notifications). They are in the schema so that clients can be written
-//! against it; the operations returning them answer `NOT_IMPLEMENTED` until
-//! their read models land. Nothing builds them yet, hence the `dead_code` allow.
-#![allow(dead_code)]
+//! Contract types of the queue-metrics and notifications read models
+//! (`projections::metrics`, `projections::notifications`).
 
 use async_graphql::{Json, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -56,4 +53,52 @@ pub struct NotificationConnection {
     pub edges: Vec<NotificationEdge>,
     pub page_info: PageInfo,
     pub unread_count: i32,
+}
+
+impl From<projections::metrics::QueueMetricsRow> for QueueMetrics {
+    fn from(row: projections::metrics::QueueMetricsRow) -> Self {
+        use super::types::int;
+        QueueMetrics {
+            by_priority: Json(row.by_priority_json()),
+            queue: row.queue,
+            open: int(row.open),
+            in_progress: int(row.in_progress),
+            on_hold: int(row.on_hold),
+            resolved: int(row.resolved),
+            closed: int(row.closed),
+            unassigned: int(row.unassigned),
+            avg_first_response_seconds: row.avg_first_response_seconds,
+            avg_resolution_seconds: row.avg_resolution_seconds,
+            oldest_open_created_date: row.oldest_open_created_at,
+            sla_breaches: int(row.sla_breaches),
+            created_today: int(row.created_today),
+            resolved_today: int(row.resolved_today),
+            position: row.position.to_cursor(),
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl TryFrom<projections::notifications::Notification> for Notification {
+    type Error = String;
+
+    /// Fails only on an event type this server does not know (a bug).
+    fn try_from(n: projections::notifications::Notification) -> Result<Self, String> {
+        let event_type: domain::TicketEventType =
+            serde_json::from_value(Value::String(n.event_type.clone())).map_err(|e| {
+                format!("notification {}: event type {:?}: {e}", n.id, n.event_type)
+            })?;
+        Ok(Notification {
+            id: n.id.to_string(),
+            event_type: event_type.into(),
+            title: n.title,
+            body: n.body,
+            ticket_id: n.ticket_id.to_string(),
+            url: n.url,
+            tag: n.tag,
+            require_interaction: n.require_interaction,
+            read: n.read,
+            created_date: n.created_at,
+        })
+    }
 }

@@ -13,7 +13,7 @@ use store::Position;
 use uuid::Uuid;
 
 use super::inputs::SupportTicketFilter;
-use super::pending::{NotificationConnection, QueueMetrics};
+use super::pending::{Notification, NotificationConnection, NotificationEdge, QueueMetrics};
 use super::types::{
     EventLogPage, PageInfo, StoredEvent, SupportTicket, SupportTicketConnection, SupportTicketEdge,
     SupportTicketEvent, User,
@@ -190,18 +190,35 @@ impl Query {
             .map(|t| SupportTicket(domain::redact(&viewer.actor, &t))))
     }
 
-    /// Not served yet: the queue-metrics read model is still being built.
+    /// Per-queue figures (all queues, or `queue` only), sorted by queue name.
+    /// For staff only: a REQUESTER gets `FORBIDDEN`. An AGENT sees the queues
+    /// of their teams only (another queue is simply absent, as if it had no
+    /// ticket); an ADMIN sees every queue. A queue that never had a ticket
+    /// has no figures.
     async fn queue_metrics(
         &self,
         ctx: &Context<'_>,
         queue: Option<String>,
     ) -> async_graphql::Result<Vec<QueueMetrics>> {
-        viewer(ctx)?;
-        let _ = queue;
-        Err(ApiError::NotImplemented("queueMetrics").into())
+        let viewer = viewer(ctx)?;
+        if !viewer.actor.is_staff() {
+            return Err(
+                ApiError::Forbidden("queue metrics are for agents and admins".into()).into(),
+            );
+        }
+        let rows = projections::metrics::queue_metrics(&api(ctx).read_db, queue.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| may_see_queue(&viewer.actor, &row.queue))
+            .map(QueueMetrics::from)
+            .collect())
     }
 
-    /// Not served yet: the notifications read model is still being built.
+    /// The caller's notifications, newest first, `first` per page (at most
+    /// 500); `after` is a page's `pageInfo.endCursor`. `unreadCount` counts
+    /// the whole inbox, not the page.
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -209,9 +226,40 @@ impl Query {
         #[graphql(default_with = "Some(50)")] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<NotificationConnection> {
-        viewer(ctx)?;
-        let _ = (unread_only, first, after);
-        Err(ApiError::NotImplemented("notifications").into())
+        let viewer = viewer(ctx)?;
+        let first = first.unwrap_or(50);
+        if !(0..=MAX_PAGE).contains(&first) {
+            return Err(
+                ApiError::Invalid(format!("first must be between 0 and {MAX_PAGE}")).into(),
+            );
+        }
+        let page = projections::notifications::notifications(
+            &api(ctx).read_db,
+            viewer.id(),
+            unread_only.unwrap_or(false),
+            first as usize,
+            after.as_deref(),
+        )
+        .await
+        .map_err(inbox_error)?;
+        let edges = page
+            .items
+            .into_iter()
+            .map(|n| {
+                Ok(NotificationEdge {
+                    cursor: n.cursor(),
+                    node: Notification::try_from(n).map_err(ApiError::internal)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(NotificationConnection {
+            edges,
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: page.end_cursor,
+            },
+            unread_count: super::types::int(page.unread_count),
+        })
     }
 
     /// The raw log, for ADMINs: up to `first` stored events after `after`.
@@ -245,6 +293,23 @@ impl Query {
             events: events.into_iter().map(StoredEvent::from).collect(),
             next_after,
         })
+    }
+}
+
+/// Whose queue figures `actor` may see: an ADMIN every queue, an AGENT their
+/// teams' queues.
+pub(crate) fn may_see_queue(actor: &domain::Actor, queue: &str) -> bool {
+    actor.has_role(Role::Admin)
+        || (actor.has_role(Role::Agent) && actor.teams.iter().any(|t| t == queue))
+}
+
+/// A bad cursor is the client's mistake (`INVALID`); anything else is internal.
+pub(crate) fn inbox_error(e: projections::notifications::InboxError) -> ApiError {
+    match e {
+        projections::notifications::InboxError::InvalidCursor(c) => {
+            ApiError::Invalid(format!("invalid cursor {c:?}"))
+        }
+        other => ApiError::internal(other),
     }
 }
 

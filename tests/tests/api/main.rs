@@ -6,5 +6,6 @@ mod helpers;
 mod mutations;
 mod postgres;
 mod protection;
+mod read_models;
 mod subscriptions;
 mod visibility;

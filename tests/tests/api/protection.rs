@@ -47,8 +47,13 @@ async fn client_mistakes_get_clear_errors_and_the_server_stays_up() {
         .to_lowercase();
     assert!(message.contains("deep"), "{too_deep}");
 
-    let not_yet = client.post("{ queueMetrics { queue } }", json!({})).await;
-    assert_eq!(error_code(&not_yet), "NOT_IMPLEMENTED", "{not_yet}");
+    let bad_id = client
+        .post(
+            "mutation { markNotificationsRead(ids: [\"x\"]) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_id), "INVALID", "{bad_id}");
 
     assert!(server.is_running());
     for path in ["/healthz", "/readyz", "/metrics"] {
