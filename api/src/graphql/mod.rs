@@ -3,7 +3,7 @@
 //! - `types`: output types and enums over the domain's values.
 //! - `event`: `SupportTicketEvent` and `FieldChange`.
 //! - `inputs`: input objects.
-//! - `pending`: contract types whose read models are not built yet.
+//! - `pending`: contract types of the queue-metrics and notifications read models.
 //! - `query`, `mutation`, `subscription`: the three roots; `outcome` turns a
 //!   command's outcome into a mutation result.
 //! - `delivery`: which ticket events a subscriber receives ([`delivery::matches`]).

@@ -7,16 +7,20 @@
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::{Context, Subscription as GqlSubscription};
 use futures::stream::{BoxStream, StreamExt};
+use projections::metrics::coalesce::{coalesce, Changed};
 use store::Position;
+use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::delivery::{matches, Selection};
 use super::inputs::SubscriptionFilter;
 use super::pending::{Notification, QueueMetrics};
+use super::query::{inbox_error, may_see_queue};
 use super::types::SupportTicketEvent;
 use super::{api, ticket_event, viewer};
 use crate::error::ApiError;
@@ -150,23 +154,128 @@ impl Subscription {
         Ok(ticket_stream(ctx, "teamTicketUpdates", Selection::Team, after).await?)
     }
 
-    /// Not served yet: the queue-metrics read model is still being built.
+    /// Figures of the queues as they change (of `queue` only when given): at
+    /// most one push per queue per 250 ms, the last change of a burst always
+    /// delivered. Visibility as for `queueMetrics`: staff only (a REQUESTER
+    /// gets `FORBIDDEN`), an AGENT their teams' queues, an ADMIN every queue.
     async fn queue_metrics_updated(
         &self,
         ctx: &Context<'_>,
         queue: Option<String>,
-    ) -> async_graphql::Result<BoxStream<'static, QueueMetrics>> {
-        viewer(ctx)?;
-        let _ = queue;
-        Err(ApiError::NotImplemented("queueMetricsUpdated").into())
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<QueueMetrics>>> {
+        let viewer = viewer(ctx)?.clone();
+        if !viewer.actor.is_staff() {
+            return Err(
+                ApiError::Forbidden("queue metrics are for agents and admins".into()).into(),
+            );
+        }
+        let api = api(ctx).clone();
+        let Some(projection) = api.queue_metrics.clone() else {
+            return Err(ApiError::NotImplemented("queueMetricsUpdated").into());
+        };
+        let span = tracing::info_span!("subscription", user = %viewer.id(), operation = "queueMetricsUpdated");
+        span.in_scope(|| tracing::info!("subscription started"));
+        let active = Arc::new(Active::start(api.metrics.clone()));
+        let changes = coalesce(projection.subscribe(), QUEUE_METRICS_INTERVAL);
+        let shutdown = api.shutdown.clone().cancelled_owned();
+        let stream = changes
+            .take_until(shutdown)
+            .then(move |changed| {
+                let api = api.clone();
+                let viewer = viewer.clone();
+                let queue = queue.clone();
+                let _active = active.clone();
+                async move {
+                    // Which queues to re-read: those changed (and asked for).
+                    let wanted: Vec<Option<String>> = match changed {
+                        Changed::All => vec![queue],
+                        Changed::Queues(names) => names
+                            .into_iter()
+                            .filter(|n| queue.as_ref().is_none_or(|q| q == n))
+                            .map(Some)
+                            .collect(),
+                    };
+                    let mut out = Vec::new();
+                    for name in wanted {
+                        match projections::metrics::queue_metrics(&api.read_db, name.as_deref())
+                            .await
+                        {
+                            Ok(rows) => out.extend(
+                                rows.into_iter()
+                                    .filter(|r| may_see_queue(&viewer.actor, &r.queue))
+                                    .map(|r| Ok(QueueMetrics::from(r))),
+                            ),
+                            Err(e) => out.push(Err(ApiError::from(e).into())),
+                        }
+                    }
+                    futures::stream::iter(out)
+                }
+                .instrument(span.clone())
+            })
+            .flatten();
+        Ok(stream.boxed())
     }
 
-    /// Not served yet: the notifications read model is still being built.
+    /// The caller's new notifications, as they are committed to their inbox.
     async fn notification_added(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<BoxStream<'static, Notification>> {
-        viewer(ctx)?;
-        Err(ApiError::NotImplemented("notificationAdded").into())
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Notification>>> {
+        let viewer = viewer(ctx)?.clone();
+        let api = api(ctx).clone();
+        let Some(projection) = api.notifications.clone() else {
+            return Err(ApiError::NotImplemented("notificationAdded").into());
+        };
+        let span = tracing::info_span!("subscription", user = %viewer.id(), operation = "notificationAdded");
+        span.in_scope(|| tracing::info!("subscription started"));
+        let active = Arc::new(Active::start(api.metrics.clone()));
+        let user = viewer.id().to_string();
+        let added = futures::stream::unfold(projection.subscribe(), |mut rx| async move {
+            match rx.recv().await {
+                Err(RecvError::Closed) => None,
+                received => Some((received, rx)),
+            }
+        });
+        let shutdown = api.shutdown.clone().cancelled_owned();
+        let stream = added.take_until(shutdown).filter_map(move |item| {
+            let api = api.clone();
+            let user = user.clone();
+            let _active = active.clone();
+            async move {
+                let new = match item {
+                    Ok(new) if new.recipient == user => new,
+                    Ok(_) => return None,
+                    Err(RecvError::Closed) => return None,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "notification subscriber lagged behind");
+                        return None;
+                    }
+                };
+                // Committed before it was broadcast: it is among the newest.
+                let page = match projections::notifications::notifications(
+                    &api.read_db,
+                    &user,
+                    false,
+                    NOTIFICATION_LOOKBACK,
+                    None,
+                )
+                .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return Some(Err(inbox_error(e).into())),
+                };
+                let found = page.items.into_iter().find(|n| n.id == new.id)?;
+                Some(Notification::try_from(found).map_err(|e| ApiError::internal(e).into()))
+            }
+            .instrument(span.clone())
+        });
+        Ok(stream.boxed())
     }
 }
+
+/// At most one push per queue per this interval on `queueMetricsUpdated`.
+const QUEUE_METRICS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How many of the newest notifications `notificationAdded` looks through for
+/// the one just committed.
+const NOTIFICATION_LOOKBACK: usize = 100;

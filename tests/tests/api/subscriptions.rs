@@ -310,11 +310,11 @@ async fn subscribers_receive_only_what_they_may_see() {
     subscribe(
         &mut alice_socket,
         "3",
-        "subscription { notificationAdded { id } }",
+        "subscription { queueMetricsUpdated { queue } }",
         json!({}),
     )
     .await;
-    let pending = loop {
+    let refused = loop {
         let message = next_message(&mut alice_socket, Duration::from_secs(10))
             .await
             .expect("an answer");
@@ -322,6 +322,86 @@ async fn subscribers_receive_only_what_they_may_see() {
             break message;
         }
     };
-    let code = pending["payload"]["errors"][0]["extensions"]["code"].clone();
-    assert_eq!(code, "NOT_IMPLEMENTED", "{pending}");
+    let code = refused["payload"]["errors"][0]["extensions"]["code"].clone();
+    assert_eq!(code, "FORBIDDEN", "{refused}");
+}
+
+/// The next `next` payload's `field` of subscription `id`, skipping others.
+async fn next_of(socket: &mut Socket, id: &str, field: &str) -> Value {
+    loop {
+        let message = next_message(socket, Duration::from_secs(15))
+            .await
+            .expect("a message");
+        if message["id"] != id {
+            continue;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        return message["payload"]["data"][field].clone();
+    }
+}
+
+/// An assignment reaches the assignee's `notificationAdded` (and no one
+/// else's), and the queue's new figures reach `queueMetricsUpdated`.
+#[tokio::test]
+async fn read_model_subscriptions_deliver_notifications_and_queue_figures() {
+    let server = Server::start();
+    let sam_token = server.token("sam", &["AGENT"], &["support"]);
+    let kim_token = server.token("kim", &["AGENT"], &["support"]);
+    let sam = Client::new(&server, Some(sam_token.clone()));
+    let kim = Client::new(&server, Some(kim_token.clone()));
+    sam.data("{ me { id } }", json!({})).await;
+    kim.data("{ me { id } }", json!({})).await;
+
+    let mut kim_socket = connect(&server, &kim_token).await;
+    subscribe(
+        &mut kim_socket,
+        "n",
+        "subscription { notificationAdded { id eventType read ticketId } }",
+        json!({}),
+    )
+    .await;
+    let mut sam_socket = connect(&server, &sam_token).await;
+    subscribe(
+        &mut sam_socket,
+        "n",
+        "subscription { notificationAdded { id } }",
+        json!({}),
+    )
+    .await;
+    subscribe(
+        &mut sam_socket,
+        "q",
+        "subscription { queueMetricsUpdated(queue: \"support\") { queue open } }",
+        json!({}),
+    )
+    .await;
+    // Live only: let the subscriptions start before the writes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (id, _) = create(&sam, "Printer on fire", "support").await;
+    ok(sam
+        .mutate(
+            "assignSupportTicket(id: $id, assigneeId: \"kim\")",
+            "($id: String!)",
+            json!({ "id": id }),
+        )
+        .await);
+
+    let added = next_of(&mut kim_socket, "n", "notificationAdded").await;
+    assert_eq!(added["eventType"], "ASSIGNED", "{added}");
+    assert_eq!(added["read"], false, "{added}");
+    assert_eq!(added["ticketId"], id.as_str(), "{added}");
+
+    let figures = loop {
+        let figures = next_of(&mut sam_socket, "q", "queueMetricsUpdated").await;
+        assert_eq!(figures["queue"], "support", "{figures}");
+        if figures["open"] == 1 {
+            break figures;
+        }
+    };
+    assert_eq!(figures["open"], 1);
+    // Sam caused every event: no notification for him.
+    let own = next_message(&mut sam_socket, Duration::from_millis(700)).await;
+    assert!(own.as_ref().is_none_or(|m| m["id"] != "n"), "{own:?}");
 }
