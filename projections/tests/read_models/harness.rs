@@ -138,8 +138,16 @@ async fn open(kind: Kind, dir: &tempfile::TempDir) -> Opened {
 /// Every read-model table as sorted rows of JSON text: two databases whose dumps
 /// are equal hold the same read models.
 pub async fn dump(db: &ReadDb) -> BTreeMap<&'static str, Vec<String>> {
-    let mut tables = BTreeMap::new();
-    for table in READ_MODEL_TABLES {
+    dump_tables(db, &READ_MODEL_TABLES).await
+}
+
+/// `tables` as sorted rows of JSON text, to compare two databases.
+pub async fn dump_tables(
+    db: &ReadDb,
+    tables: &[&'static str],
+) -> BTreeMap<&'static str, Vec<String>> {
+    let mut dump = BTreeMap::new();
+    for table in tables {
         let rows = match db {
             ReadDb::Sqlite(pool) => {
                 let columns: Vec<String> =
@@ -163,9 +171,9 @@ pub async fn dump(db: &ReadDb) -> BTreeMap<&'static str, Vec<String>> {
             .await
             .unwrap(),
         };
-        tables.insert(table, rows);
+        dump.insert(*table, rows);
     }
-    tables
+    dump
 }
 
 /// The checkpoint of `name` as `status` reports it.

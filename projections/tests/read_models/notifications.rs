@@ -10,8 +10,8 @@ use store::{EventStore, ExpectedVersion, NewEvent};
 use uuid::Uuid;
 
 use crate::commands::Script;
+use crate::harness::dump_tables;
 use crate::harness::{run_until_caught_up, Backend, Kind};
-use crate::queue_metrics::dump_tables;
 
 const PROJECTION_TABLES: [&str; 4] = [
     "notifications",

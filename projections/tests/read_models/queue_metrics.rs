@@ -7,10 +7,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use domain::{SlaPolicy, SlaTarget, TicketPriority, TicketStatus};
 use projections::metrics::{queue_metrics, QueueMetricsRow};
-use projections::{MetricsProjection, ReadDb};
+use projections::MetricsProjection;
 
 use crate::commands::Script;
-use crate::harness::{run_until_caught_up, Backend, Kind};
+use crate::harness::{dump_tables, run_until_caught_up, Backend, Kind};
 
 pub const METRICS_TABLES: [&str; 3] =
     ["queue_ticket_facts", "queue_metrics", "queue_metrics_daily"];
@@ -227,39 +227,4 @@ async fn recompute(
         }
     }
     queues
-}
-
-/// `tables` as sorted rows of JSON text, to compare two databases.
-pub async fn dump_tables(
-    db: &ReadDb,
-    tables: &[&'static str],
-) -> BTreeMap<&'static str, Vec<String>> {
-    let mut dump = BTreeMap::new();
-    for table in tables {
-        let rows = match db {
-            ReadDb::Sqlite(pool) => {
-                let columns: Vec<String> =
-                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
-                        .bind(table)
-                        .fetch_all(pool)
-                        .await
-                        .unwrap();
-                sqlx::query_scalar(&format!(
-                    "SELECT json_array({}) AS r FROM {table} ORDER BY r",
-                    columns.join(", ")
-                ))
-                .fetch_all(pool)
-                .await
-                .unwrap()
-            }
-            ReadDb::Postgres(pool) => sqlx::query_scalar(&format!(
-                "SELECT row_to_json(t)::text AS r FROM {table} t ORDER BY r"
-            ))
-            .fetch_all(pool)
-            .await
-            .unwrap(),
-        };
-        dump.insert(*table, rows);
-    }
-    dump
 }
