@@ -14,9 +14,18 @@
 //! Targets follow the ticket's *current* priority: raising a ticket to
 //! `CRITICAL` measures the time it has already run against the shorter target.
 //!
+//! The policy is configurable per priority ([`SlaPolicy::configured`], from
+//! text such as `CRITICAL=1h/4h,HIGH=4h/1d`, in `config`).
+//!
 //! Like the rest of the crate this is pure: `now` is passed in. The SLA
 //! process (`projections::sla`) calls [`decide_sla`] on a timer and appends
 //! what it returns as the system actor.
+
+mod config;
+
+pub use config::{
+    ConfiguredTargets, SlaConfigError, SlaTargetOverrides, DEFAULT_WARNING_PERCENT, LONGEST,
+};
 
 use crate::event::{TicketChange, TicketEvent};
 use crate::evolve::evolve;
