@@ -112,30 +112,7 @@ pub async fn notifications(
     .await?;
     let mut items = rows
         .iter()
-        .map(|row| {
-            Ok(Notification {
-                id: row.id("id")?,
-                recipient: row.text("recipient")?,
-                event_type: row.text("event_type")?,
-                title: row.text("title")?,
-                body: row.text("body")?,
-                ticket_id: row.id("ticket_id")?,
-                url: row.text("url")?,
-                tag: row.text("tag")?,
-                require_interaction: row.bool("require_interaction")?,
-                read: row.bool("is_read")?,
-                created_at: row.time("created_at")?,
-                position: RowPosition {
-                    position: row.int("position")?,
-                    prepare_offset: row.int("prepare_offset")?,
-                }
-                .to_position()
-                .ok_or_else(|| sqlx::Error::ColumnDecode {
-                    index: "position".into(),
-                    source: "not a log position".into(),
-                })?,
-            })
-        })
+        .map(notification_of)
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let has_next_page = items.len() > first;
     items.truncate(first);
@@ -144,6 +121,50 @@ pub async fn notifications(
         has_next_page,
         unread_count: unread_count(db, user).await?,
         items,
+    })
+}
+
+/// The notification `id` in `user`'s inbox, if it is there: one primary-key
+/// lookup, for pushing a notification just committed to a live subscriber
+/// (the inbox's pages may have moved on by the time it is read).
+#[tracing::instrument(name = "notifications.get", skip(db), err)]
+pub async fn notification(
+    db: &ReadDb,
+    user: &str,
+    id: Uuid,
+) -> Result<Option<Notification>, InboxError> {
+    let sql = format!(
+        "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, n.url, n.tag, \
+         n.require_interaction, n.created_at, n.position, n.prepare_offset, {IS_READ} AS is_read \
+         FROM notifications n WHERE n.id = $1 AND n.recipient = $2"
+    );
+    let rows = fetch_db(db, &sql, &[Arg::Id(id), Arg::Text(user)]).await?;
+    Ok(rows.first().map(notification_of).transpose()?)
+}
+
+/// One row of the `notifications` queries above.
+fn notification_of(row: &crate::bind::AnyRow) -> Result<Notification, sqlx::Error> {
+    Ok(Notification {
+        id: row.id("id")?,
+        recipient: row.text("recipient")?,
+        event_type: row.text("event_type")?,
+        title: row.text("title")?,
+        body: row.text("body")?,
+        ticket_id: row.id("ticket_id")?,
+        url: row.text("url")?,
+        tag: row.text("tag")?,
+        require_interaction: row.bool("require_interaction")?,
+        read: row.bool("is_read")?,
+        created_at: row.time("created_at")?,
+        position: RowPosition {
+            position: row.int("position")?,
+            prepare_offset: row.int("prepare_offset")?,
+        }
+        .to_position()
+        .ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "position".into(),
+            source: "not a log position".into(),
+        })?,
     })
 }
 

@@ -39,7 +39,7 @@ use crate::gate::CommitGate;
 use crate::runner::Projection;
 
 pub use inbox::{
-    mark_all_read, mark_read, notifications, unread_count, InboxError, Notification,
+    mark_all_read, mark_read, notification, notifications, unread_count, InboxError, Notification,
     NotificationPage,
 };
 

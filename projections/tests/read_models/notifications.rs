@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::{Actor, Command, Role, TicketPriority};
-use projections::notifications::{mark_all_read, mark_read, notifications, unread_count};
+use projections::notifications::{
+    mark_all_read, mark_read, notification, notifications, unread_count,
+};
 use projections::{NotificationsProjection, ReadDb};
 use store::{EventStore, ExpectedVersion, NewEvent};
 use uuid::Uuid;
@@ -308,4 +310,59 @@ async fn sqlx_execute(db: &ReadDb, sql: &str) {
         ReadDb::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
     }
     .unwrap();
+}
+
+crate::on_every_backend! {
+    /// A notification is found by its id in its recipient's inbox however far
+    /// back it is, with its read flag, and never through another user's inbox.
+    a_notification_is_found_by_id_in_its_recipients_inbox_only
+}
+
+async fn a_notification_is_found_by_id_in_its_recipients_inbox_only(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = &*backend.store;
+    profiles(store).await;
+    let id = Uuid::from_u128(7);
+    let at = |m: i64| t0() + Duration::minutes(m);
+    act(store, id, &alice(), create(id, TicketPriority::Low), at(0)).await;
+    // More notifications to alice than one page of the inbox holds.
+    for n in 0..120 {
+        let reply = Command::Comment {
+            comment_id: Uuid::from_u128(1000 + n),
+            body: format!("Reply {n}"),
+            internal: false,
+        };
+        act(store, id, &bob(), reply, at(1 + n as i64)).await;
+    }
+    let runner = backend.runner(&backend.db).with_batch_size(50);
+    run_until_caught_up(&runner, store, Arc::new(NotificationsProjection::new()))
+        .await
+        .unwrap();
+    let db = &backend.db;
+    let mut oldest = None;
+    let mut after: Option<String> = None;
+    loop {
+        let page = notifications(db, "alice", false, 100, after.as_deref())
+            .await
+            .unwrap();
+        oldest = page.items.last().cloned().or(oldest);
+        if !page.has_next_page {
+            break;
+        }
+        after = page.end_cursor;
+    }
+    let oldest = oldest.expect("alice has notifications");
+    assert!(oldest.body.contains("Reply 0"), "{oldest:?}");
+
+    let found = notification(db, "alice", oldest.id).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&oldest));
+    assert_eq!(notification(db, "bob", oldest.id).await.unwrap(), None);
+    assert_eq!(
+        notification(db, "alice", Uuid::new_v4()).await.unwrap(),
+        None
+    );
+    mark_read(db, "alice", &[oldest.id]).await.unwrap();
+    let read = notification(db, "alice", oldest.id).await.unwrap().unwrap();
+    assert!(read.read);
+    backend.cleanup().await;
 }
