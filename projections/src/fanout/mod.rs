@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use domain::{FieldChange, Ticket, TicketEvent};
 use store::{EventStore, Position, RecordedEvent, StoreError};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use interest::{Interest, Key};
@@ -128,12 +129,22 @@ impl Registry {
 impl Hub {
     /// Starts the hub at the current head of the log and spawns its worker,
     /// which runs until `shutdown` (then every stream ends with `Lagged`).
-    #[tracing::instrument(name = "fanout_start", skip_all, err)]
     pub async fn start(
         store: Arc<dyn EventStore>,
         config: HubConfig,
         shutdown: CancellationToken,
     ) -> Result<Hub, StoreError> {
+        Ok(Hub::start_joinable(store, config, shutdown).await?.0)
+    }
+
+    /// [`Hub::start`], also returning the worker's handle, so a server's
+    /// shutdown can wait until the hub has closed every stream.
+    #[tracing::instrument(name = "fanout_start", skip_all, err)]
+    pub async fn start_joinable(
+        store: Arc<dyn EventStore>,
+        config: HubConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Hub, JoinHandle<()>), StoreError> {
         let head = store.head().await?;
         let hub = Hub {
             registry: Arc::new(Mutex::new(Registry {
@@ -146,8 +157,8 @@ impl Hub {
             store,
             config,
         };
-        tokio::spawn(worker::tail(hub.clone(), shutdown));
-        Ok(hub)
+        let worker = tokio::spawn(worker::tail(hub.clone(), shutdown));
+        Ok((hub, worker))
     }
 
     /// The last position the hub has dispatched.

@@ -55,12 +55,13 @@ async fn a_slow_subscriber_is_dropped_with_its_position_and_can_resume() {
 }
 
 /// Stopping the hub ends every stream with `Lagged`, so clients reconnect
-/// (to another process) with `after` rather than wait forever.
+/// (to another process) with `after` rather than wait forever; its worker
+/// task finishes, so a server can wait for it at shutdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_hub_ends_every_stream_with_lagged() {
     let backend = Backend::new(Kind::Sqlite).await;
     let shutdown = CancellationToken::new();
-    let hub = Hub::start(
+    let (hub, worker) = Hub::start_joinable(
         backend.store.clone(),
         HubConfig::default(),
         shutdown.clone(),
@@ -71,6 +72,11 @@ async fn stopping_the_hub_ends_every_stream_with_lagged() {
     create_ticket(&*backend.store, "alice", "billing").await;
     let first = event(next(&mut subscription).await).position();
     shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(20), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .expect("the worker did not panic");
+    assert_eq!(hub.subscribers(), 0);
     match next(&mut subscription).await {
         Item::Lagged { position_reached } => assert_eq!(position_reached, first),
         Item::Event(_) => panic!("no more events after the hub stopped"),
