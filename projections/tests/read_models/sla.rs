@@ -156,3 +156,69 @@ async fn two_sla_processes_racing_append_each_warning_and_breach_once(kind: Kind
     assert_eq!(support[0].sla_breaches, 1);
     backend.cleanup().await;
 }
+
+crate::on_every_backend! {
+    /// A configured target replaces the default one for both the SLA process
+    /// and the queue figures: with HIGH answered within 1 minute, a HIGH
+    /// ticket unanswered for 2 minutes gets `SlaBreached` in its history (the
+    /// default policy would allow 4 hours) and counts as a breach in its
+    /// queue, both from the same policy.
+    a_configured_tiny_target_is_breached_in_history_and_queue_figures
+}
+
+async fn a_configured_tiny_target_is_breached_in_history_and_queue_figures(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let store = &*backend.store;
+    profiles(store).await;
+    let policy = SlaPolicy::configured(&"HIGH=1m/10m".parse().unwrap(), 25).unwrap();
+    let id = Uuid::from_u128(7);
+    act(store, id, &alice(), create(id, TicketPriority::High), t0()).await;
+
+    let metrics = MetricsProjection::new(policy);
+    let at = |minutes: i64| move || t0() + Duration::minutes(minutes);
+    let runner = backend.runner(&backend.db);
+    runner.catch_up(Arc::new(TicketsProjection)).await.unwrap();
+    runner.catch_up(Arc::new(metrics.clone())).await.unwrap();
+    let defaults = SlaProcess::new(
+        backend.store.clone(),
+        backend.db.clone(),
+        SlaPolicy::default(),
+    )
+    .with_clock(at(2));
+    assert_eq!(defaults.tick().await.unwrap().appended, 0, "4 h by default");
+
+    let configured = SlaProcess::new(backend.store.clone(), backend.db.clone(), policy)
+        .with_clock(at(2))
+        .refreshing(metrics.clone());
+    let report = configured.tick().await.unwrap();
+    assert_eq!(report.appended, 1, "the first-response breach, no belated warning");
+
+    let recorded = store::read_whole_stream(store, &domain::stream_name(id))
+        .await
+        .unwrap();
+    let events: Vec<_> = recorded
+        .iter()
+        .map(|e| domain::decode(&e.event_type, e.schema_version, &e.data).unwrap())
+        .collect();
+    let history: Vec<_> = domain::steps(&events)
+        .iter()
+        .zip(&events)
+        .map(|(step, event)| (event.event_type().as_str(), step.after.sla_breaches.clone()))
+        .collect();
+    assert_eq!(
+        history.last(),
+        Some(&("SLA_BREACHED", vec![domain::SlaTarget::FirstResponse]))
+    );
+    let breached = events.last().unwrap();
+    assert!(matches!(
+        breached.change,
+        TicketChange::SlaBreached { due_at, .. } if due_at == t0() + Duration::minutes(1)
+    ));
+
+    runner.catch_up(Arc::new(metrics.clone())).await.unwrap();
+    let support = projections::metrics::queue_metrics(&backend.db, Some("support"))
+        .await
+        .unwrap();
+    assert_eq!(support[0].sla_breaches, 1, "the figures use the same target");
+    backend.cleanup().await;
+}
