@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use domain::SlaPolicy;
+use projections::fanout::{Hub, HubConfig};
 use projections::sla::SlaProcess;
 use projections::{
     MetricsProjection, NotificationsProjection, ReadDb, Runner, TicketsProjection, UsersProjection,
@@ -31,6 +31,9 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     runners: Vec<JoinHandle<Result<(), projections::ProjectionError>>>,
+    /// The SLA process and the fan-out worker: awaited at shutdown so no
+    /// append of the SLA process is cut midway.
+    workers: Vec<(&'static str, JoinHandle<()>)>,
     shutdown: CancellationToken,
 }
 
@@ -97,6 +100,7 @@ impl Application {
         secret: &Secret,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Application> {
+        let policy = settings.sla_policy().context("invalid SLA configuration")?;
         let database = SqlDatabase::open(&urls.database_url, database_schema).await?;
         let log = match &urls.event_store_url {
             Some(url) => open_store(url)
@@ -106,7 +110,6 @@ impl Application {
         };
         let write_db = database.write_db();
         let runner = Runner::new(log.clone(), write_db.clone());
-        let policy = SlaPolicy::default();
         let metrics = MetricsProjection::new(policy);
         let notifications = NotificationsProjection::new();
         // Released only once their batch is committed: subscribers re-read
@@ -122,7 +125,16 @@ impl Application {
         // SLA breaches without an event, and the metrics' clock-dependent figures.
         let sla = SlaProcess::new(log.clone(), write_db, policy).refreshing(metrics.clone());
         let sla_shutdown = shutdown.clone();
-        tokio::spawn(async move { sla.run(sla_shutdown).await });
+        let sla = tokio::spawn(async move { sla.run(sla_shutdown).await });
+        // One tail of the log for every live ticket subscription.
+        let hub_config = HubConfig {
+            buffer: usize::try_from(settings.subscriber_buffer).unwrap_or(usize::MAX),
+            ..HubConfig::default()
+        };
+        let (hub, fanout) = Hub::start_joinable(log.clone(), hub_config, shutdown.clone())
+            .await
+            .context("starting the live fan-out")?;
+        let workers = vec![("the SLA process", sla), ("the fan-out worker", fanout)];
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
@@ -133,12 +145,14 @@ impl Application {
             JwtKeys::new(secret.value()),
             shutdown.clone(),
         )
-        .with_live(database.write_db(), metrics, notifications);
+        .with_live(database.write_db(), metrics, notifications)
+        .with_hub(hub);
         let schema = build_schema(Some(ctx.clone()));
         Ok(Application {
             listener,
             router: router(AppState { ctx, schema }),
             runners,
+            workers,
             shutdown,
         })
     }
@@ -148,7 +162,8 @@ impl Application {
     }
 
     /// Serves until the shutdown token is cancelled, then lets in-flight
-    /// requests finish and waits for the runners to commit their batch.
+    /// requests finish, waits for the SLA process to finish its tick and the
+    /// fan-out to close, and for the runners to commit their batch.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         axum::serve(self.listener, self.router)
@@ -156,6 +171,13 @@ impl Application {
             .await
             .context("serving HTTP")?;
         self.shutdown.cancel();
+        for (name, worker) in self.workers {
+            match tokio::time::timeout(RUNNER_SHUTDOWN, worker).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "{name} panicked"),
+                Err(_) => tracing::warn!("{name} did not stop in time"),
+            }
+        }
         for runner in self.runners {
             match tokio::time::timeout(RUNNER_SHUTDOWN, runner).await {
                 Ok(Ok(Ok(()))) => {}

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use projections::fanout::Hub;
 use projections::{MetricsProjection, NotificationsProjection, ReadDb};
 use store::{EventStore, Position};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,9 @@ pub struct ApiContext {
     pub queue_metrics: Option<MetricsProjection>,
     /// The running notifications projection, for `notificationAdded`.
     pub notifications: Option<NotificationsProjection>,
+    /// The live fan-out of ticket events, for the ticket subscriptions: one
+    /// tail of the log per process, whatever the number of subscribers.
+    pub hub: Option<Hub>,
     /// The profile last recorded per user, so a request whose claims did not
     /// change appends nothing.
     recorded_profiles: Arc<Mutex<HashMap<String, UserProfile>>>,
@@ -63,6 +67,7 @@ impl ApiContext {
             shutdown,
             queue_metrics: None,
             notifications: None,
+            hub: None,
             recorded_profiles: Arc::default(),
             last_writes: Arc::default(),
         }
@@ -79,6 +84,12 @@ impl ApiContext {
         self.write_db = write_db;
         self.queue_metrics = Some(metrics);
         self.notifications = Some(notifications);
+        self
+    }
+
+    /// With the running fan-out hub that serves the ticket subscriptions.
+    pub fn with_hub(mut self, hub: Hub) -> ApiContext {
+        self.hub = Some(hub);
         self
     }
 

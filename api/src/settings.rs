@@ -34,6 +34,31 @@ pub struct ServeSettings {
         default_value_t = 1000
     )]
     pub max_query_complexity: usize,
+    /// Live ticket events buffered per subscriber; one that falls further
+    /// behind gets a `LAGGED` error with the position to resume from.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_SUBSCRIBER_BUFFER",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000)
+    )]
+    pub subscriber_buffer: u64,
+    /// SLA targets per priority, `PRIORITY=FIRST_RESPONSE/RESOLUTION[/WARNING_BEFORE]`,
+    /// comma-separated (e.g. `CRITICAL=1h/4h,HIGH=4h/1d`); priorities not named
+    /// keep the defaults (CRITICAL 1h/4h, HIGH 4h/1d, MEDIUM 8h/3d, LOW 1d/5d).
+    #[arg(long, global = true, env = "TICKETS_SLA_TARGETS", default_value = "")]
+    pub sla_targets: domain::sla::SlaTargetOverrides,
+    /// For priorities without their own warning time: warn when this
+    /// percentage of the first-response target remains (0: no warnings).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_SLA_WARNING_PERCENT",
+        default_value_t = domain::sla::DEFAULT_WARNING_PERCENT,
+        value_parser = clap::value_parser!(u8).range(0..=100)
+    )]
+    pub sla_warning_percent: u8,
     /// Queue of a ticket created without one.
     #[arg(
         long,
@@ -51,6 +76,13 @@ pub struct ServeSettings {
         default_value_t = 2000
     )]
     pub read_your_writes_ms: u64,
+}
+
+impl ServeSettings {
+    /// The SLA policy both the SLA process and the queue figures follow.
+    pub fn sla_policy(&self) -> Result<domain::SlaPolicy, domain::sla::SlaConfigError> {
+        domain::SlaPolicy::configured(&self.sla_targets, self.sla_warning_percent)
+    }
 }
 
 /// `1`, `true`, `yes`, `on` (any case) are true; `0`, `false`, `no`, `off`, `` false.
@@ -104,6 +136,49 @@ mod tests {
         assert_eq!(
             Secret::choose(Some("x"), true),
             Ok(Secret::Configured("x".into()))
+        );
+    }
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        settings: ServeSettings,
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeSettings, clap::Error> {
+        use clap::Parser;
+        Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map(|s| s.settings)
+    }
+
+    /// SLA targets and warning percentage are read from flags; without them
+    /// the policy is the default, and a mistake stops start-up with its reason.
+    #[test]
+    fn sla_settings_configure_the_policy_or_refuse_to_start() {
+        let default = serve(&[]).unwrap();
+        assert_eq!(default.sla_policy().unwrap(), domain::SlaPolicy::default());
+        let tight = serve(&[
+            "--sla-targets",
+            "CRITICAL=10m/1h",
+            "--sla-warning-percent",
+            "50",
+        ])
+        .unwrap()
+        .sla_policy()
+        .unwrap();
+        assert_eq!(tight.critical.first_response, chrono::Duration::minutes(10));
+        assert_eq!(tight.critical.warning_before, chrono::Duration::minutes(5));
+        let typo = serve(&["--sla-targets", "CRITCAL=10m/1h"])
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("CRITCAL"), "{typo}");
+        assert!(serve(&["--sla-warning-percent", "120"]).is_err());
+        assert!(serve(&["--subscriber-buffer", "0"]).is_err());
+        assert_eq!(
+            serve(&["--subscriber-buffer", "4"])
+                .unwrap()
+                .subscriber_buffer,
+            4
         );
     }
 

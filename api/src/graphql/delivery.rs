@@ -1,13 +1,21 @@
 //! Which ticket events a subscriber receives: auth.md "Who receives an event"
 //! (could see the ticket right before OR right after, never an internal
 //! comment for a requester) AND the subscription's own arguments. One pure
-//! function, used identically for replayed and live events, and meant to be
-//! reused by a shared fan-out hub.
+//! function, [`matches`], used identically for replayed and live events.
+//!
+//! The fan-out hub asks two things of a subscription: its [`interest`], the
+//! narrowest index keys that still cover every event [`matches`] could
+//! accept (so an event costs only the subscribers it may concern), and its
+//! [`predicate`], which has the final word on each event.
 
-use domain::{Actor, Ticket, TicketEvent};
+use std::sync::Arc;
+
+use domain::{Actor, Role, Ticket, TicketEvent};
+use projections::fanout::{Interest, Key, Predicate};
 use uuid::Uuid;
 
 use super::inputs::SubscriptionFilter;
+use crate::auth::Viewer;
 
 /// What one subscription asked for.
 #[derive(Debug, Clone)]
@@ -44,6 +52,89 @@ pub fn matches(
         }
         Selection::Team => either(&|t: &Ticket| viewer.teams.contains(&t.queue)),
         Selection::Filter(f) => filter_matches(f, viewer, before, after, event),
+    }
+}
+
+/// The viewer's rights as a subscription checks them, event by event. Roles
+/// and teams come only from the token's claims (no server-side record of
+/// rights exists to look up), so what is looked up per event is whether the
+/// token still holds: once it expires, no further event is delivered (the
+/// transport closes the socket; the client resumes with `after`).
+#[derive(Debug, Clone)]
+pub struct Rights {
+    actor: Actor,
+    /// The token's `exp`, in seconds since the epoch.
+    expires_at: i64,
+}
+
+impl Rights {
+    pub fn of(viewer: &Viewer) -> Rights {
+        Rights {
+            actor: viewer.actor.clone(),
+            expires_at: viewer.claims.exp,
+        }
+    }
+
+    /// The rights in force at `now` (seconds since the epoch); none once the
+    /// token has expired.
+    pub fn at(&self, now: i64) -> Option<&Actor> {
+        (now < self.expires_at).then_some(&self.actor)
+    }
+}
+
+/// The hub's per-event check for `selection`: the viewer's rights looked up
+/// at the event, then [`matches`] on the event's states. The hub runs it for
+/// live and replayed events alike.
+pub fn predicate(selection: Selection, rights: Rights) -> Predicate {
+    Arc::new(move |delivery| {
+        rights
+            .at(chrono::Utc::now().timestamp())
+            .is_some_and(|actor| {
+                matches(
+                    &selection,
+                    actor,
+                    delivery.before.as_ref(),
+                    &delivery.after,
+                    &delivery.event,
+                )
+            })
+    })
+}
+
+/// The hub interest of `selection` for `viewer`: the narrowest keys that
+/// still cover every event [`matches`] accepts. An event [`matches`] accepts
+/// touches the ticket named, the user whose tickets are asked for, the queues
+/// asked for or, at least, what the viewer may see (auth.md: a requester's
+/// own and watched tickets, an agent's also those assigned and in their
+/// teams' queues); only an admin's unfiltered stream is offered everything.
+pub fn interest(selection: &Selection, viewer: &Actor) -> Interest {
+    let me = || Key::User(viewer.user_id.clone());
+    match selection {
+        Selection::Ticket(id) => Interest::ticket(*id),
+        Selection::Mine => Interest::Keys(vec![me()]),
+        Selection::Team => Interest::queues(viewer.teams.iter().cloned()),
+        Selection::Filter(f) => {
+            if let Some(ids) = &f.ticket_ids {
+                // An id that is no UUID matches no ticket.
+                Interest::Keys(
+                    ids.iter()
+                        .filter_map(|id| Uuid::parse_str(id.trim()).ok())
+                        .map(Key::Ticket)
+                        .collect(),
+                )
+            } else if let Some(user) = &f.assigned_to_user_id {
+                Interest::user(user.clone())
+            } else if f.watched_only == Some(true) || !viewer.is_staff() {
+                Interest::Keys(vec![me()])
+            } else if let Some(queues) = &f.queues {
+                Interest::queues(queues.iter().cloned())
+            } else if viewer.has_role(Role::Admin) {
+                Interest::All
+            } else {
+                let teams = viewer.teams.iter().map(|q| Key::Queue(q.clone()));
+                Interest::Keys(std::iter::once(me()).chain(teams).collect())
+            }
+        }
     }
 }
 
@@ -112,7 +203,8 @@ fn filter_matches(
 mod tests {
     use super::*;
     use chrono::Utc;
-    use domain::{Command, Role, TicketPriority};
+    use domain::{Command, TicketPriority};
+    use projections::fanout::Delivery;
 
     fn created(queue: &str, by: &str) -> (Ticket, TicketEvent) {
         let actor = Actor::new(by, vec![Role::Requester], vec![]);
@@ -179,5 +271,185 @@ mod tests {
             ..high
         };
         assert!(!matches(&Selection::Filter(billing), &admin, None, &t, &e));
+    }
+
+    /// One ticket's life as the hub delivers it: created by a requester in
+    /// `support`, assigned, watched, moved to `billing`, an internal note,
+    /// unassigned, unwatched.
+    fn life() -> (Uuid, Vec<Delivery>) {
+        let id = Uuid::new_v4();
+        let alice = Actor::new("alice", vec![Role::Requester], vec![]);
+        let root = Actor::new("root", vec![Role::Admin], vec![]);
+        let commands = vec![
+            (
+                alice,
+                Command::Create {
+                    ticket_id: id,
+                    reference: "TCK-000001".into(),
+                    request: "Printer".into(),
+                    description: None,
+                    priority: TicketPriority::High,
+                    queue: "support".into(),
+                    tags: vec![],
+                },
+            ),
+            (
+                root.clone(),
+                Command::Assign {
+                    assignee_id: "sam".into(),
+                    assignee_roles: Some(vec![Role::Agent]),
+                },
+            ),
+            (
+                root.clone(),
+                Command::Watch {
+                    user_id: "carol".into(),
+                },
+            ),
+            (
+                root.clone(),
+                Command::Move {
+                    queue: "billing".into(),
+                },
+            ),
+            (
+                root.clone(),
+                Command::Comment {
+                    comment_id: Uuid::new_v4(),
+                    body: "internal".into(),
+                    internal: true,
+                },
+            ),
+            (root.clone(), Command::Unassign),
+            (
+                root,
+                Command::Unwatch {
+                    user_id: "carol".into(),
+                },
+            ),
+        ];
+        let mut state: Option<Ticket> = None;
+        let mut deliveries = Vec::new();
+        for (actor, command) in commands {
+            for event in domain::decide(state.as_ref(), &command, &actor, Utc::now()).unwrap() {
+                let after = domain::evolve(state.clone(), &event).unwrap();
+                let recorded = store::RecordedEvent {
+                    id: Uuid::new_v4(),
+                    position: store::Position::from_sequence(deliveries.len() as u64 + 1),
+                    stream_id: domain::stream_name(id),
+                    version: after.version,
+                    event_type: event.event_type().as_str().into(),
+                    schema_version: 1,
+                    data: serde_json::Value::Null,
+                    metadata: serde_json::Value::Null,
+                    recorded_at: Utc::now(),
+                };
+                deliveries.push(Delivery {
+                    recorded,
+                    changes: domain::diff(state.as_ref(), &after),
+                    before: state.replace(after.clone()),
+                    after,
+                    event,
+                });
+            }
+        }
+        (id, deliveries)
+    }
+
+    /// The hub offers a subscriber only the events its interest touches: for
+    /// every viewer and selection, every event `matches` accepts is touched by
+    /// the interest, so narrowing never loses an event.
+    #[test]
+    fn an_interest_covers_every_event_the_subscription_accepts() {
+        let (id, life) = life();
+        let viewers = [
+            Actor::new("alice", vec![Role::Requester], vec![]),
+            Actor::new("bob", vec![Role::Requester], vec![]),
+            Actor::new("sam", vec![Role::Agent], vec!["support".into()]),
+            Actor::new("kim", vec![Role::Agent], vec!["billing".into()]),
+            Actor::new("carol", vec![Role::Agent], vec![]),
+            Actor::new("root", vec![Role::Admin], vec![]),
+        ];
+        let filter = |f: SubscriptionFilter| Selection::Filter(f);
+        let selections = [
+            Selection::Ticket(id),
+            Selection::Ticket(Uuid::new_v4()),
+            Selection::Mine,
+            Selection::Team,
+            filter(SubscriptionFilter::default()),
+            filter(SubscriptionFilter {
+                queues: Some(vec!["billing".into()]),
+                ..Default::default()
+            }),
+            filter(SubscriptionFilter {
+                assigned_to_user_id: Some("sam".into()),
+                ..Default::default()
+            }),
+            filter(SubscriptionFilter {
+                watched_only: Some(true),
+                include_created: Some(true),
+                include_assigned: Some(true),
+                ..Default::default()
+            }),
+            filter(SubscriptionFilter {
+                ticket_ids: Some(vec![id.to_string().to_uppercase(), "nope".into()]),
+                ..Default::default()
+            }),
+        ];
+        let mut accepted = 0;
+        for delivery in &life {
+            for viewer in &viewers {
+                for selection in &selections {
+                    let takes = matches(
+                        selection,
+                        viewer,
+                        delivery.before.as_ref(),
+                        &delivery.after,
+                        &delivery.event,
+                    );
+                    if takes {
+                        accepted += 1;
+                        assert!(
+                            interest(selection, viewer).touches(delivery),
+                            "{selection:?} of {} loses {:?}",
+                            viewer.user_id,
+                            delivery.event.event_type()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(accepted > 50, "the scenario exercises the rule: {accepted}");
+    }
+
+    /// Only an admin's unfiltered stream is offered every event; a requester's
+    /// is indexed by their own user, an agent's by themselves and their teams.
+    #[test]
+    fn an_unfiltered_stream_is_indexed_by_what_the_viewer_may_see() {
+        let all = Selection::Filter(SubscriptionFilter::default());
+        let alice = Actor::new("alice", vec![Role::Requester], vec![]);
+        let sam = Actor::new("sam", vec![Role::Agent], vec!["support".into()]);
+        let root = Actor::new("root", vec![Role::Admin], vec![]);
+        assert_eq!(interest(&all, &alice), Interest::user("alice"));
+        assert_eq!(
+            interest(&all, &sam),
+            Interest::Keys(vec![Key::User("sam".into()), Key::Queue("support".into())])
+        );
+        assert_eq!(interest(&all, &root), Interest::All);
+    }
+
+    /// The predicate refuses every event once the viewer's token has expired.
+    #[test]
+    fn rights_lapse_when_the_token_expires() {
+        let claims: crate::auth::Claims = serde_json::from_value(
+            serde_json::json!({"sub": "root", "exp": 1000, "roles": ["ADMIN"]}),
+        )
+        .unwrap();
+        let rights = Rights::of(&Viewer::new(claims));
+        assert!(rights.at(999).is_some());
+        assert!(rights.at(1000).is_none());
+        let (_, life) = life();
+        let expired = predicate(Selection::Filter(SubscriptionFilter::default()), rights);
+        assert!(!expired(&life[0]), "the token expired long ago");
     }
 }

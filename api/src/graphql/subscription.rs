@@ -1,28 +1,34 @@
-//! The `Subscription` root. Each ticket subscription tails the store with
-//! `subscribe_all` from `after` (or from the head: live only), so a resumed
-//! stream replays exactly what came after the cursor, then goes on live,
-//! without gap or duplicate. Every event is rebuilt from its ticket's stream
-//! and passed through [`matches`], the same way replayed or live.
+//! The `Subscription` root. The four ticket subscriptions are served by the
+//! process's fan-out [`Hub`]: one worker tails the log and offers each event
+//! (with the ticket before and after it) to the subscribers whose interest it
+//! touches, each with its own bounded buffer. A subscription registers the
+//! narrowest [`interest`] its arguments allow and the [`predicate`] of
+//! [`delivery`](super::delivery), which the hub applies to replayed and live
+//! events alike: with `after`, exactly the matching events after the cursor,
+//! then live, without gap or duplicate. A subscriber that falls a buffer
+//! behind gets a `LAGGED` error carrying the `position` to resume from, and
+//! its stream ends.
 
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Context, Subscription as GqlSubscription};
+use async_graphql::{Context, ErrorExtensions, Subscription as GqlSubscription};
 use futures::stream::{BoxStream, StreamExt};
+use projections::fanout::Item;
 use projections::metrics::coalesce::{coalesce, Changed};
 use store::Position;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::delivery::{matches, Selection};
+use super::delivery::{interest, predicate, Rights, Selection};
 use super::inputs::SubscriptionFilter;
 use super::pending::{Notification, QueueMetrics};
 use super::query::{inbox_error, may_see_queue};
 use super::types::SupportTicketEvent;
-use super::{api, ticket_event, viewer};
+use super::{api, viewer};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -46,6 +52,21 @@ impl Drop for Active {
     }
 }
 
+/// The subscriber fell too far behind (or the server is stopping): it has
+/// received every matching event up to `position` and resumes with
+/// `after: position`. `extensions.code` is `LAGGED`.
+fn lagged(position: Position) -> async_graphql::Error {
+    let cursor = position.to_cursor();
+    async_graphql::Error::new(format!(
+        "the subscriber fell behind; resubscribe with after: \"{cursor}\""
+    ))
+    .extend_with(|_, e| {
+        e.set("code", "LAGGED");
+        e.set("position", cursor.as_str());
+    })
+}
+
+/// A ticket subscription served by the hub.
 async fn ticket_stream(
     ctx: &Context<'_>,
     operation: &'static str,
@@ -54,53 +75,45 @@ async fn ticket_stream(
 ) -> Result<EventStream, ApiError> {
     let viewer = viewer(ctx)?.clone();
     let api = api(ctx).clone();
-    let start = match after {
-        Some(cursor) => {
-            Position::from_str(&cursor).map_err(|e| ApiError::Invalid(e.to_string()))?
-        }
-        None => api.store.head().await?,
+    let after = after
+        .map(|cursor| Position::from_str(&cursor).map_err(|e| ApiError::Invalid(e.to_string())))
+        .transpose()?;
+    let Some(hub) = api.hub.clone() else {
+        return Err(ApiError::NotImplemented(operation));
     };
     let span = tracing::info_span!("subscription", user = %viewer.id(), operation);
-    span.in_scope(|| tracing::info!(after = %start, "subscription started"));
-    let active = Arc::new(Active::start(api.metrics.clone()));
-    let source = api.store.subscribe_all(start);
+    let interest = interest(&selection, &viewer.actor);
+    span.in_scope(
+        || tracing::info!(after = ?after.map(|p| p.to_cursor()), ?interest, "subscription started"),
+    );
+    let rights = Rights::of(&viewer);
+    let items = hub.subscribe(interest, predicate(selection, rights), after);
+    let active = Active::start(api.metrics.clone());
     let shutdown = api.shutdown.clone().cancelled_owned();
-    let stream = source.take_until(shutdown).filter_map(move |item| {
-        let api = api.clone();
-        let viewer = viewer.clone();
-        let selection = selection.clone();
-        let _active = active.clone();
-        let span = span.clone();
-        async move {
-            let recorded = match item {
-                Ok(recorded) if recorded.stream_id.starts_with(domain::STREAM_PREFIX) => recorded,
-                Ok(_) => return None,
-                Err(e) => return Some(Err(ApiError::from(e).into())),
-            };
-            match ticket_event(&api, recorded).await {
-                Err(e) => Some(Err(e.into())),
-                Ok(None) => None,
-                Ok(Some((event, step, recorded))) => {
-                    if !matches(
-                        &selection,
-                        &viewer.actor,
-                        step.before.as_ref(),
-                        &step.after,
-                        &event,
-                    ) {
-                        return None;
-                    }
-                    Metrics::inc(&api.metrics.events_delivered);
-                    Some(Ok(SupportTicketEvent::for_viewer(
-                        &viewer.actor,
-                        recorded,
-                        event,
-                        step,
-                    )))
-                }
+    let metrics = api.metrics.clone();
+    let stream = items.take_until(shutdown).map(move |item| {
+        let _active = &active;
+        match item {
+            Item::Event(delivery) => {
+                Metrics::inc(&metrics.events_delivered);
+                let step = domain::Step {
+                    version: delivery.after.version,
+                    before: delivery.before.clone(),
+                    after: delivery.after.clone(),
+                    changes: delivery.changes.clone(),
+                };
+                Ok(SupportTicketEvent::for_viewer(
+                    &viewer.actor,
+                    delivery.recorded.clone(),
+                    delivery.event.clone(),
+                    step,
+                ))
+            }
+            Item::Lagged { position_reached } => {
+                span.in_scope(|| tracing::info!(position = %position_reached, "subscriber lagged"));
+                Err(lagged(position_reached))
             }
         }
-        .instrument(span)
     });
     Ok(stream.boxed())
 }
@@ -251,20 +264,14 @@ impl Subscription {
                         return None;
                     }
                 };
-                // Committed before it was broadcast: it is among the newest.
-                let page = match projections::notifications::notifications(
-                    &api.read_db,
-                    &user,
-                    false,
-                    NOTIFICATION_LOOKBACK,
-                    None,
-                )
-                .await
-                {
-                    Ok(page) => page,
-                    Err(e) => return Some(Err(inbox_error(e).into())),
-                };
-                let found = page.items.into_iter().find(|n| n.id == new.id)?;
+                // Committed before it was broadcast: found by its id.
+                let found =
+                    match projections::notifications::notification(&api.read_db, &user, new.id)
+                        .await
+                    {
+                        Ok(found) => found?,
+                        Err(e) => return Some(Err(inbox_error(e).into())),
+                    };
                 Some(Notification::try_from(found).map_err(|e| ApiError::internal(e).into()))
             }
             .instrument(span.clone())
@@ -275,7 +282,3 @@ impl Subscription {
 
 /// At most one push per queue per this interval on `queueMetricsUpdated`.
 const QUEUE_METRICS_INTERVAL: Duration = Duration::from_millis(250);
-
-/// How many of the newest notifications `notificationAdded` looks through for
-/// the one just committed.
-const NOTIFICATION_LOOKBACK: usize = 100;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod esdb;
+mod fanout;
 mod helpers;
 mod mutations;
 mod postgres;
