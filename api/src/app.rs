@@ -23,9 +23,14 @@ use crate::context::ApiContext;
 use crate::graphql::build_schema;
 use crate::http::{router, AppState};
 use crate::settings::{Secret, ServeSettings};
+use crate::ws::Sockets;
 
 /// How long shutdown waits for the projection runners to finish their batch.
 const RUNNER_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for the WebSockets' close frames (each socket
+/// waits at most 2 s for its client's).
+const SOCKET_SHUTDOWN: Duration = Duration::from_secs(5);
 
 pub struct Application {
     listener: TcpListener,
@@ -35,6 +40,8 @@ pub struct Application {
     /// append of the SLA process is cut midway.
     workers: Vec<(&'static str, JoinHandle<()>)>,
     shutdown: CancellationToken,
+    /// Axum does not wait for upgraded connections: shutdown waits on these.
+    sockets: Arc<Sockets>,
 }
 
 /// The SQL database the read models (and, by default, the log) live in.
@@ -148,12 +155,18 @@ impl Application {
         .with_live(database.write_db(), metrics, notifications)
         .with_hub(hub);
         let schema = build_schema(Some(ctx.clone()));
+        let sockets = Sockets::new();
         Ok(Application {
             listener,
-            router: router(AppState { ctx, schema }),
+            router: router(AppState {
+                ctx,
+                schema,
+                sockets: sockets.clone(),
+            }),
             runners,
             workers,
             shutdown,
+            sockets,
         })
     }
 
@@ -171,6 +184,16 @@ impl Application {
             .await
             .context("serving HTTP")?;
         self.shutdown.cancel();
+        // The same token told every socket to close with 1001.
+        if tokio::time::timeout(SOCKET_SHUTDOWN, self.sockets.all_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.sockets.open_count(),
+                "some WebSockets did not close in time"
+            );
+        }
         for (name, worker) in self.workers {
             match tokio::time::timeout(RUNNER_SHUTDOWN, worker).await {
                 Ok(Ok(())) => {}

@@ -1,17 +1,17 @@
 //! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL, or the WebSocket
-//! when the request asks to upgrade), `/healthz`, `/readyz`, `/metrics`.
+//! of [`crate::ws`] when the request asks to upgrade), `/healthz`, `/readyz`,
+//! `/metrics`.
 //!
 //! A client's mistake is never a 500: an oversize body is a 413, a body that is
 //! not a GraphQL request a 400, both with a GraphQL-shaped error and a code.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
-use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -23,14 +23,16 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Viewer};
 use crate::context::ApiContext;
-use crate::error::ApiError;
 use crate::graphql::{Authentication, TicketsSchema};
 use crate::metrics::Metrics;
+use crate::ws::Sockets;
 
 #[derive(Clone)]
 pub struct AppState {
     pub ctx: ApiContext,
     pub schema: TicketsSchema,
+    /// The WebSockets of this server (per-user counts, shutdown wait).
+    pub sockets: Arc<Sockets>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -52,12 +54,15 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
 }
 
 /// A GraphQL-shaped error response for a request that never reached execution.
-fn client_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn client_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
     (status, Json(body)).into_response()
 }
 
-async fn authenticate(ctx: &ApiContext, value: Option<&str>) -> Result<Viewer, AuthError> {
+pub(crate) async fn authenticate(
+    ctx: &ApiContext,
+    value: Option<&str>,
+) -> Result<Viewer, AuthError> {
     let viewer = ctx.keys.verify_header(value)?;
     ctx.remember(&viewer).await;
     Ok(viewer)
@@ -121,7 +126,7 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if upgrade {
-        return websocket(state, request).await;
+        return crate::ws::upgrade(state, request).await;
     }
     Html(
         GraphiQLSource::build()
@@ -131,72 +136,6 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             .finish(),
     )
     .into_response()
-}
-
-/// The token of a socket: the `connection_init` payload's `Authorization`
-/// (`Bearer ...`) or `authToken`, else the upgrade request's header.
-fn socket_token(payload: &Value, header: Option<&str>) -> Option<String> {
-    let from_payload = ["Authorization", "authorization"]
-        .iter()
-        .find_map(|k| payload.get(*k).and_then(Value::as_str))
-        .map(str::to_string)
-        .or_else(|| {
-            payload.get("authToken").and_then(Value::as_str).map(|t| {
-                let t = t.trim();
-                if t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") {
-                    t.to_string()
-                } else {
-                    format!("Bearer {t}")
-                }
-            })
-        });
-    from_payload.or_else(|| header.map(str::to_string))
-}
-
-async fn websocket(state: AppState, request: Request) -> Response {
-    let (mut parts, _body) = request.into_parts();
-    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-        Ok(protocol) => protocol,
-        Err(status) => {
-            return client_error(
-                status,
-                "BAD_REQUEST",
-                "unsupported WebSocket subprotocol: use graphql-transport-ws or graphql-ws",
-            )
-        }
-    };
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let header_token = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            let metrics = state.ctx.metrics.clone();
-            metrics.open_sockets.fetch_add(1, Ordering::Relaxed);
-            let ctx = state.ctx.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = socket_token(&payload, header_token.as_deref());
-                    match authenticate(&ctx, token.as_deref()).await {
-                        Ok(viewer) => {
-                            tracing::info!(user = %viewer.id(), "socket authenticated");
-                            let mut data = Data::default();
-                            data.insert(Authentication(Ok(viewer)));
-                            Ok(data)
-                        }
-                        Err(e) => Err(ApiError::Unauthenticated(e).into()),
-                    }
-                })
-                .serve()
-                .await;
-            metrics.open_sockets.fetch_sub(1, Ordering::Relaxed);
-        })
 }
 
 async fn healthz() -> &'static str {
@@ -244,29 +183,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.ctx.metrics.render(head, &projections),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every accepted spelling of a socket token ends up as a bearer header.
-    #[test]
-    fn socket_tokens_come_from_the_payload_or_the_header() {
-        let t = |p: Value, h: Option<&str>| socket_token(&p, h);
-        assert_eq!(
-            t(json!({"Authorization": "Bearer a"}), None).as_deref(),
-            Some("Bearer a")
-        );
-        assert_eq!(
-            t(json!({"authToken": "b"}), None).as_deref(),
-            Some("Bearer b")
-        );
-        assert_eq!(
-            t(json!({"authToken": "Bearer c"}), None).as_deref(),
-            Some("Bearer c")
-        );
-        assert_eq!(t(json!({}), Some("Bearer d")).as_deref(), Some("Bearer d"));
-        assert_eq!(t(Value::Null, None), None);
-    }
 }

@@ -16,6 +16,8 @@
 //! - `graphql`: the schema: types, queries, mutations, subscriptions.
 //! - `read_models`: SQL over the projections' tables (ticket list, users).
 //! - `http`: routes (GraphQL over HTTP and WebSocket, health, readiness, metrics).
+//! - `ws`: GraphQL over WebSocket (graphql-transport-ws and the legacy
+//!   graphql-ws): close codes, limits, token expiry, close on shutdown.
 //! - `metrics`: counters and the Prometheus text of `/metrics`.
 //! - `app`: [`app::Application`], the server built from its configuration.
 //! - `telemetry`: logging setup.
@@ -35,5 +37,6 @@ pub mod references;
 pub mod settings;
 pub mod telemetry;
 pub mod users;
+pub mod ws;
 
 pub use command_service::{CommandError, CommandOutcome, CommandRequest, CommandService};

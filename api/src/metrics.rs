@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use projections::ProjectionStatus;
 use store::Position;
@@ -15,13 +16,27 @@ pub struct Metrics {
     pub graphql_requests: AtomicU64,
     pub graphql_errors: AtomicU64,
     pub open_sockets: AtomicI64,
+    /// Subscriptions running in the resolvers (ticket streams), counted where
+    /// they start and end.
     pub active_subscriptions: AtomicI64,
+    /// Operations live on WebSockets (subscriptions, queries and mutations),
+    /// counted by the transport: what the per-socket limit counts.
+    pub ws_operations: AtomicI64,
     pub events_delivered: AtomicU64,
 }
 
 impl Metrics {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one up on `gauge` until the returned guard is dropped.
+    pub fn hold(metrics: &Arc<Metrics>, gauge: fn(&Metrics) -> &AtomicI64) -> Held {
+        gauge(metrics).fetch_add(1, Ordering::Relaxed);
+        Held {
+            metrics: metrics.clone(),
+            gauge,
+        }
     }
 
     /// The exposition text, with each projection's position and lag behind `head`.
@@ -67,6 +82,12 @@ impl Metrics {
                 .to_string(),
         );
         metric(
+            "tickets_ws_operations",
+            "gauge",
+            "Operations live on WebSockets (subscriptions, queries, mutations).",
+            self.ws_operations.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
             "tickets_events_delivered_total",
             "counter",
             "Events delivered to subscribers.",
@@ -107,5 +128,20 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// One unit of a gauge, given back on drop: whatever way its owner ends (done,
+/// cancelled, dropped with its socket, unwound by a panic), the gauge comes
+/// back down, so no exit path has to remember to decrement.
+#[must_use = "the gauge counts down as soon as this is dropped"]
+pub struct Held {
+    metrics: Arc<Metrics>,
+    gauge: fn(&Metrics) -> &AtomicI64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        (self.gauge)(&self.metrics).fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -76,6 +76,45 @@ pub struct ServeSettings {
         default_value_t = 2000
     )]
     pub read_your_writes_ms: u64,
+    /// How long a new WebSocket may take to send `connection_init`, in
+    /// milliseconds (then it is closed with 4408).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_WS_INIT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub ws_init_timeout_ms: u64,
+    /// Operations (subscriptions, queries, mutations) one WebSocket may run at
+    /// once; one more is answered with an `error` for its id.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub ws_max_subscriptions: u32,
+    /// WebSockets one user may hold open at once; the next one's
+    /// `connection_init` is refused (close 4403).
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_WS_MAX_SOCKETS_PER_USER",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub ws_max_sockets_per_user: u32,
+    /// How often an acknowledged WebSocket hears from the server when nothing
+    /// else is said (`ping` on graphql-transport-ws, `ka` on graphql-ws), in
+    /// milliseconds; 0 turns it off.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_WS_KEEPALIVE_MS",
+        default_value_t = 15_000
+    )]
+    pub ws_keepalive_ms: u64,
 }
 
 impl ServeSettings {

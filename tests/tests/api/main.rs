@@ -11,3 +11,4 @@ mod protection;
 mod read_models;
 mod subscriptions;
 mod visibility;
+mod ws_protocol;

@@ -1,0 +1,549 @@
+//! One socket's life, for both subprotocols: wait for `connection_init` (at
+//! most the configured time), authenticate it, then run operations until the
+//! client leaves, breaks the protocol, its token expires or the server shuts
+//! down. Everything happens in the socket's one task: a `select!` over the
+//! socket, the operations' results, one deadline (initialisation, then token
+//! expiry), the keep-alive tick and the shutdown signal.
+//!
+//! Every exit path goes through [`Session::close`] or [`Session::gone`], and
+//! every count (open sockets, the user's slot, live operations) is a guard
+//! dropped with the session, so none is left behind.
+
+use std::time::Duration;
+
+use async_graphql::{ErrorExtensionValues, Response, ServerError};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tracing::Instrument;
+
+use super::operations::{Matched, Operations, Outcome};
+use super::registry::{OpenSocket, UserSlot};
+use super::transport_ws::close;
+use super::{legacy_ws, socket_token, transport_ws, Incoming, Subprotocol};
+use crate::auth::Viewer;
+use crate::graphql::Authentication;
+use crate::http::{authenticate, AppState};
+use crate::metrics::{Held, Metrics};
+
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Close reasons are at most 123 bytes (RFC 6455, section 5.5).
+const MAX_REASON_BYTES: usize = 123;
+
+/// Close code of a shutting-down server (RFC 6455 "going away").
+const GOING_AWAY: u16 = 1001;
+
+/// `extensions.code` of an operation refused by the per-socket limit.
+pub const TOO_MANY_OPERATIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
+
+/// `extensions.code` of a `connection_init` refused by the per-user limit
+/// (legacy `connection_error`).
+pub const TOO_MANY_SOCKETS: &str = "TOO_MANY_SOCKETS";
+
+/// Serves one upgraded socket until it closes.
+pub(super) async fn run(
+    socket: WebSocket,
+    state: AppState,
+    protocol: Subprotocol,
+    header_token: Option<String>,
+) {
+    let span = tracing::info_span!(
+        "socket",
+        protocol = protocol.name(),
+        user = tracing::field::Empty
+    );
+    let open = (
+        state.sockets.open(),
+        Metrics::hold(&state.ctx.metrics, |m| &m.open_sockets),
+    );
+    let session = Session {
+        socket,
+        state,
+        protocol,
+        header_token,
+        ready: None,
+        ops: Operations::default(),
+        _open: open,
+    };
+    session.serve().instrument(span).await
+}
+
+/// Fields drop in this order: the socket, then the user's slot (in `ready`),
+/// the operations, and last the open-socket counts, so a socket counted as
+/// closed has given everything back.
+struct Session {
+    socket: WebSocket,
+    state: AppState,
+    protocol: Subprotocol,
+    header_token: Option<String>,
+    /// Set once `connection_init` is acknowledged.
+    ready: Option<Box<Ready>>,
+    ops: Operations,
+    _open: (OpenSocket, Held),
+}
+
+struct Ready {
+    viewer: Viewer,
+    _slot: UserSlot,
+}
+
+/// What the session does next.
+enum Step {
+    Continue,
+    /// `connection_init` was acknowledged; the token expires at `expires`.
+    Acknowledged {
+        expires: Instant,
+    },
+    /// Close with this code and reason.
+    Close(u16, String),
+    /// The client left (or the connection broke).
+    Gone,
+}
+
+impl Session {
+    async fn serve(mut self) {
+        let shutdown = self.state.ctx.shutdown.clone();
+        let settings = self.state.ctx.settings.clone();
+        let deadline = tokio::time::sleep(Duration::from_millis(settings.ws_init_timeout_ms));
+        tokio::pin!(deadline);
+        let mut keepalive: Option<Interval> = None;
+        loop {
+            let step = tokio::select! {
+                () = shutdown.cancelled() => Step::Close(GOING_AWAY, "server shutting down".into()),
+                () = &mut deadline => self.on_deadline().await,
+                () = tick(&mut keepalive) => self.on_keepalive().await,
+                Some(outcome) = self.ops.results.next(), if !self.ops.results.is_empty() => {
+                    self.on_outcome(outcome).await
+                }
+                frame = self.socket.recv() => self.on_frame(frame).await,
+            };
+            match step {
+                Step::Continue => {}
+                Step::Acknowledged { expires } => {
+                    deadline.as_mut().reset(expires);
+                    keepalive = keepalive_interval(settings.ws_keepalive_ms);
+                }
+                Step::Close(code, reason) => return self.close(code, reason).await,
+                Step::Gone => return self.gone().await,
+            }
+        }
+    }
+
+    /// Before the acknowledgement: no `connection_init` in time. After it:
+    /// the token has expired.
+    async fn on_deadline(&mut self) -> Step {
+        if self.ready.is_some() {
+            tracing::info!("token expired on a live socket");
+            return Step::Close(close::UNAUTHORIZED, "token expired".into());
+        }
+        let reason = close::INIT_TIMEOUT_REASON;
+        self.refuse(close::INIT_TIMEOUT, reason.into(), reason, "BAD_REQUEST")
+            .await
+    }
+
+    async fn on_keepalive(&mut self) -> Step {
+        match self.protocol {
+            Subprotocol::TransportWs => self.send(&transport_ws::Outgoing::Ping).await,
+            Subprotocol::LegacyWs => self.send(&legacy_ws::Outgoing::KeepAlive).await,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Step {
+        let text = match frame {
+            None | Some(Ok(Message::Close(_))) => return Step::Gone,
+            Some(Err(e)) => return self.read_failed(e),
+            Some(Ok(Message::Text(text))) => text.as_str().to_owned(),
+            Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => text,
+                Err(_) => {
+                    return self
+                        .malformed(None, "a binary message that is not UTF-8")
+                        .await
+                }
+            },
+            // WebSocket pings are answered by tungstenite itself.
+            Some(Ok(_)) => return Step::Continue,
+        };
+        let incoming = match self.protocol {
+            Subprotocol::TransportWs => match transport_ws::parse(&text) {
+                Ok(incoming) => incoming,
+                Err(reason) => return Step::Close(close::BAD_REQUEST, reason),
+            },
+            Subprotocol::LegacyWs => match legacy_ws::parse(&text) {
+                Ok(incoming) => incoming,
+                Err(wrong) => return self.malformed(wrong.id.as_deref(), &wrong.reason).await,
+            },
+        };
+        match incoming {
+            // Boxed: authenticating is the biggest future of a session, and an
+            // inline one would be carried by every idle socket's task.
+            Incoming::Init(payload) => Box::pin(self.on_init(payload)).await,
+            Incoming::Subscribe { id, request } => self.on_subscribe(id, *request).await,
+            Incoming::Complete { id } => {
+                let was_live = self.ops.stop(&id);
+                match self.protocol {
+                    // "No further events ... should be sent through", and no
+                    // `complete` back to the client's.
+                    Subprotocol::TransportWs => Step::Continue,
+                    Subprotocol::LegacyWs if was_live => {
+                        self.send(&legacy_ws::Outgoing::Complete { id: &id }).await
+                    }
+                    Subprotocol::LegacyWs => Step::Continue,
+                }
+            }
+            Incoming::Ping(payload) => self.send(&transport_ws::Outgoing::Pong { payload }).await,
+            Incoming::Pong => Step::Continue,
+            Incoming::Terminate => Step::Close(1000, String::new()),
+        }
+    }
+
+    /// A message the client got wrong: graphql-transport-ws closes with 4400,
+    /// the legacy protocol answers `error` and goes on.
+    async fn malformed(&mut self, id: Option<&str>, reason: &str) -> Step {
+        match self.protocol {
+            Subprotocol::TransportWs => Step::Close(
+                close::BAD_REQUEST,
+                format!("Invalid message received: {reason}"),
+            ),
+            Subprotocol::LegacyWs => {
+                let error = coded_error(reason, "BAD_REQUEST");
+                self.send(&legacy_ws::Outgoing::Error {
+                    id,
+                    payload: &error,
+                })
+                .await
+            }
+        }
+    }
+
+    /// A read error: a message over the size limit gets 1009; anything else
+    /// means the connection is broken.
+    fn read_failed(&self, e: axum::Error) -> Step {
+        let detail = e.to_string();
+        tracing::debug!(error = %detail, "reading the socket failed");
+        // tungstenite's capacity error; axum does not expose its type.
+        if detail.starts_with("Space limit exceeded") {
+            let limit = self.state.ctx.settings.max_body_bytes;
+            return Step::Close(1009, format!("message too big: at most {limit} bytes"));
+        }
+        Step::Gone
+    }
+
+    async fn on_init(&mut self, payload: Option<Value>) -> Step {
+        if self.ready.is_some() {
+            let reason = close::TOO_MANY_INITS_REASON;
+            return self
+                .refuse(close::TOO_MANY_INITS, reason.into(), reason, "BAD_REQUEST")
+                .await;
+        }
+        let payload = payload.unwrap_or(Value::Null);
+        let token = socket_token(&payload, self.header_token.as_deref());
+        let viewer = match authenticate(&self.state.ctx, token.as_deref()).await {
+            Ok(viewer) => viewer,
+            Err(e) => {
+                tracing::info!(reason = %e, "connection_init refused");
+                let message = e.to_string();
+                return self
+                    .refuse(
+                        close::FORBIDDEN,
+                        "Forbidden".into(),
+                        &message,
+                        "UNAUTHENTICATED",
+                    )
+                    .await;
+            }
+        };
+        let limit = self.state.ctx.settings.ws_max_sockets_per_user;
+        let Some(slot) = self.state.sockets.claim(viewer.id(), limit) else {
+            tracing::info!(user = %viewer.id(), limit, "connection_init refused: too many sockets");
+            let reason = format!("Forbidden: too many sockets for this user (at most {limit})");
+            return self
+                .refuse(close::FORBIDDEN, reason.clone(), &reason, TOO_MANY_SOCKETS)
+                .await;
+        };
+        tracing::Span::current().record("user", viewer.id());
+        tracing::info!("socket acknowledged");
+        let expires = expiry(viewer.claims.exp);
+        self.ready = Some(Box::new(Ready {
+            viewer,
+            _slot: slot,
+        }));
+        let step = match self.protocol {
+            Subprotocol::TransportWs => self.send(&transport_ws::Outgoing::ConnectionAck).await,
+            Subprotocol::LegacyWs => match self.send(&legacy_ws::Outgoing::ConnectionAck).await {
+                Step::Continue => self.send(&legacy_ws::Outgoing::KeepAlive).await,
+                other => other,
+            },
+        };
+        match step {
+            Step::Continue => Step::Acknowledged { expires },
+            other => other,
+        }
+    }
+
+    /// Refuses the connection: graphql-transport-ws closes with `code` and
+    /// `reason`; the legacy protocol first says why in `connection_error`.
+    async fn refuse(&mut self, code: u16, reason: String, message: &str, error_code: &str) -> Step {
+        if self.protocol == Subprotocol::LegacyWs {
+            let error = coded_error(message, error_code);
+            if let Step::Gone = self
+                .send(&legacy_ws::Outgoing::ConnectionError { payload: &error })
+                .await
+            {
+                return Step::Gone;
+            }
+        }
+        Step::Close(code, reason)
+    }
+
+    async fn on_subscribe(&mut self, id: String, request: async_graphql::Request) -> Step {
+        let Some(viewer) = self.ready.as_ref().map(|ready| ready.viewer.clone()) else {
+            return match self.protocol {
+                Subprotocol::TransportWs => Step::Close(close::UNAUTHORIZED, "Unauthorized".into()),
+                Subprotocol::LegacyWs => {
+                    let error = coded_error(
+                        "send connection_init and wait for connection_ack first",
+                        "UNAUTHENTICATED",
+                    );
+                    self.operation_error(&id, error).await
+                }
+            };
+        };
+        if self.ops.is_live(&id) {
+            match self.protocol {
+                Subprotocol::TransportWs => {
+                    return Step::Close(close::SUBSCRIBER_EXISTS, close::subscriber_exists(&id))
+                }
+                // The reference server replaces the running operation.
+                Subprotocol::LegacyWs => {
+                    self.ops.stop(&id);
+                }
+            }
+        }
+        let max = self.state.ctx.settings.ws_max_subscriptions as usize;
+        if self.ops.len() >= max {
+            tracing::info!(user = %viewer.id(), id = %id, max, "operation refused: too many on this socket");
+            let error = coded_error(
+                format!(
+                    "too many operations on this socket: at most {max} may run at once; \
+                     complete one first"
+                ),
+                TOO_MANY_OPERATIONS,
+            );
+            return self.operation_error(&id, error).await;
+        }
+        let operation = request.operation_name.clone().unwrap_or_default();
+        let span =
+            tracing::info_span!("operation", user = %viewer.id(), id = %id, operation = %operation);
+        span.in_scope(|| tracing::debug!("operation started"));
+        let results = self
+            .state
+            .schema
+            .execute_stream(request.data(Authentication(Ok(viewer))));
+        self.ops.start(id, results, span, &self.state.ctx.metrics);
+        Step::Continue
+    }
+
+    /// An `error` for one operation; the socket stays up.
+    async fn operation_error(&mut self, id: &str, error: ServerError) -> Step {
+        match self.protocol {
+            Subprotocol::TransportWs => {
+                let payload = std::slice::from_ref(&error);
+                self.send(&transport_ws::Outgoing::Error { id, payload })
+                    .await
+            }
+            Subprotocol::LegacyWs => {
+                self.send(&legacy_ws::Outgoing::Error {
+                    id: Some(id),
+                    payload: &error,
+                })
+                .await
+            }
+        }
+    }
+
+    async fn on_outcome(&mut self, outcome: Outcome) -> Step {
+        let id = outcome.id.clone();
+        match (self.ops.settle(outcome), self.protocol) {
+            (Matched::Stale, _) => Step::Continue,
+            (Matched::Ended, Subprotocol::TransportWs) => {
+                self.send(&transport_ws::Outgoing::Complete { id: &id })
+                    .await
+            }
+            (Matched::Ended, Subprotocol::LegacyWs) => {
+                self.send(&legacy_ws::Outgoing::Complete { id: &id }).await
+            }
+            // graphql-transport-ws: errors before execution (parsing,
+            // validation, limits) are an `error` message, ending the operation
+            // without `complete`. Execution errors travel in `next`.
+            (Matched::Result { response, first }, Subprotocol::TransportWs)
+                if first && is_request_error(&response) =>
+            {
+                self.ops.stop(&id);
+                let payload = response.errors.as_slice();
+                self.send(&transport_ws::Outgoing::Error { id: &id, payload })
+                    .await
+            }
+            (Matched::Result { response, .. }, Subprotocol::TransportWs) => {
+                let payload = &response;
+                self.send(&transport_ws::Outgoing::Next { id: &id, payload })
+                    .await
+            }
+            // The reference server sends validation errors as `data` too.
+            (Matched::Result { response, .. }, Subprotocol::LegacyWs) => {
+                let payload = &response;
+                self.send(&legacy_ws::Outgoing::Data { id: &id, payload })
+                    .await
+            }
+        }
+    }
+
+    async fn send(&mut self, message: &impl Serialize) -> Step {
+        let text = match serde_json::to_string(message) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(error = %e, "a server message could not be serialised");
+                return Step::Close(1011, "internal error".into());
+            }
+        };
+        match self.socket.send(Message::Text(text.into())).await {
+            Ok(()) => Step::Continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "sending on the socket failed");
+                Step::Gone
+            }
+        }
+    }
+
+    /// Stops every operation, sends the close frame and waits (briefly) for the
+    /// client's.
+    async fn close(mut self, code: u16, reason: String) {
+        self.ops.stop_all();
+        let reason = close_reason(reason);
+        tracing::info!(code, reason = %reason, "closing the socket");
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        if self.socket.send(Message::Close(Some(frame))).await.is_ok() {
+            self.drain().await;
+        }
+    }
+
+    /// The client closed (or vanished): answer its close frame and stop.
+    async fn gone(mut self) {
+        self.ops.stop_all();
+        tracing::debug!("the client closed the socket");
+        self.drain().await;
+    }
+
+    /// Reads until the connection ends, so tungstenite sends its close reply
+    /// and sees the client's; bounded, a client may never answer.
+    async fn drain(&mut self) {
+        let socket = &mut self.socket;
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(_)) = socket.recv().await {}
+        })
+        .await;
+    }
+}
+
+/// Waits for the next keep-alive, forever when there is none.
+async fn tick(keepalive: &mut Option<Interval>) {
+    match keepalive {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn keepalive_interval(every_ms: u64) -> Option<Interval> {
+    if every_ms == 0 {
+        return None;
+    }
+    let period = Duration::from_millis(every_ms);
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    Some(interval)
+}
+
+/// When a token with `exp` (seconds since the epoch) stops being valid.
+fn expiry(exp: i64) -> Instant {
+    /// Farther than any socket lives; keeps the addition from overflowing.
+    const MAX_MS: i64 = 10 * 365 * 24 * 3600 * 1000;
+    let left_ms = exp
+        .saturating_mul(1000)
+        .saturating_sub(chrono::Utc::now().timestamp_millis());
+    Instant::now() + Duration::from_millis(left_ms.clamp(0, MAX_MS) as u64)
+}
+
+/// A response that failed before execution: no data, and no error belongs to
+/// a field (parse, validation and limit errors have no path).
+fn is_request_error(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// A GraphQL error with a stable `extensions.code`.
+fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    let mut error = ServerError::new(message, None);
+    error.extensions = Some(extensions);
+    error
+}
+
+/// `reason` cut to what a close frame may carry, on a character boundary.
+fn close_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Close reasons never exceed the frame's limit, even mid-character.
+    #[test]
+    fn close_reasons_fit_in_a_close_frame() {
+        let long = "é".repeat(100);
+        let cut = close_reason(long);
+        assert!(cut.len() <= MAX_REASON_BYTES);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(close_reason("short".into()), "short");
+    }
+
+    /// Only a response without data whose errors have no path is a request
+    /// error; a field's error is an execution result.
+    #[test]
+    fn request_errors_are_told_from_field_errors() {
+        let request = Response::from_errors(vec![ServerError::new("bad", None)]);
+        assert!(is_request_error(&request));
+        let mut field = ServerError::new("no", None);
+        field.path = vec![async_graphql::PathSegment::Field("x".into())];
+        assert!(!is_request_error(&Response::from_errors(vec![field])));
+        assert!(!is_request_error(&Response::new(
+            async_graphql::Value::Null
+        )));
+    }
+
+    /// A token's expiry far in the future or the past never overflows.
+    #[test]
+    fn expiry_is_clamped() {
+        let now = Instant::now();
+        assert!(expiry(i64::MAX) > now);
+        assert!(expiry(i64::MIN) <= Instant::now());
+    }
+}
