@@ -242,8 +242,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("opening {}", crate::config::redact(url)))?,
                 None => db.store(),
             };
+            let policy = cli.serve.sla_policy().context("invalid SLA configuration")?;
             let mut out = std::io::stdout().lock();
-            return projections::run(command, log, db.write_db(), &mut out).await;
+            return projections::run(command, log, db.write_db(), policy, &mut out).await;
         }
         Some(command) => command,
     };

@@ -39,22 +39,25 @@ pub fn catalogue(policy: SlaPolicy) -> Vec<Arc<dyn Projection>> {
     ]
 }
 
+/// `policy` is the server's SLA policy: a rebuilt `queue_metrics` counts
+/// breaches against the same targets as the running server.
 pub async fn run(
     command: ProjectionsCommand,
     log: Arc<dyn EventStore>,
     db: ReadDb,
+    policy: SlaPolicy,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status => print_status(&*log, &db, out).await,
         ProjectionsCommand::Rebuild { name } => {
-            let all = catalogue(SlaPolicy::default());
+            let all = catalogue(policy);
             let chosen: Vec<_> = match &name {
                 None => all,
                 Some(name) => all.into_iter().filter(|p| p.name() == name).collect(),
             };
             if chosen.is_empty() {
-                let names: Vec<_> = catalogue(SlaPolicy::default())
+                let names: Vec<_> = catalogue(policy)
                     .iter()
                     .map(|p| p.name().to_string())
                     .collect();
