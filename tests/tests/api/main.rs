@@ -9,6 +9,6 @@ mod mutations;
 mod postgres;
 mod protection;
 mod read_models;
+mod sla_settings;
 mod subscriptions;
 mod visibility;
-mod ws_protocol;
