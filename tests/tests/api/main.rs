@@ -12,3 +12,4 @@ mod read_models;
 mod sla_settings;
 mod subscriptions;
 mod visibility;
+mod ws_protocol;
