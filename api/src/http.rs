@@ -142,35 +142,20 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers and no projection has stopped on a poison
-/// event.
+/// Ready when the database answers and every projection runs within
+/// `--ready-max-lag` of the log's head (see [`crate::readiness`]); 503 with
+/// the same JSON body, naming what keeps the node out, otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match projections::status(&state.ctx.read_db).await {
-        Ok(all) => {
-            let failed: Vec<Value> = all
-                .iter()
-                .filter(|p| p.state == projections::ProjectionState::Failed)
-                .map(|p| json!({ "projection": p.name, "error": p.error }))
-                .collect();
-            if failed.is_empty() {
-                (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
-            } else {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "ready": false, "failed": failed })),
-                )
-                    .into_response()
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "ready": false, "reason": "database unreachable" })),
-            )
-                .into_response()
-        }
-    }
+    let max_lag = state.ctx.settings.ready_max_lag;
+    let verdict =
+        crate::readiness::check(&*state.ctx.store, &state.ctx.read_db, max_lag).await;
+    let status = if verdict.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body: Value = serde_json::to_value(&verdict).unwrap_or_default();
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

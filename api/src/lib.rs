@@ -15,6 +15,8 @@
 //! - `error`: [`error::ApiError`], the GraphQL layer's errors and their codes.
 //! - `graphql`: the schema: types, queries, mutations, subscriptions.
 //! - `read_models`: SQL over the projections' tables (ticket list, users).
+//! - `readiness`: what `/readyz` checks: the database, and every projection
+//!   running within `--ready-max-lag` of the log's head.
 //! - `http`: routes (GraphQL over HTTP and WebSocket, health, readiness, metrics).
 //! - `ws`: GraphQL over WebSocket (graphql-transport-ws and the legacy
 //!   graphql-ws): close codes, limits, token expiry, close on shutdown.
@@ -33,6 +35,7 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod read_models;
+pub mod readiness;
 pub mod references;
 pub mod settings;
 pub mod telemetry;

@@ -67,8 +67,18 @@ pub struct ServeSettings {
         default_value = "support"
     )]
     pub default_queue: String,
-    /// How long a list query waits for the read model to reach the caller's own
-    /// last write, in milliseconds.
+    /// `/readyz` answers 503 while any projection is more than this many
+    /// positions (events, on the SQL stores) behind the head of the log.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_READY_MAX_LAG",
+        default_value_t = 1000
+    )]
+    pub ready_max_lag: u64,
+    /// How long a query of the read models waits for them to reach the head
+    /// of the log as it stood when the query began (so a write made through
+    /// any node is seen), in milliseconds; then it answers as they stand.
     #[arg(
         long,
         global = true,

@@ -1,10 +1,9 @@
 //! The `Query` root. A single ticket, its history and its past states come
 //! from the event stream (always fresh, so a client reads its own writes); the
 //! list comes from the `tickets` read model, after waiting (bounded) for it to
-//! pass the caller's last write.
+//! reach the head of the log as the query began (read-your-writes across nodes).
 
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Object};
 use chrono::{DateTime, Utc};
@@ -98,7 +97,7 @@ impl Query {
                 ApiError::Invalid(format!("first must be between 0 and {MAX_PAGE}")).into(),
             );
         }
-        wait_for_own_writes(api, viewer.id()).await;
+        wait_for_own_writes(api, viewer.id(), projections::tickets::NAME).await;
         let filter = filter.unwrap_or_default().into();
         let page = read_models::list_tickets(
             &api.read_db,
@@ -206,6 +205,7 @@ impl Query {
                 ApiError::Forbidden("queue metrics are for agents and admins".into()).into(),
             );
         }
+        wait_for_own_writes(api(ctx), viewer.id(), projections::metrics::NAME).await;
         let rows = projections::metrics::queue_metrics(&api(ctx).read_db, queue.as_deref())
             .await
             .map_err(ApiError::from)?;
@@ -233,6 +233,7 @@ impl Query {
                 ApiError::Invalid(format!("first must be between 0 and {MAX_PAGE}")).into(),
             );
         }
+        wait_for_own_writes(api(ctx), viewer.id(), projections::notifications::NAME).await;
         let page = projections::notifications::notifications(
             &api(ctx).read_db,
             viewer.id(),
@@ -313,26 +314,17 @@ pub(crate) fn inbox_error(e: projections::notifications::InboxError) -> ApiError
     }
 }
 
-/// Waits, at most the configured time, for the tickets read model to reach the
-/// caller's last write in this process. A timeout is not an error: the list is
-/// answered as it stands.
-async fn wait_for_own_writes(api: &ApiContext, user: &str) {
-    let Some(target) = api.last_write(user) else {
-        return;
-    };
-    let deadline = Instant::now() + api.read_your_writes_timeout();
-    loop {
-        let reached = projections::status(&api.read_db)
-            .await
-            .ok()
-            .and_then(|all| {
-                all.into_iter()
-                    .find(|s| s.name == projections::tickets::NAME)
-                    .map(|s| s.position >= target)
-            });
-        if reached == Some(true) || Instant::now() >= deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits, at most the configured time, for the `projection` read model to
+/// reach the head of the log as of now (so a write made through another node
+/// is seen too; see [`read_models::wait_for_log_head`]). A timeout is not an
+/// error: the query is answered as the model stands.
+async fn wait_for_own_writes(api: &ApiContext, user: &str, projection: &str) {
+    read_models::wait_for_log_head(
+        &*api.store,
+        &api.read_db,
+        projection,
+        api.last_write(user),
+        api.read_your_writes_timeout(),
+    )
+    .await;
 }

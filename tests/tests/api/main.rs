@@ -2,6 +2,7 @@
 //! free port, HTTP for queries and mutations, a WebSocket for subscriptions.
 
 mod auth;
+mod cluster;
 mod esdb;
 mod fanout;
 mod helpers;
@@ -9,6 +10,7 @@ mod mutations;
 mod postgres;
 mod protection;
 mod read_models;
+mod readiness;
 mod sla_settings;
 mod subscriptions;
 mod visibility;
