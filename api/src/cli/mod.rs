@@ -10,6 +10,7 @@ use domain::{Actor, Command, Role, TicketPriority, TicketStatus};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+mod demo;
 mod projections;
 mod server;
 
@@ -88,6 +89,9 @@ pub enum TopCommand {
     /// Operate the read models: status, rebuild.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
+    /// Fill the database with a realistic, seeded demo data set (queues,
+    /// agents, requesters, weeks of ticket history).
+    Demo(demo::DemoArgs),
 }
 
 /// Who the command acts as. The command line is an operator's tool: ADMIN unless
@@ -271,6 +275,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | TopCommand::Schema
         | TopCommand::Projections(_) => {
             unreachable!("handled above")
+        }
+        TopCommand::Demo(args) => {
+            demo::run(&service, &users, args, &urls.database_url, &mut out).await?;
         }
         TopCommand::User(u) => {
             let profile = UserProfile {
