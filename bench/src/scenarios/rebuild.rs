@@ -1,0 +1,111 @@
+//! Issue 6, scenario 2: a log of 1,000,000 events across 50,000 tickets, then
+//! a full rebuild of every projection through the library code of
+//! `tickets projections rebuild` (shadow build, then swap), one after the
+//! other as the command does. Reports log events per second of the whole
+//! rebuild (every projection reads the whole log), and each projection's time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use domain::SlaPolicy;
+use projections::rebuild::rebuild;
+use projections::{
+    MetricsProjection, NotificationsProjection, Projection, TicketsProjection, UsersProjection,
+};
+
+use crate::backend::{Backend, Fresh};
+use crate::generator::{self, EVENTS_PER_TICKET};
+use crate::report::{thousands, Row};
+use crate::Settings;
+
+/// Every projection the server runs, in the order `tickets projections
+/// rebuild` takes them: the same list as the CLI's `catalogue` (private to
+/// the `api` crate's command line), with the same default SLA policy.
+fn catalogue() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(TicketsProjection),
+        Arc::new(UsersProjection),
+        Arc::new(MetricsProjection::new(SlaPolicy::default())),
+        Arc::new(NotificationsProjection::new()),
+    ]
+}
+
+pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Row>> {
+    let tickets = if settings.tiny() { 100 } else { 50_000 };
+    let fresh = Fresh::open(backend, &settings.postgres_url).await?;
+    let outcome = measure(&fresh, tickets).await;
+    fresh.close().await?;
+    let m = outcome?;
+    let target = match backend {
+        Backend::Sqlite => 50_000.0,
+        Backend::Postgres => 30_000.0,
+    };
+    let per_projection: Vec<String> = m
+        .per_projection
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.1} s"))
+        .collect();
+    Ok(vec![Row {
+        scenario: "rebuild".into(),
+        backend: backend.to_string(),
+        settings: format!(
+            "{} events, {} tickets, {} projections",
+            thousands(m.events as f64),
+            thousands(tickets as f64),
+            m.per_projection.len()
+        ),
+        result: format!(
+            "{} events/s ({:.1} s: {}); log generated in {:.1} s",
+            thousands(m.events as f64 / m.seconds),
+            m.seconds,
+            per_projection.join(", "),
+            m.generate_seconds
+        ),
+        target: format!(">= {} events/s", thousands(target)),
+        met: (!settings.tiny()).then(|| m.events as f64 / m.seconds >= target),
+    }])
+}
+
+struct Measured {
+    events: u64,
+    seconds: f64,
+    generate_seconds: f64,
+    per_projection: Vec<(String, f64)>,
+}
+
+async fn measure(fresh: &Fresh, tickets: usize) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let events = generator::generate(fresh.log.clone(), tickets).await?;
+    let generate_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "  rebuild/{}: generated {} events ({} per ticket) in {generate_seconds:.1} s",
+        short(&fresh.url),
+        thousands(events as f64),
+        EVENTS_PER_TICKET
+    );
+
+    let started = Instant::now();
+    let mut per_projection = Vec::new();
+    for projection in catalogue() {
+        let name = projection.name().to_string();
+        let one = Instant::now();
+        let reached = rebuild(fresh.log.clone(), &fresh.read_db, projection, |_| {})
+            .await
+            .with_context(|| format!("rebuilding {name}"))?;
+        if reached.commit < events {
+            anyhow::bail!("{name} rebuilt only up to {reached}, the log holds {events}");
+        }
+        per_projection.push((name, one.elapsed().as_secs_f64()));
+    }
+    Ok(Measured {
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+        generate_seconds,
+        per_projection,
+    })
+}
+
+fn short(url: &str) -> &str {
+    url.split("://").next().unwrap_or(url)
+}
