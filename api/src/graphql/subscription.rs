@@ -1,13 +1,13 @@
 //! The `Subscription` root. The four ticket subscriptions are served by the
-//! process's fan-out [`Hub`]: one worker tails the log and offers each event
-//! (with the ticket before and after it) to the subscribers whose interest it
-//! touches, each with its own bounded buffer. A subscription registers the
-//! narrowest [`interest`] its arguments allow and the [`predicate`] of
-//! [`delivery`](super::delivery), which the hub applies to replayed and live
-//! events alike: with `after`, exactly the matching events after the cursor,
-//! then live, without gap or duplicate. A subscriber that falls a buffer
-//! behind gets a `LAGGED` error carrying the `position` to resume from, and
-//! its stream ends.
+//! process's fan-out [`Hub`](projections::fanout::Hub): one worker tails the
+//! log and offers each event (with the ticket before and after it) to the
+//! subscribers whose interest it touches, each with its own bounded buffer. A
+//! subscription registers the narrowest [`interest`] its arguments allow and
+//! the [`predicate`] of [`delivery`](super::delivery), which the hub applies
+//! to replayed and live events alike: with `after`, exactly the matching
+//! events after the cursor, then live, without gap or duplicate. A subscriber
+//! that falls a buffer behind gets a `LAGGED` error carrying the `position`
+//! to resume from, and its stream ends.
 
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
