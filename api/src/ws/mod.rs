@@ -13,6 +13,8 @@
 //! - `operations`: one socket's live operations and their result streams.
 //! - `session`: one socket's life — `connection_init`, operations, timers,
 //!   limits, closing — the same for both, with each protocol's answers.
+//! - `answers`: error codes, request errors and close reasons of our answers.
+//! - `timers`: the keep-alive tick and a token's expiry.
 //! - `registry`: [`Sockets`], the per-user socket counts and the wait for
 //!   every socket to close on shutdown.
 //!
@@ -39,10 +41,12 @@
 //!   per-user limit counts acknowledged sockets, so an unauthenticated socket
 //!   holds no slot (it is bounded by the initialisation timeout instead).
 
+mod answers;
 mod legacy_ws;
 mod operations;
 mod registry;
 mod session;
+mod timers;
 mod transport_ws;
 
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};

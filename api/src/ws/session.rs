@@ -11,16 +11,20 @@
 
 use std::time::Duration;
 
-use async_graphql::{ErrorExtensionValues, Response, ServerError};
+use async_graphql::ServerError;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval};
 use tracing::Instrument;
 
+use super::answers::{
+    close_reason, coded_error, is_request_error, TOO_MANY_OPERATIONS, TOO_MANY_SOCKETS,
+};
 use super::operations::{Matched, Operations, Outcome};
 use super::registry::{OpenSocket, UserSlot};
+use super::timers::{expiry, keepalive_interval, tick};
 use super::transport_ws::close;
 use super::{legacy_ws, socket_token, transport_ws, Incoming, Subprotocol};
 use crate::auth::Viewer;
@@ -31,18 +35,8 @@ use crate::metrics::{Held, Metrics};
 /// How long a closing socket waits for the client's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Close reasons are at most 123 bytes (RFC 6455, section 5.5).
-const MAX_REASON_BYTES: usize = 123;
-
 /// Close code of a shutting-down server (RFC 6455 "going away").
 const GOING_AWAY: u16 = 1001;
-
-/// `extensions.code` of an operation refused by the per-socket limit.
-pub const TOO_MANY_OPERATIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
-
-/// `extensions.code` of a `connection_init` refused by the per-user limit
-/// (legacy `connection_error`).
-pub const TOO_MANY_SOCKETS: &str = "TOO_MANY_SOCKETS";
 
 /// Serves one upgraded socket until it closes.
 pub(super) async fn run(
@@ -449,101 +443,5 @@ impl Session {
             while let Some(Ok(_)) = socket.recv().await {}
         })
         .await;
-    }
-}
-
-/// Waits for the next keep-alive, forever when there is none.
-async fn tick(keepalive: &mut Option<Interval>) {
-    match keepalive {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-fn keepalive_interval(every_ms: u64) -> Option<Interval> {
-    if every_ms == 0 {
-        return None;
-    }
-    let period = Duration::from_millis(every_ms);
-    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    Some(interval)
-}
-
-/// When a token with `exp` (seconds since the epoch) stops being valid.
-fn expiry(exp: i64) -> Instant {
-    /// Farther than any socket lives; keeps the addition from overflowing.
-    const MAX_MS: i64 = 10 * 365 * 24 * 3600 * 1000;
-    let left_ms = exp
-        .saturating_mul(1000)
-        .saturating_sub(chrono::Utc::now().timestamp_millis());
-    Instant::now() + Duration::from_millis(left_ms.clamp(0, MAX_MS) as u64)
-}
-
-/// A response that failed before execution: no data, and no error belongs to
-/// a field (parse, validation and limit errors have no path).
-fn is_request_error(response: &Response) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-/// A GraphQL error with a stable `extensions.code`.
-fn coded_error(message: impl Into<String>, code: &str) -> ServerError {
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", code);
-    let mut error = ServerError::new(message, None);
-    error.extensions = Some(extensions);
-    error
-}
-
-/// `reason` cut to what a close frame may carry, on a character boundary.
-fn close_reason(mut reason: String) -> String {
-    if reason.len() > MAX_REASON_BYTES {
-        let mut end = MAX_REASON_BYTES;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-    }
-    reason
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Close reasons never exceed the frame's limit, even mid-character.
-    #[test]
-    fn close_reasons_fit_in_a_close_frame() {
-        let long = "é".repeat(100);
-        let cut = close_reason(long);
-        assert!(cut.len() <= MAX_REASON_BYTES);
-        assert!(cut.chars().all(|c| c == 'é'));
-        assert_eq!(close_reason("short".into()), "short");
-    }
-
-    /// Only a response without data whose errors have no path is a request
-    /// error; a field's error is an execution result.
-    #[test]
-    fn request_errors_are_told_from_field_errors() {
-        let request = Response::from_errors(vec![ServerError::new("bad", None)]);
-        assert!(is_request_error(&request));
-        let mut field = ServerError::new("no", None);
-        field.path = vec![async_graphql::PathSegment::Field("x".into())];
-        assert!(!is_request_error(&Response::from_errors(vec![field])));
-        assert!(!is_request_error(&Response::new(
-            async_graphql::Value::Null
-        )));
-    }
-
-    /// A token's expiry far in the future or the past never overflows.
-    #[test]
-    fn expiry_is_clamped() {
-        let now = Instant::now();
-        assert!(expiry(i64::MAX) > now);
-        assert!(expiry(i64::MIN) <= Instant::now());
     }
 }
