@@ -6,7 +6,8 @@
 //! to run every body against it, so a behaviour added here is tested on every
 //! backend without touching their test files.
 //!
-//! The bodies live in `appending`, `reading` and `subscribing` (which also holds
+//! The bodies live in `appending`, `grouping` (appends sent together, as group
+//! commit writes them), `reading` and `subscribing` (which also holds
 //! the ordering proof that the backends run at their own scale).
 //!
 //! Compiled into the library (hidden from the docs) rather than behind
@@ -14,10 +15,12 @@
 //! crates' tests link against the normal library build.
 
 mod appending;
+mod grouping;
 mod reading;
 mod subscribing;
 
 pub use appending::*;
+pub use grouping::*;
 pub use reading::*;
 pub use subscribing::*;
 
@@ -65,6 +68,9 @@ macro_rules! event_store_contract {
             the_head_is_the_position_of_the_last_event,
             a_subscription_replays_then_follows_live_appends_without_duplicates,
             concurrent_exact_appends_to_one_stream_have_exactly_one_winner,
+            a_refused_append_does_not_affect_the_appends_sent_with_it,
+            an_append_repeated_while_the_original_is_pending_is_stored_once,
+            appends_to_one_stream_sent_together_take_consecutive_versions,
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {

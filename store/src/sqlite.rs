@@ -2,13 +2,19 @@
 //!
 //! SQLite allows one writer at a time per file, and a deferred transaction that
 //! starts reading and later wants to write fails with `SQLITE_BUSY` at once
-//! instead of waiting. So every append runs in a `BEGIN IMMEDIATE` transaction,
-//! which takes the write lock up front and waits (`busy_timeout`) for another
-//! process that holds it, and all appends of one process go through a writer pool
-//! of exactly one connection so they queue in-process instead of spinning on the
-//! lock. Reads use a separate pool: WAL readers never block the writer nor each
-//! other, and always see a committed prefix of the log, so the global order is
-//! gap-free by construction.
+//! instead of waiting. So appends run in `BEGIN IMMEDIATE` transactions, which
+//! take the write lock up front and wait (`busy_timeout`) for another process
+//! that holds it, and all appends of one store go to one writer task (see
+//! `writer`) on a writer pool of exactly one connection: they queue in-process
+//! instead of spinning on the lock, and whatever has queued up is written in one
+//! transaction (group commit). Reads use a separate pool: WAL readers never
+//! block the writer nor each other, and always see a committed prefix of the log,
+//! so the global order is gap-free by construction.
+//!
+//! Durability: an `Ok` from `append` means the append is committed. The file
+//! runs in WAL mode at `synchronous = NORMAL`: a committed append survives a
+//! crash of the process; a power loss may lose the last commits before a
+//! checkpoint, never corrupt the file.
 //!
 //! `:memory:` databases are the exception: every connection to one is a database
 //! of its own, so reads and writes share a single connection kept open for the
@@ -18,26 +24,27 @@
 //! appending to the same file cannot reach them, so they also re-read every
 //! [`FALLBACK_RECHECK`] while idle.
 
+mod writer;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use futures::stream::BoxStream;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
-use tokio::sync::watch;
-use uuid::Uuid;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
-use crate::append::{self, AppendFailure, Decision, StoredId};
+use crate::append;
 use crate::row::{self, SqliteEventRow, EVENT_COLUMNS};
 use crate::{
     subscription, AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
     StoreError, SQLITE_MIGRATOR,
 };
+use writer::{AppendRequest, Writer};
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,10 +64,19 @@ pub struct SqliteEventStore {
 struct Inner {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Appends go to the writer task (see `writer`).
+    appends: mpsc::Sender<AppendRequest>,
+    append_task: JoinHandle<()>,
     /// The last position this instance appended; bumped after each commit.
-    appended: watch::Sender<u64>,
+    appended: Arc<watch::Sender<u64>>,
     /// `None` for `:memory:`, which no other process can write to.
     fallback: Option<Duration>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.append_task.abort();
+    }
 }
 
 impl SqliteEventStore {
@@ -107,11 +123,18 @@ impl SqliteEventStore {
             (writer, reader, Some(FALLBACK_RECHECK))
         };
 
+        let appended = Arc::new(watch::Sender::new(0));
+        let (appends, append_task) = writer::start(Writer {
+            pool: writer.clone(),
+            appended: appended.clone(),
+        });
         Ok(SqliteEventStore {
             inner: Arc::new(Inner {
                 writer,
                 reader,
-                appended: watch::Sender::new(0),
+                appends,
+                append_task,
+                appended,
                 fallback,
             }),
         })
@@ -130,74 +153,11 @@ impl SqliteEventStore {
         &self.inner.writer
     }
 
-    /// Closes both pools; appends and reads fail afterwards.
+    /// Stops the writer and closes both pools; appends and reads fail afterwards.
     pub async fn close(&self) {
+        self.inner.append_task.abort();
         self.inner.writer.close().await;
         self.inner.reader.close().await;
-    }
-
-    async fn append_in_transaction(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult, AppendFailure> {
-        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let stored = stored_ids(&mut tx, events).await?;
-        let current = current_version(&mut tx, stream).await?;
-        let first_version = match append::decide(stream, expected, events, stored, current)? {
-            // Dropping `tx` rolls back the (empty) transaction.
-            Decision::AlreadyAppended(result) => return Ok(result),
-            Decision::Write { first_version } => first_version,
-        };
-
-        let recorded_at = Utc::now();
-        let mut positions = Vec::with_capacity(events.len());
-        for (version, event) in (first_version..).zip(events) {
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO events \
-                 (id, stream_id, version, event_type, schema_version, data, metadata, recorded_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-            )
-            .bind(event.id.to_string())
-            .bind(stream)
-            .bind(row::sql_i64(version))
-            .bind(&event.event_type)
-            .bind(event.schema_version)
-            .bind(event.data.to_string())
-            .bind(event.metadata.to_string())
-            .bind(recorded_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            positions.push(row::position(position)?);
-        }
-        tx.commit().await?;
-
-        let (first_position, last_position) = match (positions.first(), positions.last()) {
-            (Some(first), Some(last)) => (*first, *last),
-            _ => return Err(StoreError::Invalid("empty append".into()).into()),
-        };
-        Ok(AppendResult {
-            last_version: first_version + events.len() as u64 - 1,
-            first_position,
-            last_position,
-        })
-    }
-
-    /// Another process on the same file wrote between our checks and our insert
-    /// (only possible if it skipped `BEGIN IMMEDIATE`): decide again on what is
-    /// stored now.
-    async fn resolve_unique_violation(
-        &self,
-        violation: append::UniqueViolation,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult, StoreError> {
-        let mut tx = self.inner.writer.begin().await?;
-        let stored = stored_ids(&mut tx, events).await?;
-        let current = current_version(&mut tx, stream).await?;
-        append::after_unique_violation(violation, stream, expected, events, stored, current)
     }
 }
 
@@ -211,23 +171,20 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         append::validate(stream, &events)?;
-        match self.append_in_transaction(stream, expected, &events).await {
-            Ok(result) => {
-                // Wake this instance's subscribers; `send_modify` notifies even
-                // when nobody listens yet, and never goes backwards.
-                let last = result.last_position.commit;
-                self.inner.appended.send_modify(|p| *p = (*p).max(last));
-                Ok(result)
-            }
-            Err(AppendFailure::Rule(e)) => Err(e),
-            Err(AppendFailure::Database(e)) => match append::unique_violation(&e) {
-                Some(violation) => {
-                    self.resolve_unique_violation(violation, stream, expected, &events)
-                        .await
-                }
-                None => Err(e.into()),
-            },
-        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.to_string(),
+            expected,
+            events,
+            reply,
+        };
+        let stopped = || StoreError::Unavailable("the store's append writer has stopped".into());
+        self.inner
+            .appends
+            .send(request)
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]
@@ -293,49 +250,4 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         .run(pool)
         .await
         .map_err(|e| StoreError::Unavailable(format!("migrating the SQLite database: {e}")))
-}
-
-/// The rows among `events`' ids that are stored already.
-async fn stored_ids(
-    tx: &mut Transaction<'static, Sqlite>,
-    events: &[NewEvent],
-) -> Result<Vec<StoredId>, StoreError> {
-    // One JSON array bound as a single parameter, rather than a placeholder per id.
-    let ids = serde_json::Value::from(events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>());
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT id, stream_id, version, position FROM events \
-         WHERE id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(ids.to_string())
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.into_iter()
-        .map(|(id, stream_id, version, position)| {
-            Ok(StoredId {
-                id: Uuid::parse_str(&id)
-                    .map_err(|e| StoreError::Corrupt(format!("stored event id {id:?}: {e}")))?,
-                stream_id,
-                version: row::version(position, version)?,
-                position: row::position(position)?,
-            })
-        })
-        .collect()
-}
-
-/// The stream's last version, `None` if it has no event.
-async fn current_version(
-    tx: &mut Transaction<'static, Sqlite>,
-    stream: &str,
-) -> Result<Option<u64>, StoreError> {
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(version) FROM events WHERE stream_id = ?")
-            .bind(stream)
-            .fetch_one(&mut **tx)
-            .await?;
-    current
-        .map(|v| {
-            u64::try_from(v)
-                .map_err(|_| StoreError::Corrupt(format!("stream {stream} is at version {v}")))
-        })
-        .transpose()
 }
