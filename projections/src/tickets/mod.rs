@@ -16,17 +16,19 @@
 
 mod postgres;
 mod sqlite;
+mod writes;
 
 use std::collections::hash_map::{Entry, HashMap};
 
 use async_trait::async_trait;
-use domain::{Attachment, Comment, Ticket, TicketEvent};
+use domain::Ticket;
 use store::RecordedEvent;
 use uuid::Uuid;
 
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::Projection;
+use writes::Writes;
 
 /// The checkpoint name of [`TicketsProjection`].
 pub const NAME: &str = "tickets";
@@ -54,24 +56,39 @@ impl Projection for TicketsProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let mut tickets = Tickets::default();
-        tickets.apply(tx, event).await?;
-        tickets.flush(tx).await
+        self.apply_batch(tx, &[event]).await
     }
 
-    /// Each ticket of the batch is read once and its row written once, at
-    /// the end; activity and child rows are written event by event.
+    /// The batch's tickets are read in one query, evolved in memory, and
+    /// written at the end: each ticket's row once, activity and child rows
+    /// a few multi-row statements per table.
     async fn apply_batch(
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
         let mut tickets = Tickets::default();
+        tickets.preload(tx, events).await?;
         for event in events {
             tickets.apply(tx, event).await?;
         }
         tickets.flush(tx).await
     }
+}
+
+/// A ticket's row as stored: its position and its state's JSON text.
+pub(crate) struct StoredRow {
+    pub id: Uuid,
+    pub position: RowPosition,
+    pub state: String,
+}
+
+/// A ticket's row to write.
+pub(crate) struct TicketRow<'a> {
+    pub ticket: &'a Ticket,
+    /// JSON text of the whole ticket.
+    pub state: String,
+    pub position: RowPosition,
 }
 
 /// The tickets a batch touched: each as stored before the batch, then as
@@ -83,9 +100,50 @@ struct Tickets {
     /// The order tickets were first changed in, so rows are written in a
     /// stable order.
     changed: Vec<Uuid>,
+    /// Activity and child rows of the events applied since the last flush.
+    pending: Writes,
 }
 
 impl Tickets {
+    /// Reads, in one query, every ticket the events name that is not known
+    /// yet. Stream names that are no ticket id are left to [`Tickets::apply`]
+    /// to report.
+    async fn preload(
+        &mut self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut wanted: Vec<Uuid> = events
+            .iter()
+            .filter_map(|e| e.stream_id.strip_prefix(domain::STREAM_PREFIX))
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .filter(|id| !self.known.contains_key(id))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let stored = match tx {
+            ReadTx::Sqlite(tx) => sqlite::load(tx, &wanted).await?,
+            ReadTx::Postgres(tx) => postgres::load(tx, &wanted).await?,
+        };
+        for id in wanted {
+            self.known.insert(id, None);
+        }
+        for row in stored {
+            let ticket: Ticket = serde_json::from_str(&row.state).map_err(|e| {
+                ApplyError::Poison(format!(
+                    "stored state of ticket {} is unreadable: {e}",
+                    row.id
+                ))
+            })?;
+            self.known
+                .insert(row.id, Some((row.position, ticket, false)));
+        }
+        Ok(())
+    }
+
     async fn apply(&mut self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
             return Ok(());
@@ -99,12 +157,14 @@ impl Tickets {
         let position = RowPosition::of(event.position)?;
         let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
-        let entry = match self.known.entry(ticket_id) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(unknown) => {
-                let stored = load(tx, ticket_id).await?;
-                unknown.insert(stored.map(|(at, ticket)| (at, ticket, false)))
-            }
+        if let Entry::Vacant(_) = self.known.entry(ticket_id) {
+            // Preloaded for a batch; a single event reads its ticket here.
+            self.preload(tx, &[event]).await?;
+        }
+        let Some(entry) = self.known.get_mut(&ticket_id) else {
+            return Err(ApplyError::Poison(format!(
+                "ticket {ticket_id} was not loaded"
+            )));
         };
         if matches!(entry, Some((applied, _, _)) if *applied >= position) {
             return Ok(());
@@ -131,12 +191,13 @@ impl Tickets {
                 after.id, after.version, event.stream_id, event.version
             )));
         }
-        let write = TicketWrite::new(event, position, &decoded, before_ticket, &after)?;
-        let written = match tx {
-            ReadTx::Sqlite(tx) => sqlite::write_event(tx, &write).await,
-            ReadTx::Postgres(tx) => postgres::write_event(tx, &write).await,
-        };
-        written.map_err(ApplyError::Database)?;
+        if let Err(e) = self
+            .pending
+            .record(event, position, &decoded, before_ticket, &after)
+        {
+            *entry = before;
+            return Err(e);
+        }
         if !before.as_ref().is_some_and(|(_, _, changed)| *changed) {
             self.changed.push(ticket_id);
         }
@@ -144,148 +205,81 @@ impl Tickets {
         Ok(())
     }
 
-    /// Writes the row of every ticket changed since the last flush.
+    /// Writes the row of every ticket changed since the last flush, then the
+    /// activity and child rows.
     async fn flush(&mut self, tx: &mut ReadTx) -> Result<(), ApplyError> {
-        for ticket_id in self.changed.drain(..) {
-            let Some(Some((position, ticket, changed))) = self.known.get_mut(&ticket_id) else {
+        let changed = std::mem::take(&mut self.changed);
+        for ticket_id in &changed {
+            if let Some(Some((_, _, changed))) = self.known.get_mut(ticket_id) {
+                *changed = false;
+            }
+        }
+        let mut rows = Vec::with_capacity(changed.len());
+        for ticket_id in changed {
+            let Some(Some((position, ticket, _))) = self.known.get(&ticket_id) else {
                 continue;
             };
-            *changed = false;
-            let state = serde_json::to_value(&*ticket).map_err(|e| {
-                ApplyError::Poison(format!(
-                    "cannot serialise the state of ticket {ticket_id}: {e}"
-                ))
-            })?;
-            let written = match tx {
-                ReadTx::Sqlite(tx) => sqlite::write_ticket(tx, ticket, &state, *position).await,
-                ReadTx::Postgres(tx) => postgres::write_ticket(tx, ticket, &state, *position).await,
-            };
-            written.map_err(|e| match e.as_database_error() {
-                // Two tickets claiming one reference: the log is wrong, retrying
-                // cannot help.
-                Some(db) if db.is_unique_violation() => ApplyError::Poison(format!(
-                    "ticket {ticket_id} conflicts with another ticket: {db}"
-                )),
-                _ => ApplyError::Database(e),
-            })?;
+            // Through a `Value`, whose keys are sorted: the text SQLite
+            // stores stays what it always was.
+            let state = serde_json::to_value(ticket)
+                .map_err(|e| {
+                    ApplyError::Poison(format!(
+                        "cannot serialise the state of ticket {ticket_id}: {e}"
+                    ))
+                })?
+                .to_string();
+            rows.push(TicketRow {
+                ticket,
+                state,
+                position: *position,
+            });
+        }
+        let written = match tx {
+            ReadTx::Sqlite(tx) => sqlite::write_tickets(tx, &rows).await,
+            ReadTx::Postgres(tx) => postgres::write_tickets(tx, &rows).await,
+        };
+        written.map_err(|e| match e.as_database_error() {
+            // Two tickets claiming one reference: the log is wrong, retrying
+            // cannot help.
+            Some(db) if db.is_unique_violation() => ApplyError::Poison(match &rows[..] {
+                [one] => format!(
+                    "ticket {} conflicts with another ticket: {db}",
+                    one.ticket.id
+                ),
+                _ => format!("a ticket of the batch conflicts with another ticket: {db}"),
+            }),
+            _ => ApplyError::Database(e),
+        })?;
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        match tx {
+            ReadTx::Sqlite(tx) => sqlite::write(tx, &pending).await?,
+            ReadTx::Postgres(tx) => postgres::write(tx, &pending).await?,
         }
         Ok(())
     }
 }
 
-/// The ticket's row as stored: its position and state.
-async fn load(
-    tx: &mut ReadTx,
-    ticket_id: Uuid,
-) -> Result<Option<(RowPosition, Ticket)>, ApplyError> {
-    let stored = match tx {
-        ReadTx::Sqlite(tx) => sqlite::load(tx, ticket_id).await?,
-        ReadTx::Postgres(tx) => postgres::load(tx, ticket_id).await?,
-    };
-    stored
-        .map(|(at, state)| serde_json::from_value::<Ticket>(state).map(|t| (at, t)))
-        .transpose()
-        .map_err(|e| {
-            ApplyError::Poison(format!(
-                "stored state of ticket {ticket_id} is unreadable: {e}"
-            ))
-        })
-}
-
-/// Everything one event writes, in database-neutral values.
-pub(crate) struct TicketWrite<'a> {
-    pub position: RowPosition,
-    pub event_id: Uuid,
-    pub ticket: &'a Ticket,
-    pub event_type: &'static str,
-    pub actor: &'a str,
-    pub occurred_at: chrono::DateTime<chrono::Utc>,
-    pub changes: serde_json::Value,
-    pub comments_added: Vec<&'a Comment>,
-    pub attachments_added: Vec<&'a Attachment>,
-    pub watchers_added: Vec<&'a str>,
-    pub watchers_removed: Vec<&'a str>,
-    pub tags_added: Vec<&'a str>,
-    pub tags_removed: Vec<&'a str>,
-    pub related_added: Vec<Uuid>,
-    pub related_removed: Vec<Uuid>,
-}
-
-impl<'a> TicketWrite<'a> {
-    fn new(
-        event: &RecordedEvent,
-        position: RowPosition,
-        decoded: &'a TicketEvent,
-        before: Option<&'a Ticket>,
-        after: &'a Ticket,
-    ) -> Result<Self, ApplyError> {
-        let json = |what: &str, e: serde_json::Error| {
-            ApplyError::Poison(format!(
-                "cannot serialise the {what} of ticket {}: {e}",
-                after.id
-            ))
-        };
-        let changes =
-            serde_json::to_value(domain::diff(before, after)).map_err(|e| json("changes", e))?;
-        // Lists of the ticket before the event: empty before its creation.
-        let comments = before.map_or(&[][..], |t| &t.comments[..]);
-        let attachments = before.map_or(&[][..], |t| &t.attachments[..]);
-        let watchers = before.map_or(&[][..], |t| &t.watchers[..]);
-        let tags = before.map_or(&[][..], |t| &t.tags[..]);
-        let related = before.map_or(&[][..], |t| &t.related[..]);
-        Ok(TicketWrite {
-            position,
-            event_id: event.id,
-            ticket: after,
-            event_type: decoded.event_type().as_str(),
-            actor: &decoded.actor,
-            occurred_at: decoded.at,
-            changes,
-            comments_added: added_by_id(comments, &after.comments, |c| c.id),
-            attachments_added: added_by_id(attachments, &after.attachments, |a| a.id),
-            watchers_added: missing(&after.watchers, watchers),
-            watchers_removed: missing(watchers, &after.watchers),
-            tags_added: missing(&after.tags, tags),
-            tags_removed: missing(tags, &after.tags),
-            related_added: missing_ids(&after.related, related),
-            related_removed: missing_ids(related, &after.related),
-        })
-    }
-}
-
-/// Items of `after` whose id is not in `before`.
-fn added_by_id<'a, T>(before: &[T], after: &'a [T], id: impl Fn(&T) -> Uuid) -> Vec<&'a T> {
-    after
-        .iter()
-        .filter(|item| !before.iter().any(|old| id(old) == id(item)))
-        .collect()
-}
-
-/// Strings of `from` that are not in `other`.
-fn missing<'a>(from: &'a [String], other: &[String]) -> Vec<&'a str> {
-    from.iter()
-        .filter(|s| !other.contains(s))
-        .map(String::as_str)
-        .collect()
-}
-
-fn missing_ids(from: &[Uuid], other: &[Uuid]) -> Vec<Uuid> {
-    from.iter()
-        .filter(|id| !other.contains(id))
-        .copied()
-        .collect()
-}
-
-/// The SQL both databases run; `$n` parameters work in both through sqlx.
+/// The SQL of both databases: a statement's head and tail around the
+/// multi-row `VALUES` SQLite gets, and the `UNNEST` form PostgreSQL gets.
 pub(crate) mod sql {
-    pub const LOAD: &str = "SELECT position, prepare_offset, state FROM tickets WHERE id = $1";
+    pub const LOAD_SQLITE: &str = "SELECT id, position, prepare_offset, state FROM tickets \
+        WHERE id IN (SELECT value FROM json_each($1))";
+    pub const LOAD_POSTGRES: &str = "SELECT id, position, prepare_offset, state::text \
+        FROM tickets WHERE id = ANY($1)";
 
-    pub const UPSERT_TICKET: &str = "INSERT INTO tickets (id, reference, request, description, \
-        status, priority, queue, created_by, assigned_to, created_at, updated_at, \
-        first_response_at, resolved_at, deleted, version, state, position, prepare_offset) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-        $18) \
-        ON CONFLICT (id) DO UPDATE SET reference = excluded.reference, \
+    macro_rules! ticket_columns {
+        () => {
+            "id, reference, request, description, status, priority, queue, created_by, \
+             assigned_to, created_at, updated_at, first_response_at, resolved_at, deleted, \
+             version, state, position, prepare_offset"
+        };
+    }
+    pub const UPSERT_TICKET_HEAD: &str = concat!("INSERT INTO tickets (", ticket_columns!(), ") ");
+    pub const UPSERT_TICKET_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
+        reference = excluded.reference, \
         request = excluded.request, description = excluded.description, \
         status = excluded.status, priority = excluded.priority, queue = excluded.queue, \
         created_by = excluded.created_by, assigned_to = excluded.assigned_to, \
@@ -295,32 +289,56 @@ pub(crate) mod sql {
         position = excluded.position, prepare_offset = excluded.prepare_offset \
         WHERE (tickets.position, tickets.prepare_offset) \
         < (excluded.position, excluded.prepare_offset)";
+    pub const UPSERT_TICKETS_POSTGRES: &str = concat!(
+        "INSERT INTO tickets (",
+        ticket_columns!(),
+        ") SELECT id, reference, request, description, status, priority, queue, created_by, \
+         assigned_to, created_at, updated_at, first_response_at, resolved_at, deleted, \
+         version, state::jsonb, position, prepare_offset \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
+         $12::timestamptz[], $13::timestamptz[], $14::bool[], $15::int8[], $16::text[], \
+         $17::int8[], $18::int8[]) AS r(",
+        ticket_columns!(),
+        ")",
+        " ON CONFLICT (id) DO UPDATE SET \
+        reference = excluded.reference, \
+        request = excluded.request, description = excluded.description, \
+        status = excluded.status, priority = excluded.priority, queue = excluded.queue, \
+        created_by = excluded.created_by, assigned_to = excluded.assigned_to, \
+        created_at = excluded.created_at, updated_at = excluded.updated_at, \
+        first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, \
+        deleted = excluded.deleted, version = excluded.version, state = excluded.state, \
+        position = excluded.position, prepare_offset = excluded.prepare_offset \
+        WHERE (tickets.position, tickets.prepare_offset) \
+        < (excluded.position, excluded.prepare_offset)"
+    );
 
-    pub const INSERT_ACTIVITY: &str = "INSERT INTO ticket_activity (position, prepare_offset, \
-        event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+    pub const INSERT_ACTIVITY_HEAD: &str = "INSERT INTO ticket_activity (position, \
+        prepare_offset, event_id, ticket_id, version, event_type, actor, occurred_at, changes) ";
+    pub const INSERT_ACTIVITY_TAIL: &str = " ON CONFLICT (position, prepare_offset) DO NOTHING";
+    pub const INSERT_ACTIVITY_POSTGRES: &str = "INSERT INTO ticket_activity (position, \
+        prepare_offset, event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
+        SELECT p, o, e, t, v, ty, a, at, c::jsonb FROM UNNEST($1::int8[], $2::int8[], \
+        $3::uuid[], $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::timestamptz[], \
+        $9::text[]) AS r(p, o, e, t, v, ty, a, at, c) \
         ON CONFLICT (position, prepare_offset) DO NOTHING";
 
-    pub const INSERT_COMMENT: &str = "INSERT INTO ticket_comments (ticket_id, id, body, \
-        internal, author, created_at, position, prepare_offset) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    pub const INSERT_COMMENT_HEAD: &str = "INSERT INTO ticket_comments (ticket_id, id, body, \
+        internal, author, created_at, position, prepare_offset) ";
+    pub const INSERT_COMMENT_TAIL: &str = " ON CONFLICT (ticket_id, id) DO NOTHING";
+    pub const INSERT_COMMENTS_POSTGRES: &str = "INSERT INTO ticket_comments (ticket_id, id, \
+        body, internal, author, created_at, position, prepare_offset) \
+        SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::text[], \
+        $6::timestamptz[], $7::int8[], $8::int8[]) \
         ON CONFLICT (ticket_id, id) DO NOTHING";
 
-    pub const INSERT_ATTACHMENT: &str = "INSERT INTO ticket_attachments (ticket_id, id, name, \
-        url, mime_type, size, added_by, added_at, position, prepare_offset) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (ticket_id, id) DO NOTHING";
-
-    pub const INSERT_WATCHER: &str = "INSERT INTO ticket_watchers (ticket_id, user_id) \
-        VALUES ($1, $2) ON CONFLICT (ticket_id, user_id) DO NOTHING";
-    pub const DELETE_WATCHER: &str =
-        "DELETE FROM ticket_watchers WHERE ticket_id = $1 AND user_id = $2";
-
-    pub const INSERT_TAG: &str = "INSERT INTO ticket_tags (ticket_id, tag) VALUES ($1, $2) \
-        ON CONFLICT (ticket_id, tag) DO NOTHING";
-    pub const DELETE_TAG: &str = "DELETE FROM ticket_tags WHERE ticket_id = $1 AND tag = $2";
-
-    pub const INSERT_RELATION: &str = "INSERT INTO ticket_relations (ticket_id, related_id) \
-        VALUES ($1, $2) ON CONFLICT (ticket_id, related_id) DO NOTHING";
-    pub const DELETE_RELATION: &str =
-        "DELETE FROM ticket_relations WHERE ticket_id = $1 AND related_id = $2";
+    pub const INSERT_ATTACHMENT_HEAD: &str = "INSERT INTO ticket_attachments (ticket_id, id, \
+        name, url, mime_type, size, added_by, added_at, position, prepare_offset) ";
+    pub const INSERT_ATTACHMENT_TAIL: &str = " ON CONFLICT (ticket_id, id) DO NOTHING";
+    pub const INSERT_ATTACHMENTS_POSTGRES: &str = "INSERT INTO ticket_attachments (ticket_id, \
+        id, name, url, mime_type, size, added_by, added_at, position, prepare_offset) \
+        SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+        $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[]) \
+        ON CONFLICT (ticket_id, id) DO NOTHING";
 }

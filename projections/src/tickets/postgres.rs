@@ -1,137 +1,214 @@
-//! The tickets projection's writes on PostgreSQL: uuid, timestamptz, jsonb.
+//! The tickets projection's reads and writes on PostgreSQL: uuid, timestamptz,
+//! jsonb.
+//!
+//! A batch is written with one statement per table, its rows bound as arrays
+//! and spread by `UNNEST`: one round trip per table instead of one per row,
+//! and a statement text that never changes, so it is prepared once per
+//! connection.
 
-use domain::Ticket;
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{sql, TicketWrite};
+use super::writes::{split, Writes};
+use super::{sql, StoredRow, TicketRow};
 use crate::db::RowPosition;
-use crate::error::ApplyError;
 
+/// The stored rows of those of `ids` that exist.
 pub(super) async fn load(
     conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<Option<(RowPosition, serde_json::Value)>, ApplyError> {
-    let row: Option<(i64, i64, serde_json::Value)> = sqlx::query_as(sql::LOAD)
-        .bind(id)
-        .fetch_optional(conn)
+    ids: &[Uuid],
+) -> Result<Vec<StoredRow>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64, i64, String)> = sqlx::query_as(sql::LOAD_POSTGRES)
+        .bind(ids)
+        .fetch_all(conn)
         .await?;
-    Ok(row.map(|(position, prepare_offset, state)| {
-        let position = RowPosition {
-            position,
-            prepare_offset,
-        };
-        (position, state)
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(id, position, prepare_offset, state)| StoredRow {
+            id,
+            position: RowPosition {
+                position,
+                prepare_offset,
+            },
+            state,
+        })
+        .collect())
 }
 
-/// The ticket's row, unless it holds a later event already.
-pub(super) async fn write_ticket(
+/// Each ticket's row, unless it holds a later event already.
+pub(super) async fn write_tickets(
     conn: &mut PgConnection,
-    t: &Ticket,
-    state: &serde_json::Value,
-    position: RowPosition,
+    rows: &[TicketRow<'_>],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(sql::UPSERT_TICKET)
-        .bind(t.id)
-        .bind(&t.reference)
-        .bind(&t.request)
-        .bind(&t.description)
-        .bind(t.status.as_str())
-        .bind(t.priority.as_str())
-        .bind(&t.queue)
-        .bind(&t.created_by)
-        .bind(&t.assigned_to)
-        .bind(t.created_at)
-        .bind(t.updated_at)
-        .bind(t.first_response_at)
-        .bind(t.resolved_at)
-        .bind(t.deleted)
-        .bind(version(t.version))
-        .bind(state)
-        .bind(position.position)
-        .bind(position.prepare_offset)
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&TicketRow<'_>) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let opt = |f: fn(&TicketRow<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let times = |f: fn(&TicketRow<'_>) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    let opt_times =
+        |f: fn(&TicketRow<'_>) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
+    let ints = |f: fn(&TicketRow<'_>) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(sql::UPSERT_TICKETS_POSTGRES)
+        .bind(rows.iter().map(|r| r.ticket.id).collect::<Vec<_>>())
+        .bind(col(|r| r.ticket.reference.clone()))
+        .bind(col(|r| r.ticket.request.clone()))
+        .bind(opt(|r| r.ticket.description.clone()))
+        .bind(col(|r| r.ticket.status.as_str().to_string()))
+        .bind(col(|r| r.ticket.priority.as_str().to_string()))
+        .bind(col(|r| r.ticket.queue.clone()))
+        .bind(col(|r| r.ticket.created_by.clone()))
+        .bind(opt(|r| r.ticket.assigned_to.clone()))
+        .bind(times(|r| r.ticket.created_at))
+        .bind(times(|r| r.ticket.updated_at))
+        .bind(opt_times(|r| r.ticket.first_response_at))
+        .bind(opt_times(|r| r.ticket.resolved_at))
+        .bind(rows.iter().map(|r| r.ticket.deleted).collect::<Vec<_>>())
+        .bind(ints(|r| super::writes::version(r.ticket.version)))
+        .bind(col(|r| r.state.clone()))
+        .bind(ints(|r| r.position.position))
+        .bind(ints(|r| r.position.prepare_offset))
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// The activity and child rows of one event.
-pub(super) async fn write_event(
-    conn: &mut PgConnection,
-    w: &TicketWrite<'_>,
-) -> Result<(), sqlx::Error> {
-    let t = w.ticket;
-    sqlx::query(sql::INSERT_ACTIVITY)
-        .bind(w.position.position)
-        .bind(w.position.prepare_offset)
-        .bind(w.event_id)
-        .bind(t.id)
-        .bind(version(t.version))
-        .bind(w.event_type)
-        .bind(w.actor)
-        .bind(w.occurred_at)
-        .bind(&w.changes)
-        .execute(&mut *conn)
-        .await?;
-    for c in &w.comments_added {
-        sqlx::query(sql::INSERT_COMMENT)
-            .bind(t.id)
-            .bind(c.id)
-            .bind(&c.body)
-            .bind(c.internal)
-            .bind(&c.author)
-            .bind(c.created_at)
-            .bind(w.position.position)
-            .bind(w.position.prepare_offset)
+/// The activity and child rows of a batch.
+pub(super) async fn write(conn: &mut PgConnection, w: &Writes) -> Result<(), sqlx::Error> {
+    if !w.activity.is_empty() {
+        let a = &w.activity;
+        sqlx::query(sql::INSERT_ACTIVITY_POSTGRES)
+            .bind(a.iter().map(|r| r.position.position).collect::<Vec<_>>())
+            .bind(
+                a.iter()
+                    .map(|r| r.position.prepare_offset)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(a.iter().map(|r| r.event_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.ticket_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.version).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.event_type).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.changes.as_str()).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
     }
-    for a in &w.attachments_added {
-        sqlx::query(sql::INSERT_ATTACHMENT)
-            .bind(t.id)
-            .bind(a.id)
-            .bind(&a.name)
-            .bind(&a.url)
-            .bind(&a.mime_type)
-            .bind(a.size)
-            .bind(&a.added_by)
-            .bind(a.added_at)
-            .bind(w.position.position)
-            .bind(w.position.prepare_offset)
+    if !w.comments.is_empty() {
+        let c = &w.comments;
+        sqlx::query(sql::INSERT_COMMENTS_POSTGRES)
+            .bind(c.iter().map(|r| r.ticket_id).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.item.id).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.item.body.as_str()).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.item.internal).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.item.author.as_str()).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.item.created_at).collect::<Vec<_>>())
+            .bind(c.iter().map(|r| r.position.position).collect::<Vec<_>>())
+            .bind(
+                c.iter()
+                    .map(|r| r.position.prepare_offset)
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *conn)
             .await?;
     }
-    for (query, values) in [
-        (sql::INSERT_WATCHER, &w.watchers_added),
-        (sql::DELETE_WATCHER, &w.watchers_removed),
-        (sql::INSERT_TAG, &w.tags_added),
-        (sql::DELETE_TAG, &w.tags_removed),
-    ] {
-        for value in values {
-            sqlx::query(query)
-                .bind(t.id)
-                .bind(*value)
-                .execute(&mut *conn)
-                .await?;
-        }
+    if !w.attachments.is_empty() {
+        let a = &w.attachments;
+        sqlx::query(sql::INSERT_ATTACHMENTS_POSTGRES)
+            .bind(a.iter().map(|r| r.ticket_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.item.id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.item.name.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.item.url.as_str()).collect::<Vec<_>>())
+            .bind(
+                a.iter()
+                    .map(|r| r.item.mime_type.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(a.iter().map(|r| r.item.size).collect::<Vec<_>>())
+            .bind(
+                a.iter()
+                    .map(|r| r.item.added_by.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(a.iter().map(|r| r.item.added_at).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.position.position).collect::<Vec<_>>())
+            .bind(
+                a.iter()
+                    .map(|r| r.position.prepare_offset)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *conn)
+            .await?;
     }
-    for (query, values) in [
-        (sql::INSERT_RELATION, &w.related_added),
-        (sql::DELETE_RELATION, &w.related_removed),
+    for (table, column, present, absent) in [
+        (
+            "ticket_watchers",
+            "user_id",
+            split(&w.watchers, true),
+            split(&w.watchers, false),
+        ),
+        (
+            "ticket_tags",
+            "tag",
+            split(&w.tags, true),
+            split(&w.tags, false),
+        ),
     ] {
-        for value in values {
-            sqlx::query(query)
-                .bind(t.id)
-                .bind(*value)
-                .execute(&mut *conn)
-                .await?;
-        }
+        pairs(&mut *conn, table, column, "text", present, absent).await?;
     }
-    Ok(())
+    let relations = |present| {
+        split(&w.relations, present)
+            .into_iter()
+            .map(|(t, r)| (t, r.to_string()))
+            .collect()
+    };
+    pairs(
+        conn,
+        "ticket_relations",
+        "related_id",
+        "uuid",
+        relations(true),
+        relations(false),
+    )
+    .await
 }
 
-/// Stream versions are far below `i64::MAX`; saturate rather than wrap.
-fn version(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+/// Deletes the `absent` `(ticket_id, column)` pairs of `table` and inserts
+/// the `present` ones; `kind` is the column's type (its values are bound as
+/// text and cast).
+async fn pairs(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+    kind: &str,
+    present: Vec<(Uuid, String)>,
+    absent: Vec<(Uuid, String)>,
+) -> Result<(), sqlx::Error> {
+    let columns =
+        |keys: Vec<(Uuid, String)>| -> (Vec<Uuid>, Vec<String>) { keys.into_iter().unzip() };
+    if !absent.is_empty() {
+        let (tickets, keys) = columns(absent);
+        sqlx::query(&format!(
+            "DELETE FROM {table} t USING UNNEST($1::uuid[], $2::text[]) AS d(ticket_id, k) \
+             WHERE t.ticket_id = d.ticket_id AND t.{column} = d.k::{kind}"
+        ))
+        .bind(tickets)
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !present.is_empty() {
+        let (tickets, keys) = columns(present);
+        sqlx::query(&format!(
+            "INSERT INTO {table} (ticket_id, {column}) \
+             SELECT ticket_id, k::{kind} FROM UNNEST($1::uuid[], $2::text[]) AS d(ticket_id, k) \
+             ON CONFLICT (ticket_id, {column}) DO NOTHING"
+        ))
+        .bind(tickets)
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

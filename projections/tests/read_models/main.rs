@@ -3,6 +3,7 @@
 //! server is `TICKETS_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`).
 
+mod batching;
 mod commands;
 mod crash;
 mod harness;
