@@ -23,6 +23,19 @@ pub(crate) enum Arg<'a> {
     OptTime(Option<DateTime<Utc>>),
     Day(NaiveDate),
     Json(&'a serde_json::Value),
+    /// A list of ids, for [`any_id`]: on SQLite a JSON array, on PostgreSQL
+    /// a `uuid[]`; one parameter whatever the list's length, so the
+    /// statement's text never changes.
+    Ids(&'a [Uuid]),
+}
+
+/// `column IN` the ids bound as parameter `$n` ([`Arg::Ids`]), in each
+/// database's SQL.
+pub(crate) fn any_id(tx: &ReadTx, column: &str, n: usize) -> String {
+    match tx {
+        ReadTx::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        ReadTx::Postgres(_) => format!("{column} = ANY(${n})"),
+    }
 }
 
 /// Times as SQLite stores them: fixed-width RFC 3339, so text order is time order.
@@ -48,6 +61,10 @@ macro_rules! bind_sqlite {
                 Arg::OptTime(v) => query.bind(v.map(sqlite_time)),
                 Arg::Day(v) => query.bind(sqlite_day(v)),
                 Arg::Json(v) => query.bind(v.to_string()),
+                Arg::Ids(v) => query.bind(
+                    serde_json::Value::from(v.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                        .to_string(),
+                ),
             };
         }
         query
@@ -68,6 +85,7 @@ macro_rules! bind_postgres {
                 Arg::OptTime(v) => query.bind(v),
                 Arg::Day(v) => query.bind(v),
                 Arg::Json(v) => query.bind(v.clone()),
+                Arg::Ids(v) => query.bind(v.to_vec()),
             };
         }
         query

@@ -7,7 +7,7 @@ use domain::{SlaPolicy, Ticket, TicketPriority, TicketStatus};
 use uuid::Uuid;
 
 use super::ms;
-use crate::bind::{execute, fetch, Arg};
+use crate::bind::{any_id, execute, fetch, AnyRow, Arg};
 use crate::db::{ReadTx, RowPosition};
 
 /// What the queue figures need of one ticket.
@@ -150,19 +150,37 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, sq
     })
 }
 
+const COLUMNS: &str = "ticket_id, queue, status, priority, assigned_to, created_at, \
+    first_response_at, resolved_at, deleted, response_elapsed_ms, response_running_since, \
+    response_due_at, breached, state, position, prepare_offset";
+
 pub(crate) async fn load(tx: &mut ReadTx, ticket_id: Uuid) -> Result<Option<Stored>, sqlx::Error> {
     let rows = fetch(
         tx,
-        "SELECT queue, status, priority, assigned_to, created_at, first_response_at, \
-         resolved_at, deleted, response_elapsed_ms, response_running_since, response_due_at, \
-         breached, state, position, prepare_offset FROM queue_ticket_facts WHERE ticket_id = $1",
+        &format!("SELECT {COLUMNS} FROM queue_ticket_facts WHERE ticket_id = $1"),
         &[Arg::Id(ticket_id)],
     )
     .await?;
-    let Some(row) = rows.into_iter().next() else {
-        return Ok(None);
-    };
-    Ok(Some(Stored {
+    rows.first().map(stored).transpose()
+}
+
+/// The rows of those of `ids` that exist, in one query.
+pub(crate) async fn load_many(
+    tx: &mut ReadTx,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Stored)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM queue_ticket_facts WHERE {}",
+        any_id(tx, "ticket_id", 1)
+    );
+    let rows = fetch(tx, &sql, &[Arg::Ids(ids)]).await?;
+    rows.iter()
+        .map(|row| Ok((row.id("ticket_id")?, stored(row)?)))
+        .collect()
+}
+
+fn stored(row: &AnyRow) -> Result<Stored, sqlx::Error> {
+    Ok(Stored {
         facts: Facts {
             queue: row.text("queue")?,
             status: parse("status", &row.text("status")?)?,
@@ -182,7 +200,7 @@ pub(crate) async fn load(tx: &mut ReadTx, ticket_id: Uuid) -> Result<Option<Stor
             position: row.int("position")?,
             prepare_offset: row.int("prepare_offset")?,
         },
-    }))
+    })
 }
 
 pub(crate) async fn save(

@@ -24,20 +24,20 @@
 //! A burst of events yields one update per event: [`coalesce::coalesce`] merges
 //! them per queue for live subscribers.
 
+mod batch;
 pub mod coalesce;
 mod facts;
 mod query;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::{SlaPolicy, Ticket, TicketChange};
+use domain::SlaPolicy;
 use store::{Position, RecordedEvent};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::bind::{execute, Arg};
+use crate::bind::Arg;
 use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::{ApplyError, ProjectionError};
 use crate::gate::CommitGate;
@@ -46,7 +46,7 @@ use crate::runner::Projection;
 pub use facts::Contribution;
 pub use query::{queue_metrics, QueueMetricsRow};
 
-use facts::Facts;
+use batch::Batch;
 
 /// The checkpoint name of [`MetricsProjection`].
 pub const NAME: &str = "queue_metrics";
@@ -168,130 +168,22 @@ impl Projection for MetricsProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
-            return Ok(());
-        };
-        let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
-            ApplyError::Poison(format!(
-                "stream {} names no ticket id: {e}",
-                event.stream_id
-            ))
-        })?;
-        let position = RowPosition::of(event.position)?;
-        let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
-            .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
-        let stored = facts::load(tx, ticket_id).await?;
-        if matches!(&stored, Some(s) if s.position >= position) {
-            return Ok(());
-        }
-        let before_state = stored
-            .as_ref()
-            .map(|s| serde_json::from_value::<Ticket>(s.state.clone()))
-            .transpose()
-            .map_err(|e| {
-                ApplyError::Poison(format!(
-                    "stored state of ticket {ticket_id} is unreadable: {e}"
-                ))
-            })?;
-        let Some(after_state) = domain::evolve(before_state.clone(), &decoded) else {
-            return Err(ApplyError::Poison(format!(
-                "{} on ticket {ticket_id}, which has no TicketCreated event",
-                event.event_type
-            )));
-        };
-        let at = decoded.at;
-        let before = stored.as_ref().map(|s| s.facts.clone());
-        let after = Facts::after(before.as_ref(), &after_state, &self.policy, at);
-        let state = serde_json::to_value(facts::compact(after_state.clone()))
-            .map_err(|e| ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}")))?;
-        facts::save(tx, ticket_id, &after, &state, position).await?;
+        self.apply_batch(tx, &[event]).await
+    }
 
-        let old = before.as_ref().map(Facts::contribution).unwrap_or_default();
-        let new = after.contribution();
-        let moved = before.as_ref().is_some_and(|b| b.queue != after.queue);
-        if before.is_none() || moved || old != new {
-            if let Some(b) = &before {
-                query::add(tx, &b.queue, &old.negate(), position, at).await?;
-            }
-            query::add(tx, &after.queue, &new, position, at).await?;
-            let mut queues = vec![after.queue.clone()];
-            if let Some(b) = before.as_ref().filter(|_| moved) {
-                queues.push(b.queue.clone());
-            }
-            for queue in queues {
-                query::refresh(tx, &queue, at).await?;
-                self.gate.stage(
-                    event.position,
-                    QueueUpdate {
-                        queue,
-                        position: event.position,
-                    },
-                );
-            }
+    /// Folded in memory, written once per row at the end (see [`batch`]).
+    async fn apply_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut batch = Batch::default();
+        batch.preload(tx, events).await?;
+        for event in events {
+            batch.apply(tx, event, &self.policy, &self.gate).await?;
         }
-        daily(tx, before_state.as_ref(), &after_state, &decoded.change).await?;
-        Ok(())
+        batch.flush(tx).await
     }
-}
-
-/// The day-by-day history: what happened, in the queue it happened in.
-/// Never undone (a later move or deletion does not rewrite the past).
-async fn daily(
-    tx: &mut ReadTx,
-    before: Option<&Ticket>,
-    after: &Ticket,
-    change: &TicketChange,
-) -> Result<(), sqlx::Error> {
-    let mut rows: Vec<(DateTime<Utc>, [i64; 7])> = vec![];
-    if before.is_none() {
-        rows.push((after.created_at, [1, 0, 0, 0, 0, 0, 0]));
-    }
-    if let (None, Some(at)) = (
-        before.and_then(|b| b.first_response_at),
-        after.first_response_at,
-    ) {
-        if before.is_some() {
-            rows.push((at, [0, 1, ms(at - after.created_at), 0, 0, 0, 0]));
-        }
-    }
-    if let (None, Some(at)) = (before.and_then(|b| b.resolved_at), after.resolved_at) {
-        if before.is_some() {
-            rows.push((at, [0, 0, 0, 1, ms(at - after.created_at), 0, 0]));
-        }
-    }
-    match change {
-        TicketChange::SlaWarning { .. } => rows.push((after.updated_at, [0, 0, 0, 0, 0, 1, 0])),
-        TicketChange::SlaBreached { .. } => rows.push((after.updated_at, [0, 0, 0, 0, 0, 0, 1])),
-        _ => {}
-    }
-    for (at, [c, fr, fr_ms, r, r_ms, w, b]) in rows {
-        execute(
-            tx,
-            "INSERT INTO queue_metrics_daily (queue, day, created, first_responses, \
-             first_response_ms, resolved, resolution_ms, sla_warnings, sla_breaches) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (queue, day) DO UPDATE SET \
-             created = queue_metrics_daily.created + excluded.created, \
-             first_responses = queue_metrics_daily.first_responses + excluded.first_responses, \
-             first_response_ms = queue_metrics_daily.first_response_ms + excluded.first_response_ms, \
-             resolved = queue_metrics_daily.resolved + excluded.resolved, \
-             resolution_ms = queue_metrics_daily.resolution_ms + excluded.resolution_ms, \
-             sla_warnings = queue_metrics_daily.sla_warnings + excluded.sla_warnings, \
-             sla_breaches = queue_metrics_daily.sla_breaches + excluded.sla_breaches",
-            &[
-                Arg::Text(&after.queue),
-                Arg::Day(at.date_naive()),
-                Arg::Int(c),
-                Arg::Int(fr),
-                Arg::Int(fr_ms),
-                Arg::Int(r),
-                Arg::Int(r_ms),
-                Arg::Int(w),
-                Arg::Int(b),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Whole milliseconds, saturating.
