@@ -20,11 +20,12 @@
 //! Live side: [`NotificationsProjection::subscribe`] yields a
 //! [`NewNotification`] per notification once its batch is committed.
 
+mod batch;
 mod inbox;
 mod text;
 
 use async_trait::async_trait;
-use domain::{Actor, Role, Ticket, TicketChange, TicketEvent};
+use domain::{Role, Ticket, TicketChange, TicketEvent};
 use serde::Deserialize;
 use store::{Position, RecordedEvent};
 use tokio::sync::broadcast;
@@ -32,11 +33,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::bind::{execute, fetch, Arg};
+use crate::bind::{execute, Arg};
 use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
 use crate::runner::Projection;
+use batch::{Batch, NewRow};
 
 pub use inbox::{
     mark_all_read, mark_read, notification, notifications, unread_count, InboxError, Notification,
@@ -121,132 +123,108 @@ impl Projection for NotificationsProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-        if event.stream_id.starts_with("user-") && event.event_type == "UserProfileRecorded" {
-            return record_profile(tx, event).await;
-        }
-        let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
-            return Ok(());
-        };
-        let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
-            ApplyError::Poison(format!(
-                "stream {} names no ticket id: {e}",
-                event.stream_id
-            ))
-        })?;
-        let position = RowPosition::of(event.position)?;
-        let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
-            .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
-        let rows = fetch(
-            tx,
-            "SELECT state, position, prepare_offset FROM notification_tickets \
-             WHERE ticket_id = $1",
-            &[Arg::Id(ticket_id)],
-        )
-        .await?;
-        let mut before: Option<Ticket> = None;
-        if let Some(row) = rows.first() {
-            let applied = RowPosition {
-                position: row.int("position")?,
-                prepare_offset: row.int("prepare_offset")?,
-            };
-            if applied >= position {
-                return Ok(());
-            }
-            before = Some(serde_json::from_value(row.json("state")?).map_err(|e| {
-                ApplyError::Poison(format!(
-                    "stored state of ticket {ticket_id} is unreadable: {e}"
-                ))
-            })?);
-        }
-        let Some(after) = domain::evolve(before.clone(), &decoded) else {
-            return Err(ApplyError::Poison(format!(
-                "{} on ticket {ticket_id}, which has no TicketCreated event",
-                event.event_type
-            )));
-        };
-        let mut compact = after.clone();
-        compact.comments.clear();
-        compact.attachments.clear();
-        let state = serde_json::to_value(&compact)
-            .map_err(|e| ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}")))?;
-        execute(
-            tx,
-            "INSERT INTO notification_tickets (ticket_id, state, position, prepare_offset) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state, \
-             position = excluded.position, prepare_offset = excluded.prepare_offset",
-            &[
-                Arg::Id(ticket_id),
-                Arg::Json(&state),
-                Arg::Int(position.position),
-                Arg::Int(position.prepare_offset),
-            ],
-        )
-        .await?;
+        self.apply_batch(tx, &[event]).await
+    }
 
-        for recipient in recipients(before.as_ref(), &after, &decoded) {
-            let actor = profile(tx, &recipient).await?;
-            if !domain::may_receive(&actor, before.as_ref(), &after, &decoded) {
-                continue;
-            }
-            let sla = matches!(
-                decoded.change,
-                TicketChange::SlaWarning { .. } | TicketChange::SlaBreached { .. }
+    /// Folded in memory, written once per row at the end (see [`batch`]).
+    async fn apply_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut batch = Batch::default();
+        for event in events {
+            apply_one(&mut batch, tx, event).await?;
+        }
+        for row in batch.flush(tx).await? {
+            self.gate.stage(
+                row.event_position,
+                NewNotification {
+                    recipient: row.recipient,
+                    id: row.id,
+                    position: row.event_position,
+                },
             );
-            if sla && !actor.is_staff() {
-                continue;
-            }
-            let Some(message) = text::message(before.as_ref(), &after, &decoded, &recipient) else {
-                continue;
-            };
-            let id = notification_id(event.id, &recipient);
-            let require_interaction = matches!(&decoded.change,
-                TicketChange::Assigned { assignee_id, .. } if *assignee_id == recipient)
-                || after.priority == domain::TicketPriority::Critical;
-            let inserted = execute(
-                tx,
-                "INSERT INTO notifications (id, recipient, event_id, position, ticket_id, \
-                 event_type, title, body, url, tag, require_interaction, created_at, prepare_offset) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (id) DO NOTHING",
-                &[
-                    Arg::Id(id),
-                    Arg::Text(&recipient),
-                    Arg::Id(event.id),
-                    Arg::Int(position.position),
-                    Arg::Id(ticket_id),
-                    Arg::Text(decoded.event_type().as_str()),
-                    Arg::Text(&message.title),
-                    Arg::Text(&message.body),
-                    Arg::Text(&format!("/support/tickets/{ticket_id}")),
-                    Arg::Text(&format!("ticket-{ticket_id}")),
-                    Arg::Bool(require_interaction),
-                    Arg::Time(decoded.at),
-                    Arg::Int(position.prepare_offset),
-                ],
-            )
-            .await?;
-            if inserted > 0 {
-                execute(
-                    tx,
-                    "INSERT INTO notification_counts (recipient, total) VALUES ($1, 1) \
-                     ON CONFLICT (recipient) DO UPDATE \
-                     SET total = notification_counts.total + 1",
-                    &[Arg::Text(&recipient)],
-                )
-                .await?;
-                self.gate.stage(
-                    event.position,
-                    NewNotification {
-                        recipient,
-                        id,
-                        position: event.position,
-                    },
-                );
-            }
         }
         Ok(())
     }
+}
+
+/// One event into the batch.
+async fn apply_one(
+    batch: &mut Batch,
+    tx: &mut ReadTx,
+    event: &RecordedEvent,
+) -> Result<(), ApplyError> {
+    if event.stream_id.starts_with("user-") && event.event_type == "UserProfileRecorded" {
+        let position = RowPosition::of(event.position)?;
+        let profile: Profile = serde_json::from_value(event.data.clone())
+            .map_err(|e| ApplyError::Poison(format!("cannot decode UserProfileRecorded: {e}")))?;
+        return batch
+            .set_user(tx, &profile.id, profile.roles, profile.teams, position)
+            .await;
+    }
+    let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
+        return Ok(());
+    };
+    let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
+        ApplyError::Poison(format!(
+            "stream {} names no ticket id: {e}",
+            event.stream_id
+        ))
+    })?;
+    let position = RowPosition::of(event.position)?;
+    let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
+        .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
+    let before: Option<Ticket> = match batch.ticket(tx, ticket_id).await? {
+        Some(known) if known.position >= position => return Ok(()),
+        Some(known) => Some(known.state.clone()),
+        None => None,
+    };
+    let Some(after) = domain::evolve(before.clone(), &decoded) else {
+        return Err(ApplyError::Poison(format!(
+            "{} on ticket {ticket_id}, which has no TicketCreated event",
+            event.event_type
+        )));
+    };
+    let mut compact = after.clone();
+    compact.comments.clear();
+    compact.attachments.clear();
+    batch.set_ticket(ticket_id, compact, position);
+
+    for recipient in recipients(before.as_ref(), &after, &decoded) {
+        let actor = batch.actor(tx, &recipient).await?;
+        if !domain::may_receive(&actor, before.as_ref(), &after, &decoded) {
+            continue;
+        }
+        let sla = matches!(
+            decoded.change,
+            TicketChange::SlaWarning { .. } | TicketChange::SlaBreached { .. }
+        );
+        if sla && !actor.is_staff() {
+            continue;
+        }
+        let Some(message) = text::message(before.as_ref(), &after, &decoded, &recipient) else {
+            continue;
+        };
+        let require_interaction = matches!(&decoded.change,
+            TicketChange::Assigned { assignee_id, .. } if *assignee_id == recipient)
+            || after.priority == domain::TicketPriority::Critical;
+        batch.rows.push(NewRow {
+            id: notification_id(event.id, &recipient),
+            recipient,
+            event_id: event.id,
+            position,
+            event_position: event.position,
+            ticket_id,
+            event_type: decoded.event_type().as_str(),
+            title: message.title,
+            body: message.body,
+            require_interaction,
+            created_at: decoded.at,
+        });
+    }
+    Ok(())
 }
 
 /// Everyone involved before or after the event, but its actor; sorted.
@@ -261,26 +239,14 @@ fn recipients(before: Option<&Ticket>, after: &Ticket, event: &TicketEvent) -> V
     users.into_iter().collect()
 }
 
-/// The recipient as `may_receive` needs them; unknown users are requesters.
-async fn profile(tx: &mut ReadTx, user: &str) -> Result<Actor, ApplyError> {
-    let rows = fetch(
-        tx,
-        "SELECT roles, teams FROM notification_users WHERE id = $1",
-        &[Arg::Text(user)],
-    )
-    .await?;
-    let Some(row) = rows.first() else {
-        return Ok(Actor::new(user, vec![Role::Requester], vec![]));
-    };
-    let roles = serde_json::from_value(row.json("roles")?).unwrap_or_default();
-    let teams = serde_json::from_value(row.json("teams")?).unwrap_or_default();
-    Ok(Actor::new(user, roles, teams))
-}
-
-async fn record_profile(tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-    let position = RowPosition::of(event.position)?;
-    let profile: Profile = serde_json::from_value(event.data.clone())
-        .map_err(|e| ApplyError::Poison(format!("cannot decode UserProfileRecorded: {e}")))?;
+/// A profile's row, unless the stored one is as recent.
+async fn save_profile(
+    tx: &mut ReadTx,
+    user: &str,
+    roles: &[Role],
+    teams: &[String],
+    position: RowPosition,
+) -> Result<(), ApplyError> {
     execute(
         tx,
         "INSERT INTO notification_users (id, roles, teams, position, prepare_offset) \
@@ -290,9 +256,9 @@ async fn record_profile(tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), Ap
          WHERE (notification_users.position, notification_users.prepare_offset) \
          < (excluded.position, excluded.prepare_offset)",
         &[
-            Arg::Text(&profile.id),
-            Arg::Json(&serde_json::json!(profile.roles)),
-            Arg::Json(&serde_json::json!(profile.teams)),
+            Arg::Text(user),
+            Arg::Json(&serde_json::json!(roles)),
+            Arg::Json(&serde_json::json!(teams)),
             Arg::Int(position.position),
             Arg::Int(position.prepare_offset),
         ],

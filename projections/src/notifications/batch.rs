@@ -1,0 +1,312 @@
+//! One batch of the notifications projection, folded in memory and written
+//! at its end: each ticket's and profile's row read once and written once,
+//! the notifications inserted with multi-row statements, each inbox's count
+//! raised once.
+//!
+//! Why this leaves what event-by-event writing leaves: the ticket and
+//! profile rows are overwritten (profiles guarded by position, which the
+//! batch checks the same way), so only the last write counts; a
+//! notification is inserted `ON CONFLICT DO NOTHING` and counted only when
+//! it was new, which the multi-row insert reports with `RETURNING`.
+
+use std::collections::{HashMap, HashSet};
+
+use domain::{Actor, Role, Ticket};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
+use store::Position;
+use uuid::Uuid;
+
+use crate::bind::{execute, fetch, Arg};
+use crate::db::{ReadTx, RowPosition};
+use crate::error::ApplyError;
+
+/// A recipient's roles and teams as of the batch so far.
+pub(super) struct KnownUser {
+    pub roles: Vec<Role>,
+    pub teams: Vec<String>,
+    pub position: RowPosition,
+    pub changed: bool,
+}
+
+/// A ticket's compact state as of the batch so far.
+pub(super) struct KnownTicket {
+    pub state: Ticket,
+    pub position: RowPosition,
+    pub changed: bool,
+}
+
+/// One notification to insert.
+pub(super) struct NewRow {
+    pub id: Uuid,
+    pub recipient: String,
+    pub event_id: Uuid,
+    pub position: RowPosition,
+    pub event_position: Position,
+    pub ticket_id: Uuid,
+    pub event_type: &'static str,
+    pub title: String,
+    pub body: String,
+    pub require_interaction: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Default)]
+pub(super) struct Batch {
+    pub tickets: HashMap<Uuid, Option<KnownTicket>>,
+    pub ticket_order: Vec<Uuid>,
+    pub users: HashMap<String, Option<KnownUser>>,
+    pub user_order: Vec<String>,
+    pub rows: Vec<NewRow>,
+}
+
+/// Rows per multi-row insert: 11 values each, far below both databases'
+/// parameter limits.
+const ROWS_PER_INSERT: usize = 500;
+
+impl Batch {
+    /// The ticket's state, read from `notification_tickets` unless known.
+    // Not `entry()`: the read awaits between the lookup and the insert.
+    #[allow(clippy::map_entry)]
+    pub async fn ticket(
+        &mut self,
+        tx: &mut ReadTx,
+        ticket_id: Uuid,
+    ) -> Result<Option<&KnownTicket>, ApplyError> {
+        if !self.tickets.contains_key(&ticket_id) {
+            let rows = fetch(
+                tx,
+                "SELECT state, position, prepare_offset FROM notification_tickets \
+                 WHERE ticket_id = $1",
+                &[Arg::Id(ticket_id)],
+            )
+            .await?;
+            let known = match rows.first() {
+                None => None,
+                Some(row) => Some(KnownTicket {
+                    position: RowPosition {
+                        position: row.int("position")?,
+                        prepare_offset: row.int("prepare_offset")?,
+                    },
+                    state: serde_json::from_value(row.json("state")?).map_err(|e| {
+                        ApplyError::Poison(format!(
+                            "stored state of ticket {ticket_id} is unreadable: {e}"
+                        ))
+                    })?,
+                    changed: false,
+                }),
+            };
+            self.tickets.insert(ticket_id, known);
+        }
+        Ok(self.tickets.get(&ticket_id).and_then(Option::as_ref))
+    }
+
+    /// Records the ticket's new state.
+    pub fn set_ticket(&mut self, ticket_id: Uuid, state: Ticket, position: RowPosition) {
+        let was_changed = matches!(self.tickets.get(&ticket_id), Some(Some(t)) if t.changed);
+        if !was_changed {
+            self.ticket_order.push(ticket_id);
+        }
+        self.tickets.insert(
+            ticket_id,
+            Some(KnownTicket {
+                state,
+                position,
+                changed: true,
+            }),
+        );
+    }
+
+    /// The user's profile, read from `notification_users` unless known.
+    #[allow(clippy::map_entry)]
+    pub async fn user(
+        &mut self,
+        tx: &mut ReadTx,
+        user: &str,
+    ) -> Result<Option<&KnownUser>, ApplyError> {
+        if !self.users.contains_key(user) {
+            let rows = fetch(
+                tx,
+                "SELECT roles, teams, position, prepare_offset FROM notification_users \
+                 WHERE id = $1",
+                &[Arg::Text(user)],
+            )
+            .await?;
+            let known = match rows.first() {
+                None => None,
+                Some(row) => Some(KnownUser {
+                    roles: serde_json::from_value(row.json("roles")?).unwrap_or_default(),
+                    teams: serde_json::from_value(row.json("teams")?).unwrap_or_default(),
+                    position: RowPosition {
+                        position: row.int("position")?,
+                        prepare_offset: row.int("prepare_offset")?,
+                    },
+                    changed: false,
+                }),
+            };
+            self.users.insert(user.to_string(), known);
+        }
+        Ok(self.users.get(user).and_then(Option::as_ref))
+    }
+
+    /// The recipient as `may_receive` needs them; unknown users are requesters.
+    pub async fn actor(&mut self, tx: &mut ReadTx, user: &str) -> Result<Actor, ApplyError> {
+        Ok(match self.user(tx, user).await? {
+            None => Actor::new(user, vec![Role::Requester], vec![]),
+            Some(known) => Actor::new(user, known.roles.clone(), known.teams.clone()),
+        })
+    }
+
+    /// A profile as of `position`, unless the one known is as recent.
+    pub async fn set_user(
+        &mut self,
+        tx: &mut ReadTx,
+        user: &str,
+        roles: Vec<Role>,
+        teams: Vec<String>,
+        position: RowPosition,
+    ) -> Result<(), ApplyError> {
+        let (newer, was_changed) = match self.user(tx, user).await? {
+            None => (true, false),
+            Some(known) => (known.position < position, known.changed),
+        };
+        if !newer {
+            return Ok(());
+        }
+        if !was_changed {
+            self.user_order.push(user.to_string());
+        }
+        self.users.insert(
+            user.to_string(),
+            Some(KnownUser {
+                roles,
+                teams,
+                position,
+                changed: true,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Writes the ticket and profile rows, then the notifications and their
+    /// counts; returns the notifications that were new, in log order.
+    pub async fn flush(self, tx: &mut ReadTx) -> Result<Vec<NewRow>, ApplyError> {
+        for ticket_id in &self.ticket_order {
+            let Some(Some(t)) = self.tickets.get(ticket_id) else {
+                continue;
+            };
+            let state = serde_json::to_value(&t.state).map_err(|e| {
+                ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}"))
+            })?;
+            execute(
+                tx,
+                "INSERT INTO notification_tickets (ticket_id, state, position, prepare_offset) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state, \
+                 position = excluded.position, prepare_offset = excluded.prepare_offset",
+                &[
+                    Arg::Id(*ticket_id),
+                    Arg::Json(&state),
+                    Arg::Int(t.position.position),
+                    Arg::Int(t.position.prepare_offset),
+                ],
+            )
+            .await?;
+        }
+        for user in &self.user_order {
+            let Some(Some(u)) = self.users.get(user) else {
+                continue;
+            };
+            super::save_profile(tx, user, &u.roles, &u.teams, u.position).await?;
+        }
+        let mut inserted = HashSet::new();
+        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+            inserted.extend(insert(tx, chunk).await?);
+        }
+        let fresh: Vec<NewRow> = self
+            .rows
+            .into_iter()
+            .filter(|row| inserted.contains(&row.id))
+            .collect();
+        let mut counts: Vec<(&str, i64)> = vec![];
+        for row in &fresh {
+            match counts.iter_mut().find(|(r, _)| *r == row.recipient) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((&row.recipient, 1)),
+            }
+        }
+        for (recipient, n) in counts {
+            execute(
+                tx,
+                "INSERT INTO notification_counts (recipient, total) VALUES ($1, $2) \
+                 ON CONFLICT (recipient) DO UPDATE \
+                 SET total = notification_counts.total + excluded.total",
+                &[Arg::Text(recipient), Arg::Int(n)],
+            )
+            .await?;
+        }
+        Ok(fresh)
+    }
+}
+
+const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
+    ticket_id, event_type, title, body, url, tag, require_interaction, created_at, \
+    prepare_offset) ";
+const INSERT_TAIL: &str = " ON CONFLICT (id) DO NOTHING RETURNING id";
+
+/// Inserts `rows`; the ids of those that were not there yet.
+async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    match tx {
+        ReadTx::Sqlite(tx) => {
+            // Times as the other SQLite writers store them (nine digits).
+            let mut builder = QueryBuilder::<Sqlite>::new(INSERT_HEAD);
+            builder.push_values(rows, |mut b, r| {
+                b.push_bind(r.id.to_string())
+                    .push_bind(r.recipient.clone())
+                    .push_bind(r.event_id.to_string())
+                    .push_bind(r.position.position)
+                    .push_bind(r.ticket_id.to_string())
+                    .push_bind(r.event_type)
+                    .push_bind(r.title.clone())
+                    .push_bind(r.body.clone())
+                    .push_bind(format!("/support/tickets/{}", r.ticket_id))
+                    .push_bind(format!("ticket-{}", r.ticket_id))
+                    .push_bind(r.require_interaction)
+                    .push_bind(crate::bind::sqlite_time(r.created_at))
+                    .push_bind(r.position.prepare_offset);
+            });
+            builder.push(INSERT_TAIL);
+            let ids: Vec<String> = builder.build_query_scalar().fetch_all(&mut **tx).await?;
+            ids.iter()
+                .map(|id| {
+                    Uuid::parse_str(id).map_err(|e| sqlx::Error::ColumnDecode {
+                        index: "id".into(),
+                        source: e.into(),
+                    })
+                })
+                .collect()
+        }
+        ReadTx::Postgres(tx) => {
+            let mut builder = QueryBuilder::<Postgres>::new(INSERT_HEAD);
+            builder.push_values(rows, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.recipient.clone())
+                    .push_bind(r.event_id)
+                    .push_bind(r.position.position)
+                    .push_bind(r.ticket_id)
+                    .push_bind(r.event_type)
+                    .push_bind(r.title.clone())
+                    .push_bind(r.body.clone())
+                    .push_bind(format!("/support/tickets/{}", r.ticket_id))
+                    .push_bind(format!("ticket-{}", r.ticket_id))
+                    .push_bind(r.require_interaction)
+                    .push_bind(r.created_at)
+                    .push_bind(r.position.prepare_offset);
+            });
+            builder.push(INSERT_TAIL);
+            builder.build_query_scalar().fetch_all(&mut **tx).await
+        }
+    }
+}
