@@ -277,7 +277,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             unreachable!("handled above")
         }
         TopCommand::Demo(args) => {
-            demo::run(&service, &users, args, &urls.database_url, &mut out).await?;
+            let schema = cli.database_schema.as_deref();
+            demo::run(&service, &users, args, &urls.database_url, schema, &mut out).await?;
         }
         TopCommand::User(u) => {
             let profile = UserProfile {

@@ -91,6 +91,7 @@ pub(super) async fn run(
     users: &UserDirectory,
     args: DemoArgs,
     database: &str,
+    schema: Option<&str>,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -169,7 +170,15 @@ pub(super) async fn run(
     bar.finish_and_clear();
 
     let events = tally.events.load(Ordering::Relaxed);
-    summary(out, &cast, &plans, &args, events, database, started)
+    let mut flags = if database == crate::config::DEFAULT_DATABASE_URL {
+        String::new()
+    } else {
+        format!(" --database-url '{}'", crate::config::redact(database))
+    };
+    if let Some(schema) = schema {
+        flags.push_str(&format!(" --database-schema {schema}"));
+    }
+    summary(out, &cast, &plans, &args, events, &flags, started)
 }
 
 /// Runs one ticket's planned steps in order, each at its own time.
@@ -217,7 +226,7 @@ fn summary(
     plans: &[TicketPlan],
     args: &DemoArgs,
     events: u64,
-    database: &str,
+    database_flags: &str,
     started: Instant,
 ) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
@@ -248,12 +257,7 @@ fn summary(
         .map(|p| p.requester.user_id.clone())
         .unwrap_or_else(|| cast.requesters[0].id.clone());
     let teams: String = agent.teams.iter().map(|t| format!(" --team {t}")).collect();
-    let database = if database == crate::config::DEFAULT_DATABASE_URL {
-        String::new()
-    } else {
-        format!(" --database-url '{}'", crate::config::redact(database))
-    };
-    writeln!(out, "start the server:  tickets{database} serve")?;
+    writeln!(out, "start the server:  tickets{database_flags} serve")?;
     writeln!(
         out,
         "tokens (same TICKETS_JWT_SECRET as the server; none = development secret):"
