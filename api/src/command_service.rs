@@ -9,6 +9,11 @@
 //!   (actor, key, stream, index), so a retried call finds its own events already in
 //!   the stream and returns them instead of deciding again; the store would refuse
 //!   to write them twice anyway.
+//! - Cached states (see `cache`): a command without an idempotency key is first
+//!   decided on the state this service last saw of the ticket, and only reloads
+//!   when that turns out stale.
+
+mod cache;
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ use store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::references::ReferenceAllocator;
+use cache::TicketCache;
 
 /// How often a command is decided again after losing a race for its stream.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -117,12 +123,17 @@ impl LoadedTicket {
 pub struct CommandService {
     store: Arc<dyn EventStore>,
     references: Arc<ReferenceAllocator>,
+    cache: Arc<TicketCache>,
 }
 
 impl CommandService {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         let references = Arc::new(ReferenceAllocator::new(store.clone()));
-        CommandService { store, references }
+        CommandService {
+            store,
+            references,
+            cache: Arc::new(TicketCache::new()),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -282,8 +293,15 @@ impl CommandService {
         now: DateTime<Utc>,
     ) -> Result<CommandOutcome, CommandError> {
         let stream = domain::stream_name(req.ticket_id);
+        if let Some(done) = self.execute_on_cached(&req, &stream, now).await? {
+            return Ok(done);
+        }
         for _attempt in 0..MAX_ATTEMPTS {
             let loaded = self.load(req.ticket_id).await?;
+            if let Some(state) = &loaded.state {
+                self.cache
+                    .put(req.ticket_id, state.version, Arc::new(state.clone()));
+            }
             if let Some(done) = previous_result(&req, &stream, &loaded)? {
                 return Ok(done);
             }
@@ -304,7 +322,8 @@ impl CommandService {
                     events: vec![],
                 });
             }
-            match self.append(&req, &stream, &loaded, decided).await {
+            let state = loaded.state.as_ref();
+            match self.append(&req, &stream, current, state, decided).await {
                 Ok(Some(outcome)) => return Ok(outcome),
                 Ok(None) => continue,
                 Err(e) => return Err(e),
@@ -316,19 +335,58 @@ impl CommandService {
         })
     }
 
+    /// Decides on the cached state of the ticket, if there is one (see `cache`).
+    /// `Ok(None)` when there is none, or when only a fresh load can tell the
+    /// answer: the cached state refused the command, found nothing to change or
+    /// another version than the caller expects, or the append lost a race.
+    async fn execute_on_cached(
+        &self,
+        req: &CommandRequest,
+        stream: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CommandOutcome>, CommandError> {
+        // A keyed call must first look for its earlier events in the stream.
+        if req.idempotency_key.is_some() {
+            return Ok(None);
+        }
+        let Some(cached) = self.cache.get(req.ticket_id) else {
+            return Ok(None);
+        };
+        if req
+            .expected_version
+            .is_some_and(|expected| expected != cached.version)
+        {
+            return Ok(None);
+        }
+        let decided = match domain::decide(Some(&*cached.ticket), &req.command, &req.actor, now) {
+            Ok(decided) if !decided.is_empty() => decided,
+            _ => return Ok(None),
+        };
+        let version = Some(cached.version);
+        let outcome = self
+            .append(req, stream, version, Some(&*cached.ticket), decided)
+            .await;
+        if !matches!(outcome, Ok(Some(_))) {
+            self.cache.forget(req.ticket_id);
+        }
+        outcome
+    }
+
     /// Appends decided events; `Ok(None)` means "lost a race, decide again".
+    /// `state` is the ticket as of stream version `version` (`None`: no stream).
     async fn append(
         &self,
         req: &CommandRequest,
         stream: &str,
-        loaded: &LoadedTicket,
+        version: Option<u64>,
+        state: Option<&Ticket>,
         decided: Vec<TicketEvent>,
     ) -> Result<Option<CommandOutcome>, CommandError> {
-        let expected = match loaded.version() {
+        let expected = match version {
             None => ExpectedVersion::NoStream,
             Some(v) => ExpectedVersion::Exact(v),
         };
-        let first_version = loaded.version().map_or(0, |v| v + 1);
+        let first_version = version.map_or(0, |v| v + 1);
         let new_events: Vec<NewEvent> = decided
             .iter()
             .enumerate()
@@ -372,9 +430,13 @@ impl CommandService {
             ))
             .into());
         }
-        let mut all = loaded.decoded.clone();
-        all.extend(decided);
-        let ticket = domain::fold(&all).ok_or(DomainError::NotFound)?;
+        let ticket = decided
+            .iter()
+            .fold(state.cloned(), domain::evolve)
+            .ok_or(DomainError::NotFound)?;
+        let last_version = first_version + decided.len() as u64 - 1;
+        self.cache
+            .put(req.ticket_id, last_version, Arc::new(ticket.clone()));
         Ok(Some(CommandOutcome {
             ticket,
             events: appended,

@@ -250,3 +250,64 @@ async fn a_command_on_a_missing_ticket_is_not_found() {
     assert_eq!(err.code(), "NOT_FOUND");
     assert_eq!(log_len(&service).await, 0);
 }
+
+/// Two services on one store, as two server processes: each caches the states
+/// it saw. Commands on a state the other service has moved on decide on the
+/// fresh stream: the stale append conflicts and is retried, and the final
+/// ticket holds every change at consecutive versions.
+#[tokio::test]
+async fn a_stale_cached_state_is_reloaded_when_the_append_conflicts() {
+    let first = service().await;
+    let second = CommandService::new(first.store().clone());
+    let ticket = create(&first, "Printer on fire", None).await;
+    first.execute(tag(ticket.id, "one")).await.expect("tag one");
+    second
+        .execute(tag(ticket.id, "two"))
+        .await
+        .expect("tag two");
+
+    let outcome = first
+        .execute(tag(ticket.id, "three"))
+        .await
+        .expect("tag three on a stale cache");
+    assert_eq!(outcome.ticket.tags, vec!["one", "three", "two"]);
+    assert_eq!(outcome.ticket.version, 3);
+    assert_eq!(outcome.events.len(), 1);
+    assert_eq!(outcome.events[0].version, 3);
+    let reloaded = first.load(ticket.id).await.expect("load");
+    assert_eq!(reloaded.state.expect("ticket").tags, outcome.ticket.tags);
+}
+
+/// A stale cached state must not refuse a command or call it a no-op: removing
+/// a tag that only the other service added is done, not reported as nothing to
+/// change, and an expected version the cache does not know yet is no conflict.
+#[tokio::test]
+async fn a_stale_cached_state_neither_refuses_nor_skips_a_command() {
+    let first = service().await;
+    let second = CommandService::new(first.store().clone());
+    let ticket = create(&first, "Printer on fire", None).await;
+    second
+        .execute(tag(ticket.id, "two"))
+        .await
+        .expect("tag two");
+
+    let remove = CommandRequest::new(ticket.id, Command::RemoveTag { tag: "two".into() }, admin());
+    let outcome = first
+        .execute(remove)
+        .await
+        .expect("remove on a stale cache");
+    assert_eq!(outcome.events.len(), 1, "the tag was there: one event");
+    assert!(outcome.ticket.tags.is_empty());
+
+    second
+        .execute(tag(ticket.id, "three"))
+        .await
+        .expect("tag three");
+    let mut expected = tag(ticket.id, "four");
+    expected.expected_version = Some(3);
+    let outcome = first
+        .execute(expected)
+        .await
+        .expect("expected version 3 is current");
+    assert_eq!(outcome.ticket.version, 4);
+}
