@@ -145,3 +145,23 @@ impl Drop for Held {
         (self.gauge)(&self.metrics).fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A held gauge counts up while held and back down when dropped.
+    #[test]
+    fn a_held_gauge_comes_back_down_on_drop() {
+        let metrics = Arc::new(Metrics::default());
+        let first = Metrics::hold(&metrics, |m| &m.ws_operations);
+        let second = Metrics::hold(&metrics, |m| &m.ws_operations);
+        assert_eq!(metrics.ws_operations.load(Ordering::Relaxed), 2);
+        drop(first);
+        drop(second);
+        assert_eq!(metrics.ws_operations.load(Ordering::Relaxed), 0);
+        assert!(metrics
+            .render(None, &[])
+            .contains("tickets_ws_operations 0"));
+    }
+}

@@ -185,6 +185,19 @@ async fn an_invalid_message_closes_the_socket_with_4400() {
     assert_eq!(closed(&mut socket).await.0, 4400);
 }
 
+/// A message over `TICKETS_MAX_BODY_BYTES` is refused with 1009 and a reason
+/// naming the limit, before it is buffered whole.
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_with_1009() {
+    let server = Server::start_with(&[("TICKETS_MAX_BODY_BYTES", "1000")]);
+    let mut socket = open(&server, TRANSPORT).await;
+    let query = format!("{{ __typename }} # {}", "x".repeat(2000));
+    send(&mut socket, subscribe("1", &query)).await;
+    let (code, reason) = closed(&mut socket).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("1000"), "{reason}");
+}
+
 /// A bad, expired or missing token in `connection_init` closes with
 /// 4403 `Forbidden` (auth.md), and no acknowledgement comes first.
 #[tokio::test]
