@@ -49,6 +49,19 @@ pub struct Journal {
 
 pub type SharedJournal = Arc<Mutex<Journal>>;
 
+impl Journal {
+    /// Says what went wrong with a few of the failed mutations, if any.
+    pub fn print_failures(&self) {
+        if !self.failures.is_empty() {
+            println!(
+                "  {} mutations failed, e.g.: {:?}",
+                self.failures.len(),
+                &self.failures[..self.failures.len().min(3)]
+            );
+        }
+    }
+}
+
 pub fn lock(journal: &SharedJournal) -> std::sync::MutexGuard<'_, Journal> {
     journal.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -125,7 +138,7 @@ pub async fn drive(
             0 | 2 => (
                 Kind::Priority,
                 PRIORITY,
-                json!({ "id": tickets[ticket], "p": if round % 4 == 0 { "HIGH" } else { "LOW" } }),
+                json!({ "id": tickets[ticket], "p": if round.is_multiple_of(4) { "HIGH" } else { "LOW" } }),
             ),
             _ => (
                 Kind::Comment,
@@ -141,6 +154,9 @@ pub async fn drive(
             let responded = Instant::now();
             drop(permit);
             let recorded = outcome.and_then(|r| {
+                if r["event"].is_null() {
+                    bail!("no event: the command changed nothing (a concurrent one on the same ticket got there first)");
+                }
                 Ok(Mutation {
                     event_id: Uuid::parse_str(r["event"]["id"].as_str().unwrap_or_default())
                         .context("event id")?,

@@ -73,7 +73,11 @@ fn command(n: usize, step: usize, id: Uuid, queue: &str) -> Command {
             reference: format!("TCK-{:07}", n + 1),
             request: format!("Request {n}: the VPN drops every hour"),
             description: Some("Since Monday, on the office Wi-Fi and at home.".into()),
-            priority: [TicketPriority::Low, TicketPriority::Medium, TicketPriority::High][n % 3],
+            priority: [
+                TicketPriority::Low,
+                TicketPriority::Medium,
+                TicketPriority::High,
+            ][n % 3],
             queue: queue.to_string(),
             tags: vec!["vpn".into()],
         },
@@ -119,7 +123,7 @@ fn command(n: usize, step: usize, id: Uuid, queue: &str) -> Command {
             comment: None,
         },
         12 => Command::RemoveTag { tag: "vpn".into() },
-        13 if n % 10 == 0 => Command::Move {
+        13 if n.is_multiple_of(10) => Command::Move {
             queue: mover.to_string(),
         },
         13 => Command::ChangePriority {
@@ -140,7 +144,7 @@ fn command(n: usize, step: usize, id: Uuid, queue: &str) -> Command {
         },
         _ => Command::ChangeStatus {
             // Most resolved tickets get closed; some are reopened.
-            status: if n % 5 == 0 {
+            status: if n.is_multiple_of(5) {
                 TicketStatus::Open
             } else {
                 TicketStatus::Closed
@@ -155,7 +159,11 @@ fn command(n: usize, step: usize, id: Uuid, queue: &str) -> Command {
 async fn append_ticket(store: &dyn EventStore, n: usize) -> anyhow::Result<usize> {
     let id = Uuid::new_v4();
     let queue = QUEUES[n % QUEUES.len()];
-    let requester = Actor::new(format!("requester-{}", n % REQUESTERS), vec![Role::Requester], vec![]);
+    let requester = Actor::new(
+        format!("requester-{}", n % REQUESTERS),
+        vec![Role::Requester],
+        vec![],
+    );
     let admin = Actor::new("admin-1", vec![Role::Admin], vec![]);
     let worker = agent(queue, n % AGENTS_PER_QUEUE);
     let mut at: DateTime<Utc> =
@@ -166,7 +174,7 @@ async fn append_ticket(store: &dyn EventStore, n: usize) -> anyhow::Result<usize
         let command = command(n, step, id, queue);
         let actor = match step {
             0 => &requester,
-            s if s > 13 && n % 10 == 0 => &admin,
+            s if s > 13 && n.is_multiple_of(10) => &admin,
             _ => &worker,
         };
         at += Duration::seconds(30);

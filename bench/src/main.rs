@@ -88,9 +88,10 @@ struct Cli {
     /// at full size; 20 at tiny size).
     #[arg(long, value_delimiter = ',')]
     sockets: Option<Vec<usize>>,
-    /// Fan-out and resume: deliveries per second the driver's rate is sized for.
-    #[arg(long, default_value_t = 10_000.0)]
-    deliveries_per_sec: f64,
+    /// Fan-out and resume: deliveries per second the driver's rate is sized
+    /// for (default 10,000; tiny 100).
+    #[arg(long)]
+    deliveries_per_sec: Option<f64>,
     /// Fan-out: how long the driver sends mutations (default 20 s, tiny 3 s).
     #[arg(long)]
     drive_secs: Option<u64>,
@@ -132,7 +133,9 @@ fn main() -> anyhow::Result<()> {
 /// Up to 10,000 sockets (and the server, which inherits the limit) need more
 /// descriptors than the usual soft limit of 1,024.
 fn raise_open_file_limit() -> anyhow::Result<u64> {
-    let (_, hard) = rlimit::Resource::NOFILE.get().context("reading RLIMIT_NOFILE")?;
+    let (_, hard) = rlimit::Resource::NOFILE
+        .get()
+        .context("reading RLIMIT_NOFILE")?;
     rlimit::Resource::NOFILE
         .set(hard, hard)
         .context("raising RLIMIT_NOFILE")?;
@@ -149,7 +152,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         size: cli.size,
         postgres_url: cli.postgres_url,
         sockets: cli.sockets,
-        deliveries_per_sec: cli.deliveries_per_sec,
+        deliveries_per_sec: cli
+            .deliveries_per_sec
+            .unwrap_or(if tiny { 100.0 } else { 10_000.0 }),
         drive: Duration::from_secs(cli.drive_secs.unwrap_or(if tiny { 3 } else { 20 })),
         deadline: Duration::from_secs(cli.deadline_secs.unwrap_or(if tiny { 120 } else { 600 })),
         tickets_bin: cli.tickets_bin,

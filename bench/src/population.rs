@@ -70,10 +70,10 @@ impl Population {
             let (user, interest) = match i % 10 {
                 0..=5 => (format!("requester-{i}"), Interest::Mine),
                 6..=8 => (format!("agent-{i}"), Interest::Team),
-                _ if group % 2 == 0 => (format!("agent-{i}"), Interest::Comments),
+                _ if group.is_multiple_of(2) => (format!("agent-{i}"), Interest::Comments),
                 _ => (format!("agent-{i}"), Interest::Urgent),
             };
-            if interest == Interest::Mine && (i % 10 == 0 || i % 10 == 3 || tickets.is_empty()) {
+            if interest == Interest::Mine && (matches!(i % 10, 0 | 3) || tickets.is_empty()) {
                 tickets.push(TicketSpec {
                     id: String::new(),
                     queue: QUEUES[tickets.len() % QUEUES.len()],

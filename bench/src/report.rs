@@ -34,7 +34,8 @@ pub struct Report {
     path: PathBuf,
 }
 
-const HEADER: &str = "| date (UTC) | commit | machine | scenario | backend | settings | result | target | met |\n\
+const HEADER: &str =
+    "| date (UTC) | commit | machine | scenario | backend | settings | result | target | met |\n\
 |---|---|---|---|---|---|---|---|---|\n";
 
 impl Report {
@@ -121,7 +122,7 @@ pub fn thousands(x: f64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

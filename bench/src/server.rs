@@ -70,7 +70,9 @@ impl ServerProcess {
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().ok_or_else(|| anyhow!("the server exited at once"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the server exited at once"))?;
         let stdout = child.stdout.take().context("server stdout")?;
         let mut first = String::new();
         tokio::time::timeout(

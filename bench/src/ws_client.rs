@@ -124,7 +124,8 @@ pub async fn listen(
         let text = match frame {
             Message::Text(text) => text,
             Message::Close(close) => {
-                log.problems.push(format!("server closed the socket: {close:?}"));
+                log.problems
+                    .push(format!("server closed the socket: {close:?}"));
                 return;
             }
             _ => continue,
@@ -149,7 +150,9 @@ pub async fn listen(
             }
             Ok(frame) if frame.kind == "pong" => {}
             Ok(_) => log.problems.push(format!("unexpected message: {text}")),
-            Err(e) => log.problems.push(format!("undecodable message ({e}): {text}")),
+            Err(e) => log
+                .problems
+                .push(format!("undecodable message ({e}): {text}")),
         }
     }
 }

@@ -86,7 +86,9 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
                 || "none (reference)".into(),
                 |t| format!(">= {} cmd/s", thousands(t)),
             ),
-            met: target.filter(|_| !settings.tiny()).map(|t| m.per_second >= t),
+            met: target
+                .filter(|_| !settings.tiny())
+                .map(|t| m.per_second >= t),
         });
     }
     Ok(rows)

@@ -49,12 +49,22 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
 async fn one(settings: &Settings, backend: Backend, sockets: usize) -> anyhow::Result<Row> {
     let bin = tickets_bin(settings.tickets_bin.as_deref())?;
     let server = ServerProcess::start(&bin, backend, &settings.postgres_url).await?;
-    println!("  fanout: {sockets} sockets, server pid {} on {}", server.pid, server.address);
+    println!(
+        "  fanout: {sockets} sockets, server pid {} on {}",
+        server.pid, server.address
+    );
     let outcome = tokio::time::timeout(settings.deadline, measure(settings, &server, sockets))
         .await
-        .unwrap_or_else(|_| bail!("fan-out with {sockets} sockets passed its deadline of {:?}", settings.deadline));
+        .unwrap_or_else(|_| {
+            bail!(
+                "fan-out with {sockets} sockets passed its deadline of {:?}",
+                settings.deadline
+            )
+        });
     server.stop().await?;
     let m = outcome?;
+    // Which build served: a debug server's figures are no figures.
+    let served_by = bin.display().to_string();
     let full_target = !settings.tiny() && sockets >= 10_000;
     let kb_per_socket = m.rss_per_socket_bytes / 1000.0;
     let met = full_target.then(|| {
@@ -69,7 +79,7 @@ async fn one(settings: &Settings, backend: Backend, sockets: usize) -> anyhow::R
         scenario: "fanout".into(),
         backend: backend.to_string(),
         settings: format!(
-            "{} sockets (60% myTicketUpdates, 30% teamTicketUpdates, 10% supportTicketEvents filtered), {} tickets, {:.1} mutations/s for {} s (aimed at {} deliveries/s), opened {OPEN_BATCH} per {} ms",
+            "{} sockets (60% myTicketUpdates, 30% teamTicketUpdates, 10% supportTicketEvents filtered), {} tickets, {:.1} mutations/s for {} s (aimed at {} deliveries/s), opened {OPEN_BATCH} per {} ms; server {served_by}",
             thousands(sockets as f64),
             m.tickets,
             m.rate,
@@ -158,10 +168,11 @@ async fn measure(
     let logs = fleet.close().await;
 
     let journal = std::mem::take(&mut *driver::lock(&journal));
+    journal.print_failures();
     let tally = Tally::of(&population, &logs, &journal.mutations, &connected)?;
-    let window = tally
-        .last_arrival
-        .map_or(settings.drive, |last| last.saturating_duration_since(drive_started));
+    let window = tally.last_arrival.map_or(settings.drive, |last| {
+        last.saturating_duration_since(drive_started)
+    });
     Ok(Measured {
         tickets: population.tickets.len(),
         rate,
@@ -410,7 +421,10 @@ impl Tally {
                         if *arrived < m.responded {
                             tally.early += 1;
                         }
-                        record(&mut tally.latency, arrived.saturating_duration_since(m.responded))?;
+                        record(
+                            &mut tally.latency,
+                            arrived.saturating_duration_since(m.responded),
+                        )?;
                     }
                     _ => tally.unexpected += 1,
                 }

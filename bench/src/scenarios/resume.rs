@@ -32,15 +32,21 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
     let sockets = if settings.tiny() { 20 } else { 1_000 };
     let bin = tickets_bin(settings.tickets_bin.as_deref())?;
     let server = ServerProcess::start(&bin, backend, &settings.postgres_url).await?;
-    println!("  resume: {sockets} sockets, server pid {} on {}", server.pid, server.address);
+    println!(
+        "  resume: {sockets} sockets, server pid {} on {}",
+        server.pid, server.address
+    );
     let outcome = tokio::time::timeout(settings.deadline, measure(settings, &server, sockets))
         .await
         .unwrap_or_else(|_| bail!("resume passed its deadline of {:?}", settings.deadline));
     server.stop().await?;
     let m = outcome?;
-    let met = (!settings.tiny()).then(|| {
-        m.tally.missed == 0 && m.tally.duplicated == 0 && m.tally.unexpected == 0 && m.failures == 0
-    });
+    let met = (!settings.tiny()).then_some(
+        m.tally.missed == 0
+            && m.tally.duplicated == 0
+            && m.tally.unexpected == 0
+            && m.failures == 0,
+    );
     Ok(vec![Row {
         scenario: "resume".into(),
         backend: backend.to_string(),
@@ -197,6 +203,7 @@ async fn measure(
     driving.await.context("driver task")?;
 
     let journal = std::mem::take(&mut *driver::lock(&journal));
+    journal.print_failures();
     let connected = vec![true; sockets];
     let mut expected = 0;
     for m in &journal.mutations {
@@ -230,7 +237,10 @@ async fn measure(
                 }
             }
         }
-        record(&mut catch_up, caught_up.saturating_duration_since(reconnected_at))?;
+        record(
+            &mut catch_up,
+            caught_up.saturating_duration_since(reconnected_at),
+        )?;
         logs.push(resumed.log);
     }
     let tally = Tally::of(&population, &logs, &journal.mutations, &connected)?;
