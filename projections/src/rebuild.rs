@@ -40,9 +40,11 @@ use crate::error::ProjectionError;
 use crate::lease::Lease;
 use crate::runner::{Projection, Runner};
 
-/// Events per shadow transaction: bigger than a live batch, since nobody
-/// waits on the shadow.
-const REBUILD_BATCH: usize = 2_000;
+/// Events per shadow transaction (and per page read from the log): much
+/// bigger than a live batch, since nobody waits on the shadow, and the
+/// projections fold a batch in memory, so each batch costs a few statements
+/// per table plus one live checkpoint write and one head read for progress.
+const REBUILD_BATCH: usize = 20_000;
 /// The checkpoint row that marks a rebuild in progress.
 pub(crate) const REBUILDING: &str = "rebuild:";
 
