@@ -147,8 +147,7 @@ async fn healthz() -> &'static str {
 /// the same JSON body, naming what keeps the node out, otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
     let max_lag = state.ctx.settings.ready_max_lag;
-    let verdict =
-        crate::readiness::check(&*state.ctx.store, &state.ctx.read_db, max_lag).await;
+    let verdict = crate::readiness::check(&*state.ctx.store, &state.ctx.read_db, max_lag).await;
     let status = if verdict.ready {
         StatusCode::OK
     } else {

@@ -191,7 +191,10 @@ async fn a_configured_tiny_target_is_breached_in_history_and_queue_figures(kind:
         .with_clock(at(2))
         .refreshing(metrics.clone());
     let report = configured.tick().await.unwrap();
-    assert_eq!(report.appended, 1, "the first-response breach, no belated warning");
+    assert_eq!(
+        report.appended, 1,
+        "the first-response breach, no belated warning"
+    );
 
     let recorded = store::read_whole_stream(store, &domain::stream_name(id))
         .await
@@ -219,6 +222,9 @@ async fn a_configured_tiny_target_is_breached_in_history_and_queue_figures(kind:
     let support = projections::metrics::queue_metrics(&backend.db, Some("support"))
         .await
         .unwrap();
-    assert_eq!(support[0].sla_breaches, 1, "the figures use the same target");
+    assert_eq!(
+        support[0].sla_breaches, 1,
+        "the figures use the same target"
+    );
     backend.cleanup().await;
 }
