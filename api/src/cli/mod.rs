@@ -14,6 +14,10 @@ mod demo;
 mod projections;
 mod server;
 
+/// Every projection the server runs, in the order `tickets projections
+/// rebuild` takes them (public so the benchmark rebuilds exactly these).
+pub use projections::catalogue;
+
 use crate::app::SqlDatabase;
 use crate::auth::parse_ttl;
 use crate::command_service::{CommandRequest, CommandService};
@@ -246,7 +250,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("opening {}", crate::config::redact(url)))?,
                 None => db.store(),
             };
-            let policy = cli.serve.sla_policy().context("invalid SLA configuration")?;
+            let policy = cli
+                .serve
+                .sla_policy()
+                .context("invalid SLA configuration")?;
             let mut out = std::io::stdout().lock();
             return projections::run(command, log, db.write_db(), policy, &mut out).await;
         }

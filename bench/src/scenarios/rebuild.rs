@@ -4,32 +4,17 @@
 //! other as the command does. Reports log events per second of the whole
 //! rebuild (every projection reads the whole log), and each projection's time.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use api::cli::catalogue;
 use domain::SlaPolicy;
 use projections::rebuild::rebuild;
-use projections::{
-    MetricsProjection, NotificationsProjection, Projection, TicketsProjection, UsersProjection,
-};
 
 use crate::backend::{Backend, Fresh};
 use crate::generator::{self, EVENTS_PER_TICKET};
 use crate::report::{thousands, Row};
 use crate::Settings;
-
-/// Every projection the server runs, in the order `tickets projections
-/// rebuild` takes them: the same list as the CLI's `catalogue` (private to
-/// the `api` crate's command line), with the same default SLA policy.
-fn catalogue() -> Vec<Arc<dyn Projection>> {
-    vec![
-        Arc::new(TicketsProjection),
-        Arc::new(UsersProjection),
-        Arc::new(MetricsProjection::new(SlaPolicy::default())),
-        Arc::new(NotificationsProjection::new()),
-    ]
-}
 
 pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Row>> {
     let tickets = if settings.tiny() { 100 } else { 50_000 };
@@ -87,7 +72,8 @@ async fn measure(fresh: &Fresh, tickets: usize) -> anyhow::Result<Measured> {
 
     let started = Instant::now();
     let mut per_projection = Vec::new();
-    for projection in catalogue() {
+    // The CLI's own list, with the default SLA policy the server starts with.
+    for projection in catalogue(SlaPolicy::default()) {
         let name = projection.name().to_string();
         let one = Instant::now();
         let reached = rebuild(fresh.log.clone(), &fresh.read_db, projection, |_| {})
