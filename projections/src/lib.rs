@@ -38,8 +38,8 @@
 //!   [`ApplyError`] (what a handler reports for one event).
 //!
 //! Outside `src/`: `tests/read_models` runs every behaviour against SQLite and
-//! PostgreSQL; `benches/rebuild.rs` times a full rebuild of the tickets
-//! projection.
+//! PostgreSQL; the `bench` crate's `rebuild` scenario
+//! (`bench/src/scenarios/rebuild.rs`) times a full rebuild of every projection.
 //!
 //! The tables themselves are created by `migrations/*/0002` to `0004`, which
 //! the event store runs on connect; `migrations/README.md` documents them.
