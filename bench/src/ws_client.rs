@@ -3,6 +3,11 @@
 //! and the protocol followed to the letter: `connection_init` with
 //! `{"Authorization": "Bearer <token>"}`, wait for `connection_ack`, one
 //! `subscribe` per unique id, every `ping` answered with a `pong`.
+//!
+//! A subscription that falls behind ends with a `LAGGED` error carrying the
+//! position it has delivered everything up to; the client does what a real
+//! one should: it resubscribes on the same socket under a fresh operation id
+//! with `after` = that position, and counts the lag.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -64,16 +69,54 @@ pub async fn connect(address: &str, token: &str) -> anyhow::Result<Socket> {
     }
 }
 
-/// Sends `subscribe` with operation id `id`.
-pub async fn subscribe(
-    socket: &mut Socket,
-    id: &str,
-    query: &str,
+/// A subscription kept alive across `LAGGED`: its query and variables (which
+/// carry `after`), and the operation id it currently runs under.
+pub struct Subscription {
+    query: String,
     variables: Value,
-) -> anyhow::Result<()> {
-    let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
-    socket.send(Message::text(message.to_string())).await?;
-    Ok(())
+    operation: u32,
+}
+
+impl Subscription {
+    pub fn new(query: String, variables: Value) -> Subscription {
+        Subscription {
+            query,
+            variables,
+            operation: 1,
+        }
+    }
+
+    /// Sends `subscribe` under the current operation id.
+    pub async fn start(&self, socket: &mut Socket) -> anyhow::Result<()> {
+        let message = json!({
+            "id": self.operation.to_string(),
+            "type": "subscribe",
+            "payload": { "query": self.query, "variables": self.variables },
+        });
+        socket.send(Message::text(message.to_string())).await?;
+        Ok(())
+    }
+
+    /// Resubscribes after `LAGGED`: a fresh operation id (ids are never
+    /// reused on a socket) and `after` = the position the server named.
+    async fn resume(&mut self, socket: &mut Socket, after: &str) -> anyhow::Result<()> {
+        self.advance(after);
+        self.start(socket).await
+    }
+
+    fn advance(&mut self, after: &str) {
+        self.operation += 1;
+        match self.variables.as_object_mut() {
+            Some(variables) => {
+                variables.insert("after".into(), Value::String(after.into()));
+            }
+            None => self.variables = json!({ "after": after }),
+        }
+    }
+
+    fn is_current(&self, id: Option<&str>) -> bool {
+        id == Some(self.operation.to_string().as_str())
+    }
 }
 
 async fn pong(socket: &mut Socket) -> anyhow::Result<()> {
@@ -90,15 +133,20 @@ pub struct ClientLog {
     pub received: Vec<(Uuid, Instant)>,
     /// The position of the last delivered event (what `after` resumes from).
     pub last_position: Option<String>,
-    /// Protocol errors, `error` or `complete` messages, unexpected closes.
+    /// `LAGGED` completions, each followed by a resubscription.
+    pub lags: u64,
+    /// Protocol errors, `error` messages and `complete`s other than the one
+    /// after `LAGGED`, unexpected closes.
     pub problems: Vec<String>,
 }
 
-/// Reads deliveries into `log` until `stop` is cancelled (then returns,
-/// dropping nothing but the caller's socket if it drops it) or the socket
-/// ends. Each delivery bumps `delivered`.
+/// Reads deliveries of `subscription` (already started) into `log` until
+/// `stop` is cancelled (then returns, dropping nothing but the caller's
+/// socket if it drops it) or the socket ends. Each delivery bumps
+/// `delivered`; a `LAGGED` error resubscribes from the position it names.
 pub async fn listen(
     socket: &mut Socket,
+    subscription: &mut Subscription,
     log: &mut ClientLog,
     stop: &CancellationToken,
     delivered: &AtomicU64,
@@ -130,29 +178,98 @@ pub async fn listen(
             }
             _ => continue,
         };
-        match serde_json::from_str::<Frame>(&text) {
-            Ok(frame) if frame.kind == "next" => match frame.event() {
-                Some(event) => match Uuid::parse_str(&event.id) {
-                    Ok(id) => {
-                        log.received.push((id, arrived));
-                        log.last_position = Some(event.position);
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => log.problems.push(format!("event id is no UUID: {text}")),
-                },
-                None => log.problems.push(format!("next without an event: {text}")),
-            },
-            Ok(frame) if frame.kind == "ping" => {
+        match Incoming::decode(&text) {
+            Incoming::Event { id, position } => {
+                log.received.push((id, arrived));
+                log.last_position = Some(position);
+                delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Incoming::Lagged { position } => {
+                log.lags += 1;
+                // Everything up to `position` has been delivered: a later
+                // reconnect resumes from there too.
+                log.last_position = Some(position.clone());
+                if let Err(e) = subscription.resume(socket, &position).await {
+                    log.problems
+                        .push(format!("resubscribing after LAGGED: {e}"));
+                    return;
+                }
+            }
+            // The lagged operation's stream ends with `complete`; only the
+            // running one's ending is a problem.
+            Incoming::Complete { id } if !subscription.is_current(id.as_deref()) => {}
+            Incoming::Ping => {
                 if let Err(e) = pong(socket).await {
                     log.problems.push(e.to_string());
                     return;
                 }
             }
-            Ok(frame) if frame.kind == "pong" => {}
-            Ok(_) => log.problems.push(format!("unexpected message: {text}")),
-            Err(e) => log
-                .problems
-                .push(format!("undecodable message ({e}): {text}")),
+            Incoming::Pong => {}
+            Incoming::Complete { .. } => log.problems.push(format!("unexpected message: {text}")),
+            Incoming::Problem(problem) => log.problems.push(problem),
+        }
+    }
+}
+
+/// A server message, classified.
+#[derive(Debug, PartialEq)]
+enum Incoming {
+    Event {
+        id: Uuid,
+        position: String,
+    },
+    /// A `next` or `error` whose error has `extensions.code = "LAGGED"`.
+    Lagged {
+        position: String,
+    },
+    Complete {
+        id: Option<String>,
+    },
+    Ping,
+    Pong,
+    /// Anything else, described for the report.
+    Problem(String),
+}
+
+impl Incoming {
+    fn decode(text: &str) -> Incoming {
+        let frame = match serde_json::from_str::<Frame>(text) {
+            Ok(frame) => frame,
+            Err(e) => return Incoming::Problem(format!("undecodable message ({e}): {text}")),
+        };
+        let (event, errors) = match frame.payload {
+            Some(Payload::Errors(errors)) => (None, errors),
+            Some(Payload::Result { data, errors }) => (data.and_then(|d| d.e), errors),
+            None => (None, Vec::new()),
+        };
+        if matches!(frame.kind.as_str(), "next" | "error") {
+            let lagged = errors
+                .iter()
+                .find(|e| e.extensions.code.as_deref() == Some("LAGGED"));
+            if let Some(lagged) = lagged {
+                return match &lagged.extensions.position {
+                    Some(position) => Incoming::Lagged {
+                        position: position.clone(),
+                    },
+                    None => Incoming::Problem(format!("LAGGED without a position: {text}")),
+                };
+            }
+        }
+        match frame.kind.as_str() {
+            "next" if errors.is_empty() => match event {
+                Some(event) => match Uuid::parse_str(&event.id) {
+                    Ok(id) => Incoming::Event {
+                        id,
+                        position: event.position,
+                    },
+                    Err(_) => Incoming::Problem(format!("event id is no UUID: {text}")),
+                },
+                None => Incoming::Problem(format!("next without an event: {text}")),
+            },
+            "complete" => Incoming::Complete { id: frame.id },
+            "ping" => Incoming::Ping,
+            "pong" => Incoming::Pong,
+            _ => Incoming::Problem(format!("unexpected message: {text}")),
         }
     }
 }
@@ -164,13 +281,23 @@ struct Frame {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
     payload: Option<Payload>,
 }
 
+/// `next` carries an execution result, `error` a list of errors. The list is
+/// tried first: a result is an object, which never decodes as a list.
 #[derive(Deserialize)]
-struct Payload {
-    #[serde(default)]
-    data: Option<Data>,
+#[serde(untagged)]
+enum Payload {
+    Errors(Vec<GraphqlError>),
+    Result {
+        #[serde(default)]
+        data: Option<Data>,
+        #[serde(default)]
+        errors: Vec<GraphqlError>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -185,8 +312,90 @@ struct EventRef {
     position: String,
 }
 
-impl Frame {
-    fn event(self) -> Option<EventRef> {
-        self.payload?.data?.e
+#[derive(Deserialize)]
+struct GraphqlError {
+    #[serde(default)]
+    extensions: Extensions,
+}
+
+#[derive(Deserialize, Default)]
+struct Extensions {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    position: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0b7e6a4e-7f3c-4f0e-9d55-3a1f3f6f2b10";
+
+    #[test]
+    fn a_delivery_is_an_event_with_its_position() {
+        let text = format!(
+            r#"{{"id":"1","type":"next","payload":{{"data":{{"e":{{"id":"{ID}","position":"42"}}}}}}}}"#
+        );
+        assert_eq!(
+            Incoming::decode(&text),
+            Incoming::Event {
+                id: Uuid::parse_str(ID).unwrap(),
+                position: "42".into()
+            }
+        );
+    }
+
+    /// async-graphql sends a stream's error item as a `next` with errors.
+    #[test]
+    fn lagged_in_a_next_names_the_position_to_resume_from() {
+        let text = r#"{"id":"1","type":"next","payload":{"data":null,"errors":[{"message":"the subscriber fell behind","extensions":{"code":"LAGGED","position":"17"}}]}}"#;
+        assert_eq!(
+            Incoming::decode(text),
+            Incoming::Lagged {
+                position: "17".into()
+            }
+        );
+    }
+
+    #[test]
+    fn lagged_in_an_error_message_names_the_position_to_resume_from() {
+        let text = r#"{"id":"1","type":"error","payload":[{"message":"behind","extensions":{"code":"LAGGED","position":"9"}}]}"#;
+        assert_eq!(
+            Incoming::decode(text),
+            Incoming::Lagged {
+                position: "9".into()
+            }
+        );
+    }
+
+    #[test]
+    fn other_errors_are_problems_not_lags() {
+        let next = r#"{"id":"1","type":"next","payload":{"data":null,"errors":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}}"#;
+        let error = r#"{"id":"1","type":"error","payload":[{"message":"bad query"}]}"#;
+        assert!(matches!(Incoming::decode(next), Incoming::Problem(_)));
+        assert!(matches!(Incoming::decode(error), Incoming::Problem(_)));
+    }
+
+    #[test]
+    fn complete_carries_its_operation_id() {
+        assert_eq!(
+            Incoming::decode(r#"{"id":"2","type":"complete"}"#),
+            Incoming::Complete {
+                id: Some("2".into())
+            }
+        );
+    }
+
+    /// A resubscription runs under a new id with `after` replaced, so the
+    /// old operation's `complete` is told apart from the new one's.
+    #[test]
+    fn resuming_moves_to_a_new_operation_id() {
+        let mut s = Subscription::new("q".into(), json!({ "after": "1", "q": ["x"] }));
+        assert!(s.is_current(Some("1")));
+        s.advance("5");
+        assert!(s.is_current(Some("2")));
+        assert!(!s.is_current(Some("1")));
+        assert_eq!(s.variables, json!({ "after": "5", "q": ["x"] }));
     }
 }

@@ -23,7 +23,7 @@ use crate::population::{ClientSpec, Population, TicketSpec};
 use crate::report::{ms, thousands, Row};
 use crate::scenarios::commands::{new_histogram, record};
 use crate::server::{tickets_bin, ServerProcess};
-use crate::ws_client::{self, ClientLog};
+use crate::ws_client::{self, ClientLog, Subscription};
 use crate::Settings;
 
 /// Sockets opened per step, and the step: the gradual opening of the issue.
@@ -88,7 +88,7 @@ async fn one(settings: &Settings, backend: Backend, sockets: usize) -> anyhow::R
             OPEN_EVERY.as_millis()
         ),
         result: format!(
-            "p50 {}, p99 {}, max {}; {} deliveries/s ({} deliveries of {} mutations, {} before the response); missed {}, duplicated {}, unexpected {}; {:.1} KB/idle socket (RSS {:.0} -> {:.0} MiB); {} connect failures, {} mutation failures, {} socket problems",
+            "p50 {}, p99 {}, max {}; {} deliveries/s ({} deliveries of {} mutations, {} before the response); missed {}, duplicated {}, unexpected {}; {:.1} KB/idle socket (RSS {:.0} -> {:.0} MiB); lagged {} (resumed); {} connect failures, {} mutation failures, {} socket problems",
             ms(m.latency.value_at_quantile(0.5)),
             ms(m.latency.value_at_quantile(0.99)),
             ms(m.latency.max()),
@@ -102,6 +102,7 @@ async fn one(settings: &Settings, backend: Backend, sockets: usize) -> anyhow::R
             kb_per_socket,
             m.rss_before_kib as f64 / 1024.0,
             m.rss_after_kib as f64 / 1024.0,
+            m.lagged,
             m.connect_failures,
             m.mutation_failures,
             m.problems
@@ -122,6 +123,8 @@ pub struct Measured {
     pub missed: u64,
     pub duplicated: u64,
     pub unexpected: u64,
+    /// `LAGGED` completions, each resubscribed from its position.
+    pub lagged: u64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub rss_per_socket_bytes: f64,
@@ -184,6 +187,7 @@ async fn measure(
         missed: tally.missed,
         duplicated: tally.duplicated,
         unexpected: tally.unexpected,
+        lagged: tally.lagged,
         rss_before_kib,
         rss_after_kib,
         rss_per_socket_bytes,
@@ -290,12 +294,13 @@ impl Fleet {
                 tasks.push(Some(tokio::spawn(async move {
                     let opened = async {
                         let mut socket = ws_client::connect(&address, &token).await?;
-                        ws_client::subscribe(&mut socket, "1", &query, variables).await?;
-                        anyhow::Ok(socket)
+                        let subscription = Subscription::new(query, variables);
+                        subscription.start(&mut socket).await?;
+                        anyhow::Ok((socket, subscription))
                     }
                     .await;
-                    let mut socket = match opened {
-                        Ok(socket) => socket,
+                    let (mut socket, mut subscription) = match opened {
+                        Ok(opened) => opened,
                         Err(e) => {
                             failed.fetch_add(1, Ordering::Relaxed);
                             return Err(e);
@@ -304,7 +309,8 @@ impl Fleet {
                     ok_flags[i].store(true, Ordering::Relaxed);
                     ready.fetch_add(1, Ordering::Relaxed);
                     let mut log = ClientLog::default();
-                    ws_client::listen(&mut socket, &mut log, &stop, &delivered).await;
+                    ws_client::listen(&mut socket, &mut subscription, &mut log, &stop, &delivered)
+                        .await;
                     let _ = socket.close(None).await;
                     Ok(log)
                 })));
@@ -384,6 +390,10 @@ pub struct Tally {
     pub missed: u64,
     pub duplicated: u64,
     pub unexpected: u64,
+    /// `LAGGED` completions the clients resubscribed after; their
+    /// deliveries are in the counts above like any other (a duplicate across
+    /// the resubscription is a duplicate).
+    pub lagged: u64,
     pub problems: usize,
     pub last_arrival: Option<Instant>,
 }
@@ -403,6 +413,7 @@ impl Tally {
             missed: 0,
             duplicated: 0,
             unexpected: 0,
+            lagged: 0,
             problems: 0,
             last_arrival: None,
         };
@@ -411,6 +422,7 @@ impl Tally {
                 continue;
             }
             tally.problems += log.problems.len();
+            tally.lagged += log.lags;
             let mut seen: HashMap<Uuid, u32> = HashMap::with_capacity(log.received.len());
             for (id, arrived) in &log.received {
                 *seen.entry(*id).or_default() += 1;

@@ -22,7 +22,7 @@ use crate::report::{ms, thousands, Row};
 use crate::scenarios::commands::{new_histogram, record};
 use crate::scenarios::fanout::{admin, create_tickets, Tally};
 use crate::server::{tickets_bin, ServerProcess};
-use crate::ws_client::{self, ClientLog};
+use crate::ws_client::{self, ClientLog, Subscription};
 use crate::Settings;
 
 /// Deliveries may trail the last mutation this long before missing ones are gaps.
@@ -58,7 +58,7 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
             m.phase.as_secs()
         ),
         result: format!(
-            "all caught up {} after reconnecting (per client p50 {}, p99 {}); {} events missed while away, replayed; gaps {}, duplicated {}, unexpected {}; {} deliveries of {} mutations; {} connect failures, {} mutation failures",
+            "all caught up {} after reconnecting (per client p50 {}, p99 {}); {} events missed while away, replayed; gaps {}, duplicated {}, unexpected {}; lagged {} (resumed); {} deliveries of {} mutations; {} connect failures, {} mutation failures",
             ms(m.catch_up.max()),
             ms(m.catch_up.value_at_quantile(0.5)),
             ms(m.catch_up.value_at_quantile(0.99)),
@@ -66,6 +66,7 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
             m.tally.missed,
             m.tally.duplicated,
             m.tally.unexpected,
+            m.tally.lagged,
             thousands(m.tally.deliveries as f64),
             thousands(m.mutations as f64),
             m.failures,
@@ -136,13 +137,14 @@ async fn measure(
                 let (address, token) = (address.clone(), token.clone());
                 async move {
                     let mut socket = ws_client::connect(&address, &token).await?;
-                    ws_client::subscribe(&mut socket, "1", &query, variables).await?;
-                    anyhow::Ok(socket)
+                    let subscription = Subscription::new(query, variables);
+                    subscription.start(&mut socket).await?;
+                    anyhow::Ok((socket, subscription))
                 }
             };
             let first = session(cursor.clone()).await;
-            let mut socket = match first {
-                Ok(s) => s,
+            let (mut socket, mut subscription) = match first {
+                Ok(opened) => opened,
                 Err(e) => {
                     failed.fetch_add(1, Ordering::Relaxed);
                     return Err(e);
@@ -152,14 +154,21 @@ async fn measure(
             let mut log = ClientLog::default();
             // Registered before the drop, so the one notify_waiters reaches it.
             let woken = reconnect.notified();
-            ws_client::listen(&mut socket, &mut log, &drop_all, &delivered).await;
+            ws_client::listen(
+                &mut socket,
+                &mut subscription,
+                &mut log,
+                &drop_all,
+                &delivered,
+            )
+            .await;
             drop(socket); // no close frame: the connection just goes away
             let before_drop = log.received.len();
             woken.await;
             let after = log.last_position.clone().unwrap_or(cursor);
-            let mut socket = session(after).await.context("resuming")?;
+            let (mut socket, mut subscription) = session(after).await.context("resuming")?;
             let resubscribed = Instant::now();
-            ws_client::listen(&mut socket, &mut log, &end, &delivered).await;
+            ws_client::listen(&mut socket, &mut subscription, &mut log, &end, &delivered).await;
             let _ = socket.close(None).await;
             anyhow::Ok(Resumed {
                 log,
