@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use domain::{FieldChange, Ticket, TicketEvent};
 use store::{EventStore, Position, RecordedEvent, StoreError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -100,6 +100,8 @@ pub struct Hub {
     registry: Arc<Mutex<Registry>>,
     store: Arc<dyn EventStore>,
     config: HubConfig,
+    /// Woken when the hub learns the head of the log (or closes).
+    started: Arc<Notify>,
 }
 
 pub(crate) struct Registry {
@@ -110,6 +112,10 @@ pub(crate) struct Registry {
     index: Index,
     subscribers: HashMap<u64, Subscriber>,
     closed: bool,
+    /// False until the head of the log is known: a server whose log is
+    /// unreachable at start still starts, and its hub begins at the head
+    /// once the log answers (see [`Hub::start_joinable`]).
+    started: bool,
 }
 
 struct Subscriber {
@@ -125,6 +131,10 @@ impl Registry {
         }
     }
 }
+
+/// How long the server's start waits for the log's head before starting the
+/// hub without it.
+const HEAD_AT_START: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Hub {
     /// Starts the hub at the current head of the log and spawns its worker,
@@ -145,20 +155,63 @@ impl Hub {
         config: HubConfig,
         shutdown: CancellationToken,
     ) -> Result<(Hub, JoinHandle<()>), StoreError> {
-        let head = store.head().await?;
+        // The head now if the log answers promptly; otherwise the worker
+        // keeps asking, and subscriptions opened meanwhile wait for it.
+        let head = match tokio::time::timeout(HEAD_AT_START, store.head()).await {
+            Ok(Ok(head)) => Some(head),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the log's head is unknown; the fan-out starts when the log answers");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the log did not answer in time; the fan-out starts when it does");
+                None
+            }
+        };
         let hub = Hub {
             registry: Arc::new(Mutex::new(Registry {
                 next_id: 0,
-                position: head,
+                position: head.unwrap_or_default(),
                 index: Index::default(),
                 subscribers: HashMap::new(),
                 closed: false,
+                started: head.is_some(),
             })),
             store,
             config,
+            started: Arc::new(Notify::new()),
         };
         let worker = tokio::spawn(worker::tail(hub.clone(), shutdown));
         Ok((hub, worker))
+    }
+
+    /// Whether the hub knows where the log's head was when it started.
+    pub(crate) fn is_started(&self) -> bool {
+        self.lock().started
+    }
+
+    /// Records the head the worker read (once), waking waiting subscriptions.
+    pub(crate) fn begin_at(&self, head: Position) {
+        {
+            let mut registry = self.lock();
+            registry.position = head;
+            registry.started = true;
+        }
+        self.started.notify_waiters();
+    }
+
+    /// Waits until the hub has started or closed.
+    async fn wait_started(&self) {
+        loop {
+            let notified = self.started.notified();
+            {
+                let registry = self.lock();
+                if registry.started || registry.closed {
+                    return;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// The last position the hub has dispatched.
@@ -181,6 +234,19 @@ impl Hub {
         predicate: Predicate,
         after: Option<Position>,
     ) -> Subscription {
+        if !self.is_started() {
+            // Registered once the head is known: "live from now" then means
+            // from that head, the first position this hub can vouch for.
+            let hub = self.clone();
+            let items = async_stream::stream! {
+                hub.wait_started().await;
+                let mut inner = hub.subscribe(interest, predicate, after);
+                while let Some(item) = futures::StreamExt::next(&mut inner).await {
+                    yield item;
+                }
+            };
+            return subscription::deferred(Box::pin(items));
+        }
         let (sender, receiver) = mpsc::channel(self.config.buffer.max(1));
         let (id, live_after) = {
             let mut registry = self.lock();
@@ -237,6 +303,8 @@ impl Hub {
         registry.closed = true;
         registry.subscribers.clear();
         registry.index = Index::default();
+        drop(registry);
+        self.started.notify_waiters();
     }
 
     pub(crate) fn unregister(registry: &Mutex<Registry>, id: u64) {

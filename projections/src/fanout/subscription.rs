@@ -48,6 +48,16 @@ impl Drop for Subscription {
     }
 }
 
+/// A stream that registers itself later (see [`Hub::subscribe`] before the
+/// hub has started); the inner subscription unregisters itself on drop.
+pub(crate) fn deferred(items: BoxStream<'static, Item>) -> Subscription {
+    Subscription {
+        items,
+        registry: Weak::new(),
+        id: u64::MAX,
+    }
+}
+
 pub(crate) fn open(
     hub: &Hub,
     id: u64,

@@ -18,6 +18,23 @@ const RETRY_MAX: Duration = Duration::from_secs(10);
 pub(crate) async fn tail(hub: Hub, shutdown: CancellationToken) {
     let mut states = TicketStates::new(hub.config.cached_tickets);
     let mut delay = RETRY_FIRST;
+    while !hub.is_started() {
+        match hub.store.head().await {
+            Ok(head) => hub.begin_at(head),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "the fan-out waits for the log's head");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        hub.close();
+                        return;
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+    delay = RETRY_FIRST;
     loop {
         let mut events = hub.store.subscribe_all(hub.position());
         let failure = loop {

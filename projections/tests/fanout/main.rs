@@ -30,6 +30,7 @@ macro_rules! on_every_backend {
 }
 
 mod interest;
+mod late_start;
 mod seam;
 mod slow;
 
