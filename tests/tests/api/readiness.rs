@@ -67,7 +67,12 @@ async fn a_poisoned_projection_makes_the_server_unready_and_is_named() {
     let mut last = Value::Null;
     for _ in 0..300 {
         let (status, body) = readyz(&server).await;
-        if status == 503 {
+        // Every projection meets the poison on its own time: wait for the
+        // tickets projection's verdict, not just the first one to stop.
+        let tickets_failed = body["failing"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|n| n == "tickets"));
+        if status == 503 && tickets_failed {
             last = body;
             break;
         }
