@@ -60,6 +60,7 @@ pub mod rebuild;
 pub mod report;
 pub mod runner;
 pub mod sla;
+mod ticket_event;
 pub mod tickets;
 pub mod users;
 

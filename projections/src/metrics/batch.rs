@@ -30,6 +30,7 @@ use crate::bind::{execute, Arg};
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
+use crate::ticket_event::{self, TicketRecord};
 
 /// A ticket's facts as the batch left them, with its compact state.
 struct Known {
@@ -69,14 +70,7 @@ impl Batch {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        let mut wanted: Vec<Uuid> = events
-            .iter()
-            .filter_map(|e| e.stream_id.strip_prefix(domain::STREAM_PREFIX))
-            .filter_map(|id| Uuid::parse_str(id).ok())
-            .filter(|id| !self.known.contains_key(id))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let wanted = ticket_event::ids_to_load(events, |id| self.known.contains_key(id));
         if wanted.is_empty() {
             return Ok(());
         }
@@ -109,18 +103,14 @@ impl Batch {
         policy: &SlaPolicy,
         gate: &CommitGate<QueueUpdate>,
     ) -> Result<(), ApplyError> {
-        let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
+        let Some(TicketRecord {
+            ticket_id,
+            position,
+            event: decoded,
+        }) = ticket_event::read(event)?
+        else {
             return Ok(());
         };
-        let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
-            ApplyError::Poison(format!(
-                "stream {} names no ticket id: {e}",
-                event.stream_id
-            ))
-        })?;
-        let position = RowPosition::of(event.position)?;
-        let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
-            .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
         if !self.known.contains_key(&ticket_id) {
             self.preload(tx, &[event]).await?;
         }

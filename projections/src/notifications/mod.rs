@@ -38,6 +38,7 @@ use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
 use crate::runner::Projection;
+use crate::ticket_event::{self, TicketRecord};
 use batch::{Batch, NewRow};
 
 pub use inbox::{
@@ -164,18 +165,14 @@ async fn apply_one(
             .set_user(tx, &profile.id, profile.roles, profile.teams, position)
             .await;
     }
-    let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
+    let Some(TicketRecord {
+        ticket_id,
+        position,
+        event: decoded,
+    }) = ticket_event::read(event)?
+    else {
         return Ok(());
     };
-    let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
-        ApplyError::Poison(format!(
-            "stream {} names no ticket id: {e}",
-            event.stream_id
-        ))
-    })?;
-    let position = RowPosition::of(event.position)?;
-    let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
-        .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
     let before: Option<Ticket> = match batch.ticket(tx, ticket_id).await? {
         Some(known) if known.position >= position => return Ok(()),
         Some(known) => Some(known.state.clone()),

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::Projection;
+use crate::ticket_event::{self, TicketRecord};
 use writes::Writes;
 
 /// The checkpoint name of [`TicketsProjection`].
@@ -113,14 +114,7 @@ impl Tickets {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        let mut wanted: Vec<Uuid> = events
-            .iter()
-            .filter_map(|e| e.stream_id.strip_prefix(domain::STREAM_PREFIX))
-            .filter_map(|id| Uuid::parse_str(id).ok())
-            .filter(|id| !self.known.contains_key(id))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let wanted = ticket_event::ids_to_load(events, |id| self.known.contains_key(id));
         if wanted.is_empty() {
             return Ok(());
         }
@@ -145,18 +139,14 @@ impl Tickets {
     }
 
     async fn apply(&mut self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
+        let Some(TicketRecord {
+            ticket_id,
+            position,
+            event: decoded,
+        }) = ticket_event::read(event)?
+        else {
             return Ok(());
         };
-        let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
-            ApplyError::Poison(format!(
-                "stream {} names no ticket id: {e}",
-                event.stream_id
-            ))
-        })?;
-        let position = RowPosition::of(event.position)?;
-        let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
-            .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
         if let Entry::Vacant(_) = self.known.entry(ticket_id) {
             // Preloaded for a batch; a single event reads its ticket here.
             self.preload(tx, &[event]).await?;
