@@ -25,6 +25,7 @@
 //! ticket is at version 0 right after its creation (as the GraphQL contract says).
 
 mod append;
+mod append_queue;
 #[doc(hidden)]
 pub mod contract;
 pub mod esdb;

@@ -70,16 +70,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use sqlx::postgres::PgPool;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::append;
+use crate::append_queue::Appends;
 use crate::row::{self, PgEventRow, EVENT_COLUMNS};
 use crate::{
     subscription, AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
     StoreError,
 };
-use writer::AppendRequest;
 
 /// The PostgreSQL event store. Cheap to clone; clones share the pool and the
 /// listener.
@@ -92,7 +91,7 @@ struct Inner {
     pool: PgPool,
     schema: String,
     /// Appends go to the writer task (see `writer`).
-    appends: mpsc::Sender<AppendRequest>,
+    appends: Appends,
     writer: JoinHandle<()>,
     /// Bumped by the listener on every notification (and on reconnects).
     wake: Arc<watch::Sender<u64>>,
@@ -135,21 +134,7 @@ impl EventStore for PostgresEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        append::validate(stream, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream: stream.to_string(),
-            expected,
-            events,
-            reply,
-        };
-        let stopped = || StoreError::Unavailable("the store's append writer has stopped".into());
-        self.inner
-            .appends
-            .send(request)
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.inner.appends.append(stream, expected, events).await
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]

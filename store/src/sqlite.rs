@@ -35,16 +35,16 @@ use futures::stream::BoxStream;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::append;
+use crate::append_queue::Appends;
 use crate::row::{self, SqliteEventRow, EVENT_COLUMNS};
 use crate::{
     subscription, AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
     StoreError, SQLITE_MIGRATOR,
 };
-use writer::{AppendRequest, Writer};
+use writer::Writer;
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,7 +65,7 @@ struct Inner {
     writer: SqlitePool,
     reader: SqlitePool,
     /// Appends go to the writer task (see `writer`).
-    appends: mpsc::Sender<AppendRequest>,
+    appends: Appends,
     append_task: JoinHandle<()>,
     /// The last position this instance appended; bumped after each commit.
     appended: Arc<watch::Sender<u64>>,
@@ -170,21 +170,7 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        append::validate(stream, &events)?;
-        let (reply, answer) = oneshot::channel();
-        let request = AppendRequest {
-            stream: stream.to_string(),
-            expected,
-            events,
-            reply,
-        };
-        let stopped = || StoreError::Unavailable("the store's append writer has stopped".into());
-        self.inner
-            .appends
-            .send(request)
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.inner.appends.append(stream, expected, events).await
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]

@@ -18,28 +18,19 @@
 
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::append::{self, AppendFailure, Decision, StoredId};
+use crate::append_queue::{self, AppendRequest, Appends};
 use crate::row;
 use crate::{AppendResult, ExpectedVersion, NewEvent, StoreError};
 
 /// Most appends written in one transaction: bounds how long one batch holds the
 /// lock (and how much a failed batch has to redo).
 const MAX_BATCH: usize = 64;
-
-/// Appends waiting for the writer; callers wait when it is full.
-const QUEUE: usize = 1024;
-
-/// One caller's append, and where its answer goes.
-pub(super) struct AppendRequest {
-    pub stream: String,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-}
 
 /// What the writer needs of the store.
 pub(super) struct Writer {
@@ -49,21 +40,12 @@ pub(super) struct Writer {
 }
 
 /// Starts the writer task; appends go into the returned sender.
-pub(super) fn start(writer: Writer) -> (mpsc::Sender<AppendRequest>, JoinHandle<()>) {
-    let (sender, mut requests) = mpsc::channel::<AppendRequest>(QUEUE);
-    let task = tokio::spawn(async move {
-        while let Some(first) = requests.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match requests.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            writer.write(batch).await;
-        }
-    });
-    (sender, task)
+pub(super) fn start(writer: Writer) -> (Appends, JoinHandle<()>) {
+    let writer = Arc::new(writer);
+    append_queue::start(MAX_BATCH, move |batch| {
+        let writer = writer.clone();
+        async move { writer.write(batch).await }
+    })
 }
 
 impl Writer {

@@ -38,28 +38,18 @@ use std::sync::Arc;
 use chrono::Utc;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::append::{self, AppendFailure, Decision, StoredId};
+use crate::append_queue::{self, AppendRequest, Appends};
 use crate::row;
 use crate::{AppendResult, ExpectedVersion, NewEvent, StoreError};
 
 /// Most appends written in one transaction: bounds how long one group keeps
 /// read-model writes (which share the writer connection) waiting.
 const MAX_GROUP: usize = 128;
-
-/// Appends waiting for the writer; callers wait when it is full.
-const QUEUE: usize = 1024;
-
-/// One caller's append, and where its answer goes.
-pub(super) struct AppendRequest {
-    pub stream: String,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-}
 
 /// What the writer needs of the store.
 pub(super) struct Writer {
@@ -70,15 +60,12 @@ pub(super) struct Writer {
 }
 
 /// Starts the writer task; appends go into the returned sender.
-pub(super) fn start(writer: Writer) -> (mpsc::Sender<AppendRequest>, JoinHandle<()>) {
-    let (sender, mut requests) = mpsc::channel::<AppendRequest>(QUEUE);
-    let task = tokio::spawn(async move {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
-            writer.write(std::mem::take(&mut group)).await;
-        }
-    });
-    (sender, task)
+pub(super) fn start(writer: Writer) -> (Appends, JoinHandle<()>) {
+    let writer = Arc::new(writer);
+    append_queue::start(MAX_GROUP, move |group| {
+        let writer = writer.clone();
+        async move { writer.write(group).await }
+    })
 }
 
 impl Writer {
