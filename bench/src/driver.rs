@@ -14,6 +14,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::population::Population;
+
 /// Mutations in flight at most; past that the driver falls behind its rate
 /// (and says so) rather than piling requests on a struggling server.
 const MAX_IN_FLIGHT: usize = 256;
@@ -104,6 +106,50 @@ impl GraphqlClient {
 
 const COMMENT: &str = "mutation($id: String!, $c: String!) { r: commentOnSupportTicket(id: $id, comment: $c) { success errorCode error event { id position } ticket { priority } } }";
 const PRIORITY: &str = "mutation($id: String!, $p: TicketPriority!) { r: updateSupportTicketPriority(id: $id, priority: $p) { success errorCode error event { id position } ticket { priority } } }";
+
+/// A driver sending mutations in the background over every ticket of a
+/// population, at the rate that gives `deliveries_per_sec` on average.
+pub struct Running {
+    pub journal: SharedJournal,
+    /// Mutations per second.
+    pub rate: f64,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn start(
+        client: GraphqlClient,
+        population: &Population,
+        deliveries_per_sec: f64,
+    ) -> Running {
+        let rate = deliveries_per_sec / population.mean_fanout();
+        let journal = SharedJournal::default();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(drive(
+            client,
+            Arc::new(population.tickets.iter().map(|t| t.id.clone()).collect()),
+            rate,
+            journal.clone(),
+            stop.clone(),
+        ));
+        Running {
+            journal,
+            rate,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops sending and waits until every mutation sent has been answered;
+    /// returns what was sent.
+    pub async fn stop(self) -> anyhow::Result<Journal> {
+        self.stop.cancel();
+        self.task.await.context("driver task")?;
+        let journal = std::mem::take(&mut *lock(&self.journal));
+        Ok(journal)
+    }
+}
 
 /// Sends mutation after mutation at `per_second` until `stop`, round-robin
 /// over `tickets` (ids): on each ticket a priority change (HIGH, then LOW,

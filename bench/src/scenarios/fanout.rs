@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backend::Backend;
-use crate::driver::{self, GraphqlClient, Journal, Mutation, SharedJournal};
+use crate::driver::{self, GraphqlClient, Journal, Mutation};
 use crate::population::{ClientSpec, Population, TicketSpec};
 use crate::report::{ms, thousands, Row};
 use crate::scenarios::commands::{new_histogram, record};
@@ -151,26 +151,20 @@ async fn measure(
     let rss_per_socket_bytes =
         (rss_after_kib.saturating_sub(rss_before_kib) * 1024) as f64 / connected.max(1) as f64;
 
-    let rate = settings.deliveries_per_sec / population.mean_fanout();
-    let journal = SharedJournal::default();
-    let stop_driver = CancellationToken::new();
-    let driving = tokio::spawn(driver::drive(
+    let driving = driver::Running::start(
         admin(server, &http)?,
-        Arc::new(population.tickets.iter().map(|t| t.id.clone()).collect()),
-        rate,
-        journal.clone(),
-        stop_driver.clone(),
-    ));
+        &population,
+        settings.deliveries_per_sec,
+    );
+    let rate = driving.rate;
     let drive_started = Instant::now();
     tokio::time::sleep(settings.drive).await;
-    stop_driver.cancel();
-    driving.await.context("driver task")?;
-    let expected = fleet.expected_total(&population, &driver::lock(&journal));
+    let journal = driving.stop().await?;
+    let expected = fleet.expected_total(&population, &journal);
     fleet.drain(expected).await;
     let (connected, failures) = (fleet.connected.clone(), fleet.failures);
     let logs = fleet.close().await;
 
-    let journal = std::mem::take(&mut *driver::lock(&journal));
     journal.print_failures();
     let tally = Tally::of(&population, &logs, &journal.mutations, &connected)?;
     let window = tally.last_arrival.map_or(settings.drive, |last| {

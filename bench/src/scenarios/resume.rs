@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backend::Backend;
-use crate::driver::{self, SharedJournal};
+use crate::driver;
 use crate::population::Population;
 use crate::report::{ms, thousands, Row};
 use crate::scenarios::commands::{new_histogram, record};
@@ -185,21 +185,17 @@ async fn measure(
         bail!("{failures} of {sockets} sockets failed to connect");
     }
 
-    let rate = settings.deliveries_per_sec / population.mean_fanout();
-    let journal = SharedJournal::default();
-    let stop_driver = CancellationToken::new();
-    let driving = tokio::spawn(driver::drive(
+    let driving = driver::Running::start(
         admin(server, &http)?,
-        Arc::new(population.tickets.iter().map(|t| t.id.clone()).collect()),
-        rate,
-        journal.clone(),
-        stop_driver.clone(),
-    ));
+        &population,
+        settings.deliveries_per_sec,
+    );
+    let rate = driving.rate;
     tokio::time::sleep(phase).await;
     drop_all.cancel();
     tokio::time::sleep(phase).await;
     // The head as the clients come back: every event up to it is committed.
-    let head = driver::lock(&journal)
+    let head = driver::lock(&driving.journal)
         .mutations
         .iter()
         .map(|m| m.position)
@@ -208,10 +204,7 @@ async fn measure(
     let reconnected_at = Instant::now();
     reconnect.notify_waiters();
     tokio::time::sleep(phase).await;
-    stop_driver.cancel();
-    driving.await.context("driver task")?;
-
-    let journal = std::mem::take(&mut *driver::lock(&journal));
+    let journal = driving.stop().await?;
     journal.print_failures();
     let connected = vec![true; sockets];
     let mut expected = 0;
