@@ -103,6 +103,10 @@ struct Cli {
     /// `--backend postgres` is given.
     #[arg(long)]
     tickets_bin: Option<PathBuf>,
+    /// Rebuild: events in the generated log (default 1,000,000; tiny 2,000),
+    /// one ticket per 20 events.
+    #[arg(long)]
+    events: Option<usize>,
 }
 
 /// What every scenario is told.
@@ -114,6 +118,8 @@ pub struct Settings {
     pub drive: Duration,
     pub deadline: Duration,
     pub tickets_bin: Option<PathBuf>,
+    /// Rebuild: events in the generated log, if not the size's default.
+    pub rebuild_events: Option<usize>,
 }
 
 impl Settings {
@@ -158,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         drive: Duration::from_secs(cli.drive_secs.unwrap_or(if tiny { 3 } else { 20 })),
         deadline: Duration::from_secs(cli.deadline_secs.unwrap_or(if tiny { 120 } else { 600 })),
         tickets_bin: cli.tickets_bin,
+        rebuild_events: cli.events,
     };
     let backends = cli.backend.backends();
     let wanted = |s: Scenario| cli.scenario == s || cli.scenario == Scenario::All;

@@ -3,6 +3,7 @@
 //! `tickets projections rebuild` (shadow build, then swap), one after the
 //! other as the command does. Reports log events per second of the whole
 //! rebuild (every projection reads the whole log), and each projection's time.
+//! `--events N` generates a log of N events instead (N / 20 tickets).
 
 use std::time::Instant;
 
@@ -17,7 +18,10 @@ use crate::report::{thousands, Row};
 use crate::Settings;
 
 pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Row>> {
-    let tickets = if settings.tiny() { 100 } else { 50_000 };
+    let events = settings
+        .rebuild_events
+        .unwrap_or(if settings.tiny() { 2_000 } else { 1_000_000 });
+    let tickets = (events / EVENTS_PER_TICKET).max(1);
     let fresh = Fresh::open(backend, &settings.postgres_url).await?;
     let outcome = measure(&fresh, tickets).await;
     fresh.close().await?;
@@ -48,7 +52,8 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
             m.generate_seconds
         ),
         target: format!(">= {} events/s", thousands(target)),
-        met: (!settings.tiny()).then(|| m.events as f64 / m.seconds >= target),
+        // Issue 6's target is for its 1,000,000 events, not a smaller log.
+        met: (!settings.tiny() && tickets >= 50_000).then(|| m.events as f64 / m.seconds >= target),
     }])
 }
 
