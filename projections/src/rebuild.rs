@@ -45,6 +45,9 @@ use crate::runner::{Projection, Runner};
 /// projections fold a batch in memory, so each batch costs a few statements
 /// per table plus one live checkpoint write and one head read for progress.
 const REBUILD_BATCH: usize = 20_000;
+/// The shadow SQLite file's page cache, in KiB (negative: a size, not pages):
+/// big enough that a batch's b-tree pages stay in memory between batches.
+const SHADOW_CACHE_SIZE: &str = "-262144";
 /// The checkpoint row that marks a rebuild in progress.
 pub(crate) const REBUILDING: &str = "rebuild:";
 
@@ -104,7 +107,7 @@ pub async fn rebuild(
     let lease = Lease::try_acquire(db, &format!("{REBUILDING}{name}"))
         .await?
         .ok_or_else(|| RebuildError::Busy(name.clone()))?;
-    let shadow = Shadow::create(db, &name, &tables).await?;
+    let mut shadow = Shadow::create(db, &name, &tables).await?;
     let result = async {
         let runner = Runner::new(store.clone(), shadow.db.clone()).with_batch_size(REBUILD_BATCH);
         let started = Instant::now();
@@ -143,6 +146,7 @@ pub async fn rebuild(
                 eta,
             });
         }
+        shadow.create_deferred_indexes().await?;
         let swap = {
             let (store, db, shadow_db, name) =
                 (store.clone(), db.clone(), shadow.db.clone(), name.clone());
@@ -181,9 +185,31 @@ enum Target {
 struct Shadow {
     db: ReadDb,
     target: Target,
+    /// The secondary (non-unique) indexes, created once the bulk of the log
+    /// is loaded: one sort per index then, instead of a b-tree insert per row
+    /// and index during the load. Unique indexes are there from the start,
+    /// since the projections' `ON CONFLICT` needs them.
+    deferred: Vec<String>,
 }
 
 impl Shadow {
+    /// Creates the deferred indexes: before the swap, so the shadow's
+    /// tables are exactly the live ones (the catch-up and the copy do not
+    /// care, but a shadow kept for inspection would).
+    async fn create_deferred_indexes(&mut self) -> Result<(), sqlx::Error> {
+        for statement in std::mem::take(&mut self.deferred) {
+            match &self.db {
+                ReadDb::Sqlite(pool) => {
+                    pool.execute(statement.as_str()).await?;
+                }
+                ReadDb::Postgres(pool) => {
+                    pool.execute(statement.as_str()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn create(
         db: &ReadDb,
         name: &str,
@@ -229,6 +255,7 @@ impl Shadow {
                 Ok(Shadow {
                     db: ReadDb::Postgres(shadow_pool),
                     target: Target::Postgres { shadow, live },
+                    deferred: Vec::new(),
                 })
             }
             ReadDb::Sqlite(pool) => {
@@ -242,21 +269,35 @@ impl Shadow {
                 let path = format!("{file}.rebuild-{name}");
                 remove_sqlite_files(&path);
                 let mut ddl = Vec::new();
+                let mut deferred = Vec::new();
                 for table in &all {
-                    let statements: Vec<String> = sqlx::query_scalar(
-                        "SELECT sql FROM sqlite_master WHERE tbl_name = $1 AND sql IS NOT NULL \
+                    let statements: Vec<(String, bool)> = sqlx::query_as(
+                        "SELECT sql, type = 'index' AND sql NOT LIKE 'CREATE UNIQUE%' \
+                         FROM sqlite_master WHERE tbl_name = $1 AND sql IS NOT NULL \
                          ORDER BY type = 'index', name",
                     )
                     .bind(table)
                     .fetch_all(pool)
                     .await?;
-                    ddl.extend(statements);
+                    for (statement, secondary) in statements {
+                        if secondary {
+                            deferred.push(statement);
+                        } else {
+                            ddl.push(statement);
+                        }
+                    }
                 }
+                // The shadow is a scratch file, deleted on failure and never
+                // read after a crash (`create` starts it afresh): it needs
+                // neither a durable journal nor fsyncs. The rollback journal
+                // stays (in memory), since a poison batch is rolled back.
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Off);
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Memory)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Off)
+                    .pragma("cache_size", SHADOW_CACHE_SIZE)
+                    .pragma("temp_store", "memory");
                 let shadow_pool: SqlitePool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(options)
@@ -267,6 +308,7 @@ impl Shadow {
                 Ok(Shadow {
                     db: ReadDb::Sqlite(shadow_pool),
                     target: Target::Sqlite { path },
+                    deferred,
                 })
             }
         }
