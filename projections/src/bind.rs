@@ -27,6 +27,8 @@ pub(crate) enum Arg<'a> {
     /// a `uuid[]`; one parameter whatever the list's length, so the
     /// statement's text never changes.
     Ids(&'a [Uuid]),
+    /// A list of texts, for [`any_id`] likewise: a JSON array or a `text[]`.
+    Texts(&'a [String]),
 }
 
 /// `column IN` the ids bound as parameter `$n` ([`Arg::Ids`]), in each
@@ -65,6 +67,7 @@ macro_rules! bind_sqlite {
                     serde_json::Value::from(v.iter().map(Uuid::to_string).collect::<Vec<_>>())
                         .to_string(),
                 ),
+                Arg::Texts(v) => query.bind(serde_json::Value::from(v.to_vec()).to_string()),
             };
         }
         query
@@ -86,6 +89,7 @@ macro_rules! bind_postgres {
                 Arg::Day(v) => query.bind(v),
                 Arg::Json(v) => query.bind(v.clone()),
                 Arg::Ids(v) => query.bind(v.to_vec()),
+                Arg::Texts(v) => query.bind(v.to_vec()),
             };
         }
         query

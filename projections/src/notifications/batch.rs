@@ -11,14 +11,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use domain::{Actor, Role, Ticket};
+use domain::{Actor, Role, Ticket, TicketChange};
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 use store::Position;
 use uuid::Uuid;
 
-use crate::bind::{execute, fetch, Arg};
+use crate::bind::{any_id, fetch, AnyRow, Arg};
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
+use crate::ticket_event::TicketRecord;
 
 /// A recipient's roles and teams as of the batch so far.
 pub(super) struct KnownUser {
@@ -62,8 +63,78 @@ pub(super) struct Batch {
 /// Rows per multi-row insert: 11 values each, far below both databases'
 /// parameter limits.
 const ROWS_PER_INSERT: usize = 500;
+/// Rows per multi-row upsert of the narrow tables (at most 4 values each).
+const ROWS_PER_UPSERT: usize = 2_000;
 
 impl Batch {
+    /// Reads, in one query each, the tickets the batch's events name and the
+    /// users they can notify (as the tickets stand and as the events name
+    /// them) that are not known yet. Only a cache in front of
+    /// [`Batch::ticket`] and [`Batch::user`], which read what this misses:
+    /// every read sees the rows as they were before the batch either way.
+    pub async fn preload(
+        &mut self,
+        tx: &mut ReadTx,
+        records: &[Result<Option<TicketRecord>, ApplyError>],
+    ) -> Result<(), ApplyError> {
+        let decoded = || records.iter().filter_map(|r| r.as_ref().ok()?.as_ref());
+        let mut ids: Vec<Uuid> = decoded()
+            .map(|r| r.ticket_id)
+            .filter(|id| !self.tickets.contains_key(id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT ticket_id, state, position, prepare_offset FROM notification_tickets \
+                 WHERE {}",
+                any_id(tx, "ticket_id", 1)
+            );
+            for row in fetch(tx, &sql, &[Arg::Ids(&ids)]).await? {
+                let ticket_id = row.id("ticket_id")?;
+                let known = stored_ticket(&row, ticket_id)?;
+                self.tickets.insert(ticket_id, Some(known));
+            }
+            for id in ids {
+                self.tickets.entry(id).or_insert(None);
+            }
+        }
+        let mut users: Vec<String> = Vec::new();
+        for ticket in self.tickets.values().flatten() {
+            users.push(ticket.state.created_by.clone());
+            users.extend(ticket.state.assigned_to.clone());
+            users.extend(ticket.state.watchers.iter().cloned());
+        }
+        for record in decoded() {
+            users.push(record.event.actor.clone());
+            match &record.event.change {
+                TicketChange::Assigned { assignee_id, .. } => users.push(assignee_id.clone()),
+                TicketChange::WatcherAdded { user_id }
+                | TicketChange::WatcherRemoved { user_id } => users.push(user_id.clone()),
+                _ => {}
+            }
+        }
+        users.retain(|u| !self.users.contains_key(u));
+        users.sort_unstable();
+        users.dedup();
+        if users.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT id, roles, teams, position, prepare_offset FROM notification_users WHERE {}",
+            any_id(tx, "id", 1)
+        );
+        for row in fetch(tx, &sql, &[Arg::Texts(&users)]).await? {
+            let id = row.text("id")?;
+            let known = stored_user(&row)?;
+            self.users.insert(id, Some(known));
+        }
+        for user in users {
+            self.users.entry(user).or_insert(None);
+        }
+        Ok(())
+    }
+
     /// The ticket's state, read from `notification_tickets` unless known.
     // Not `entry()`: the read awaits between the lookup and the insert.
     #[allow(clippy::map_entry)]
@@ -82,18 +153,7 @@ impl Batch {
             .await?;
             let known = match rows.first() {
                 None => None,
-                Some(row) => Some(KnownTicket {
-                    position: RowPosition {
-                        position: row.int("position")?,
-                        prepare_offset: row.int("prepare_offset")?,
-                    },
-                    state: serde_json::from_value(row.json("state")?).map_err(|e| {
-                        ApplyError::Poison(format!(
-                            "stored state of ticket {ticket_id} is unreadable: {e}"
-                        ))
-                    })?,
-                    changed: false,
-                }),
+                Some(row) => Some(stored_ticket(row, ticket_id)?),
             };
             self.tickets.insert(ticket_id, known);
         }
@@ -133,15 +193,7 @@ impl Batch {
             .await?;
             let known = match rows.first() {
                 None => None,
-                Some(row) => Some(KnownUser {
-                    roles: serde_json::from_value(row.json("roles")?).unwrap_or_default(),
-                    teams: serde_json::from_value(row.json("teams")?).unwrap_or_default(),
-                    position: RowPosition {
-                        position: row.int("position")?,
-                        prepare_offset: row.int("prepare_offset")?,
-                    },
-                    changed: false,
-                }),
+                Some(row) => Some(stored_user(row)?),
             };
             self.users.insert(user.to_string(), known);
         }
@@ -190,6 +242,7 @@ impl Batch {
     /// Writes the ticket and profile rows, then the notifications and their
     /// counts; returns the notifications that were new, in log order.
     pub async fn flush(self, tx: &mut ReadTx) -> Result<Vec<NewRow>, ApplyError> {
+        let mut tickets = Vec::with_capacity(self.ticket_order.len());
         for ticket_id in &self.ticket_order {
             let Some(Some(t)) = self.tickets.get(ticket_id) else {
                 continue;
@@ -197,20 +250,10 @@ impl Batch {
             let state = serde_json::to_value(&t.state).map_err(|e| {
                 ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}"))
             })?;
-            execute(
-                tx,
-                "INSERT INTO notification_tickets (ticket_id, state, position, prepare_offset) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state, \
-                 position = excluded.position, prepare_offset = excluded.prepare_offset",
-                &[
-                    Arg::Id(*ticket_id),
-                    Arg::Json(&state),
-                    Arg::Int(t.position.position),
-                    Arg::Int(t.position.prepare_offset),
-                ],
-            )
-            .await?;
+            tickets.push((*ticket_id, state, t.position));
+        }
+        for chunk in tickets.chunks(ROWS_PER_UPSERT) {
+            upsert_tickets(tx, chunk).await?;
         }
         for user in &self.user_order {
             let Some(Some(u)) = self.users.get(user) else {
@@ -234,18 +277,106 @@ impl Batch {
                 None => counts.push((&row.recipient, 1)),
             }
         }
-        for (recipient, n) in counts {
-            execute(
-                tx,
-                "INSERT INTO notification_counts (recipient, total) VALUES ($1, $2) \
-                 ON CONFLICT (recipient) DO UPDATE \
-                 SET total = notification_counts.total + excluded.total",
-                &[Arg::Text(recipient), Arg::Int(n)],
-            )
-            .await?;
+        // One row per recipient, so a multi-row upsert touches each once.
+        for chunk in counts.chunks(ROWS_PER_UPSERT) {
+            raise_counts(tx, chunk).await?;
         }
         Ok(fresh)
     }
+}
+
+/// A `notification_tickets` row as stored.
+fn stored_ticket(row: &AnyRow, ticket_id: Uuid) -> Result<KnownTicket, ApplyError> {
+    Ok(KnownTicket {
+        position: RowPosition {
+            position: row.int("position")?,
+            prepare_offset: row.int("prepare_offset")?,
+        },
+        state: serde_json::from_value(row.json("state")?).map_err(|e| {
+            ApplyError::Poison(format!(
+                "stored state of ticket {ticket_id} is unreadable: {e}"
+            ))
+        })?,
+        changed: false,
+    })
+}
+
+/// A `notification_users` row as stored.
+fn stored_user(row: &AnyRow) -> Result<KnownUser, ApplyError> {
+    Ok(KnownUser {
+        roles: serde_json::from_value(row.json("roles")?).unwrap_or_default(),
+        teams: serde_json::from_value(row.json("teams")?).unwrap_or_default(),
+        position: RowPosition {
+            position: row.int("position")?,
+            prepare_offset: row.int("prepare_offset")?,
+        },
+        changed: false,
+    })
+}
+
+const UPSERT_TICKETS_HEAD: &str =
+    "INSERT INTO notification_tickets (ticket_id, state, position, prepare_offset) ";
+const UPSERT_TICKETS_TAIL: &str = " ON CONFLICT (ticket_id) DO UPDATE SET \
+    state = excluded.state, position = excluded.position, \
+    prepare_offset = excluded.prepare_offset";
+
+/// Each ticket's compact state, in one statement.
+async fn upsert_tickets(
+    tx: &mut ReadTx,
+    rows: &[(Uuid, serde_json::Value, RowPosition)],
+) -> Result<(), sqlx::Error> {
+    match tx {
+        ReadTx::Sqlite(tx) => {
+            let mut builder = QueryBuilder::<Sqlite>::new(UPSERT_TICKETS_HEAD);
+            builder.push_values(rows, |mut b, (id, state, at)| {
+                b.push_bind(id.to_string())
+                    .push_bind(state.to_string())
+                    .push_bind(at.position)
+                    .push_bind(at.prepare_offset);
+            });
+            builder.push(UPSERT_TICKETS_TAIL);
+            builder.build().execute(&mut **tx).await?;
+        }
+        ReadTx::Postgres(tx) => {
+            let mut builder = QueryBuilder::<Postgres>::new(UPSERT_TICKETS_HEAD);
+            builder.push_values(rows, |mut b, (id, state, at)| {
+                b.push_bind(*id)
+                    .push_bind(state.clone())
+                    .push_bind(at.position)
+                    .push_bind(at.prepare_offset);
+            });
+            builder.push(UPSERT_TICKETS_TAIL);
+            builder.build().execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
+const RAISE_COUNTS_HEAD: &str = "INSERT INTO notification_counts (recipient, total) ";
+const RAISE_COUNTS_TAIL: &str = " ON CONFLICT (recipient) DO UPDATE \
+    SET total = notification_counts.total + excluded.total";
+
+/// Raises each recipient's count (each recipient once in `counts`).
+async fn raise_counts(tx: &mut ReadTx, counts: &[(&str, i64)]) -> Result<(), sqlx::Error> {
+    match tx {
+        ReadTx::Sqlite(tx) => {
+            let mut builder = QueryBuilder::<Sqlite>::new(RAISE_COUNTS_HEAD);
+            builder.push_values(counts, |mut b, (recipient, n)| {
+                b.push_bind(recipient.to_string()).push_bind(*n);
+            });
+            builder.push(RAISE_COUNTS_TAIL);
+            builder.build().execute(&mut **tx).await?;
+        }
+        ReadTx::Postgres(tx) => {
+            let mut builder = QueryBuilder::<Postgres>::new(RAISE_COUNTS_HEAD);
+            builder.push_values(counts, |mut b, (recipient, n)| {
+                b.push_bind(recipient.to_string()).push_bind(*n);
+            });
+            builder.push(RAISE_COUNTS_TAIL);
+            builder.build().execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
 }
 
 const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, position, \

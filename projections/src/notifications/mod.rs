@@ -134,8 +134,12 @@ impl Projection for NotificationsProjection {
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
         let mut batch = Batch::default();
-        for event in events {
-            apply_one(&mut batch, tx, event).await?;
+        // Each event decoded once, and every ticket and user the batch can
+        // need read in one query each rather than one per row.
+        let records: Vec<_> = events.iter().map(|e| ticket_event::read(e)).collect();
+        batch.preload(tx, &records).await?;
+        for (event, record) in events.iter().zip(records) {
+            apply_one(&mut batch, tx, event, record).await?;
         }
         for row in batch.flush(tx).await? {
             self.gate.stage(
@@ -151,11 +155,13 @@ impl Projection for NotificationsProjection {
     }
 }
 
-/// One event into the batch.
+/// One event into the batch; `record` is what [`ticket_event::read`] made
+/// of it.
 async fn apply_one(
     batch: &mut Batch,
     tx: &mut ReadTx,
     event: &RecordedEvent,
+    record: Result<Option<TicketRecord>, ApplyError>,
 ) -> Result<(), ApplyError> {
     if event.stream_id.starts_with("user-") && event.event_type == "UserProfileRecorded" {
         let position = RowPosition::of(event.position)?;
@@ -169,7 +175,7 @@ async fn apply_one(
         ticket_id,
         position,
         event: decoded,
-    }) = ticket_event::read(event)?
+    }) = record?
     else {
         return Ok(());
     };
