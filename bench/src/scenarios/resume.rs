@@ -1,8 +1,20 @@
 //! Issue 6, scenario 4: 1,000 subscribed clients drop their sockets together
 //! while mutations continue, then all reconnect at once, each resuming with
-//! `after` = the last position it saw. Measures the time until every client
-//! has caught up to the head of the log as it stood when they reconnected,
-//! and checks the whole run for gaps and duplicates.
+//! `after` = the last position it saw. Measures how long each client takes to
+//! catch up to the head of the log as it stood when they reconnected, and
+//! checks every client's deliveries once it has reached the final head.
+//!
+//! A missing delivery is only a gap when the client provably went past it:
+//! the server delivers a subscription in log order, so an expected event
+//! below the last position a client received will never come (a *hole*). An
+//! expected event above it may still be on its way: the run waits (bounded by
+//! [`CATCH_UP_LIMIT`]) until every client has received as many deliveries as
+//! it expects, and whatever is still missing then is reported apart as *in
+//! flight at the deadline*, not as a gap. (The wait counts deliveries, so a
+//! duplicate can end it early; duplicates are reported on their own.)
+//!
+//! [`verdict`] judges each client's log: holes, in flight, duplicates,
+//! unexpected deliveries, and when it caught up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,17 +28,24 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backend::Backend;
-use crate::driver;
+use crate::driver::{self, Mutation};
 use crate::population::Population;
 use crate::report::{ms, thousands, Row};
-use crate::scenarios::commands::{new_histogram, record};
+use crate::scenarios::commands::new_histogram;
 use crate::scenarios::fanout::{admin, create_tickets, Tally};
 use crate::server::{tickets_bin, ServerProcess};
 use crate::ws_client::{self, ClientLog, Subscription};
 use crate::Settings;
 
-/// Deliveries may trail the last mutation this long before missing ones are gaps.
-const DRAIN: Duration = Duration::from_secs(15);
+mod verdict;
+
+use verdict::{judge, Verdict};
+
+/// How long after the driver stops the clients may take to reach the final
+/// head before what is still missing counts as in flight at the deadline.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
+/// How often the wait for the final head says how far the clients are.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Row>> {
     let sockets = if settings.tiny() { 20 } else { 1_000 };
@@ -41,47 +60,71 @@ pub async fn run(settings: &Settings, backend: Backend) -> anyhow::Result<Vec<Ro
         .unwrap_or_else(|_| bail!("resume passed its deadline of {:?}", settings.deadline));
     server.stop().await?;
     let m = outcome?;
+    let v = &m.verdict;
     let met = (!settings.tiny()).then_some(
-        m.tally.missed == 0
-            && m.tally.duplicated == 0
-            && m.tally.unexpected == 0
+        v.holes == 0
+            && v.in_flight == 0
+            && v.duplicated == 0
+            && v.unexpected == 0
             && m.failures == 0,
     );
+    let all_caught_up = match v.caught_up.len() {
+        n if n == sockets => ms(v.caught_up.iter().max().copied().unwrap_or(0)),
+        n => format!("never ({} of {sockets} clients did)", n),
+    };
+    let at_final_head = match v.at_final_head {
+        Some(t) => format!("{} after the last mutation's response", ms(t)),
+        None => format!("not within {} s", CATCH_UP_LIMIT.as_secs()),
+    };
     Ok(vec![Row {
         scenario: "resume".into(),
         backend: backend.to_string(),
         settings: format!(
-            "{sockets} sockets (same mix as fanout), {:.1} mutations/s throughout; {} s connected, {} s all disconnected, all reconnect at once with `after`, then {} s more",
+            "{sockets} sockets (same mix as fanout), {:.1} mutations/s throughout; {} s connected, {} s all disconnected, all reconnect at once with `after`, then {} s more; then up to {} s for every client to reach the final head",
             m.rate,
             m.phase.as_secs(),
             m.phase.as_secs(),
-            m.phase.as_secs()
+            m.phase.as_secs(),
+            CATCH_UP_LIMIT.as_secs()
         ),
         result: format!(
-            "all caught up {} after reconnecting (per client p50 {}, p99 {}); {} events missed while away, replayed; gaps {}, duplicated {}, unexpected {}; lagged {} (resumed); {} deliveries of {} mutations; {} connect failures, {} mutation failures",
-            ms(m.catch_up.max()),
-            ms(m.catch_up.value_at_quantile(0.5)),
-            ms(m.catch_up.value_at_quantile(0.99)),
-            thousands(m.backlog as f64),
-            m.tally.missed,
-            m.tally.duplicated,
-            m.tally.unexpected,
+            "all caught up to the reconnect head {all_caught_up} after reconnecting (per client p50 {}, p99 {}, max {}); all at the final head {at_final_head}; {} events up to the reconnect head delivered after reconnecting; holes {}, in flight at the deadline {}, duplicated {}, unexpected {}; lagged {} (resumed); {} deliveries of {} mutations; {} connect failures, {} mutation failures, {} socket problems",
+            ms(quantile(&v.caught_up, 0.5)),
+            ms(quantile(&v.caught_up, 0.99)),
+            ms(quantile(&v.caught_up, 1.0)),
+            thousands(v.backlog as f64),
+            v.holes,
+            v.in_flight,
+            v.duplicated,
+            v.unexpected,
             m.tally.lagged,
             thousands(m.tally.deliveries as f64),
             thousands(m.mutations as f64),
             m.failures,
-            m.mutation_failures
+            m.mutation_failures,
+            m.tally.problems
         ),
-        target: "zero gaps and duplicates; time to catch up reported".into(),
+        target: "zero holes and duplicates, nothing left in flight; time to catch up reported".into(),
         met,
     }])
+}
+
+/// `q` of the (microsecond) values, 0 for none.
+fn quantile(values: &[u64], q: f64) -> u64 {
+    let mut histogram = match new_histogram() {
+        Ok(h) => h,
+        Err(_) => return 0,
+    };
+    for &v in values {
+        let _ = histogram.record(v.clamp(1, histogram.high()));
+    }
+    histogram.value_at_quantile(q)
 }
 
 struct Measured {
     rate: f64,
     phase: Duration,
-    catch_up: hdrhistogram::Histogram<u64>,
-    backlog: u64,
+    verdict: Verdict,
     tally: Tally,
     mutations: usize,
     failures: usize,
@@ -111,14 +154,15 @@ async fn measure(
     let http = reqwest::Client::new();
     let cursor = create_tickets(server, &http, &mut population.tickets).await?;
 
-    let delivered = Arc::new(AtomicU64::new(0));
+    // Deliveries per client, so the wait below knows who is still behind.
+    let delivered: Vec<Arc<AtomicU64>> = (0..sockets).map(|_| Arc::default()).collect();
     let ready = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let drop_all = CancellationToken::new();
     let reconnect = Arc::new(Notify::new());
     let end = CancellationToken::new();
     let mut tasks = Vec::with_capacity(sockets);
-    for spec in &population.clients {
+    for (spec, delivered) in population.clients.iter().zip(&delivered) {
         let token = server.token(&spec.user, spec.roles(), spec.teams())?;
         let spec = spec.clone();
         let address = server.address.clone();
@@ -205,52 +249,71 @@ async fn measure(
     reconnect.notify_waiters();
     tokio::time::sleep(phase).await;
     let journal = driving.stop().await?;
+    let stopped_at = Instant::now();
     journal.print_failures();
-    let connected = vec![true; sockets];
-    let mut expected = 0;
-    for m in &journal.mutations {
-        expected += population
-            .clients
+
+    // Wait for every client to have as many deliveries as it expects (the
+    // final head), or the limit.
+    let expected: Vec<u64> = population
+        .clients
+        .iter()
+        .map(|c| {
+            journal
+                .mutations
+                .iter()
+                .filter(|m| c.expects(m, &population.tickets))
+                .count() as u64
+        })
+        .collect();
+    let behind = || {
+        expected
             .iter()
-            .filter(|c| c.expects(m, &population.tickets))
-            .count() as u64;
-    }
-    let until = Instant::now() + DRAIN;
-    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < until {
+            .zip(&delivered)
+            .filter(|(e, d)| d.load(Ordering::Relaxed) < **e)
+            .count()
+    };
+    let until = stopped_at + CATCH_UP_LIMIT;
+    let mut said = Instant::now();
+    while behind() > 0 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        if said.elapsed() >= PROGRESS_EVERY {
+            said = Instant::now();
+            let outstanding: u64 = expected
+                .iter()
+                .zip(&delivered)
+                .map(|(e, d)| e.saturating_sub(d.load(Ordering::Relaxed)))
+                .sum();
+            println!(
+                "  resume: {:.0} s after the driver stopped, {} of {sockets} clients behind the final head, {} deliveries outstanding",
+                stopped_at.elapsed().as_secs_f64(),
+                behind(),
+                thousands(outstanding as f64)
+            );
+        }
     }
     end.cancel();
 
-    let mut logs = Vec::with_capacity(sockets);
-    let mut catch_up = new_histogram()?;
-    let mut backlog = 0u64;
-    let by_id: HashMap<Uuid, &driver::Mutation> =
+    let by_id: HashMap<Uuid, &Mutation> =
         journal.mutations.iter().map(|m| (m.event_id, m)).collect();
-    for task in tasks {
+    let mut verdict = Verdict::default();
+    let mut logs = Vec::with_capacity(sockets);
+    for (spec, task) in population.clients.iter().zip(tasks) {
         let resumed = task.await.context("client task")??;
-        // Caught up: the resumed socket is subscribed and every event it had
-        // to receive up to `head` has arrived.
-        let mut caught_up = resumed.resubscribed;
-        for (i, (id, arrived)) in resumed.log.received.iter().enumerate() {
-            if let Some(m) = by_id.get(id) {
-                if m.position <= head && i >= resumed.before_drop {
-                    backlog += 1;
-                    caught_up = caught_up.max(*arrived);
-                }
-            }
-        }
-        record(
-            &mut catch_up,
-            caught_up.saturating_duration_since(reconnected_at),
-        )?;
+        let wanted: Vec<&Mutation> = journal
+            .mutations
+            .iter()
+            .filter(|m| spec.expects(m, &population.tickets))
+            .collect();
+        let judged = judge(&wanted, &resumed, &by_id, head);
+        verdict.add(&judged, reconnected_at, stopped_at);
         logs.push(resumed.log);
     }
+    let connected = vec![true; sockets];
     let tally = Tally::of(&population, &logs, &journal.mutations, &connected)?;
     Ok(Measured {
         rate,
         phase,
-        catch_up,
-        backlog,
+        verdict,
         tally,
         mutations: journal.mutations.len(),
         failures,
