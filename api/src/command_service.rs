@@ -405,9 +405,10 @@ impl CommandService {
                 }
             })
             .collect();
-        let ids: Vec<Uuid> = new_events.iter().map(|e| e.id).collect();
-        match self.store.append(stream, expected, new_events).await {
-            Ok(_) => {}
+        // The store takes the events; keep them to return them as recorded.
+        let sent = new_events.clone();
+        let appended = match self.store.append(stream, expected, new_events).await {
+            Ok(appended) => appended,
             Err(StoreError::Conflict { actual, .. }) => {
                 if req.expected_version.is_some() {
                     return Err(CommandError::Conflict {
@@ -418,28 +419,48 @@ impl CommandService {
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
-        }
-        // Read back what was stored so callers get real positions and timestamps.
-        let appended = self
-            .store
-            .read_stream(stream, first_version, ids.len())
-            .await?;
-        if appended.iter().map(|e| e.id).collect::<Vec<_>>() != ids {
+        };
+        if appended.events.len() != sent.len() {
             return Err(StoreError::Corrupt(format!(
-                "events read back from {stream} are not the ones just appended"
+                "the store recorded {} events in {stream} for an append of {}",
+                appended.events.len(),
+                sent.len()
             ))
             .into());
         }
+        let last_version = first_version + decided.len() as u64 - 1;
+        if appended.last_version != last_version {
+            // A repeat of an append made elsewhere, at other versions (a keyed
+            // call racing its own retry): the state decided on is not the
+            // stream's, so decide again on a fresh load, which finds it.
+            return Ok(None);
+        }
+        // What the store answered is what reading the stream back would give.
+        let recorded = sent
+            .into_iter()
+            .zip(appended.events)
+            .zip(first_version..)
+            .map(|((event, place), version)| RecordedEvent {
+                id: event.id,
+                position: place.position,
+                stream_id: stream.to_string(),
+                version,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                data: event.data,
+                metadata: event.metadata,
+                recorded_at: place.recorded_at,
+            })
+            .collect();
         let ticket = decided
             .iter()
             .fold(state.cloned(), domain::evolve)
             .ok_or(DomainError::NotFound)?;
-        let last_version = first_version + decided.len() as u64 - 1;
         self.cache
             .put(req.ticket_id, last_version, Arc::new(ticket.clone()));
         Ok(Some(CommandOutcome {
             ticket,
-            events: appended,
+            events: recorded,
         }))
     }
 }

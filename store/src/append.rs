@@ -7,11 +7,16 @@
 //! retries after a lost reply must get its original result even though the stream
 //! has moved on since (its own append moved it).
 
+mod group;
+
+pub(crate) use group::{plan, GroupFacts, GroupPlan, Row};
+
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{AppendResult, ExpectedVersion, NewEvent, Position, StoreError};
+use crate::{AppendResult, AppendedEvent, ExpectedVersion, NewEvent, Position, StoreError};
 
 /// An event id that is already stored, and where.
 #[derive(Debug, Clone)]
@@ -20,10 +25,11 @@ pub(crate) struct StoredId {
     pub stream_id: String,
     pub version: u64,
     pub position: Position,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// What the writer must do with an append that passed the rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// Every event is stored already: answer with the original result, write nothing.
     AlreadyAppended(AppendResult),
@@ -212,6 +218,13 @@ fn repeated(
         last_version: last.version,
         first_position: first.position,
         last_position: last.position,
+        events: stored
+            .iter()
+            .map(|row| AppendedEvent {
+                position: row.position,
+                recorded_at: row.recorded_at,
+            })
+            .collect(),
     })
 }
 
@@ -235,7 +248,12 @@ mod tests {
             stream_id: stream.into(),
             version,
             position: Position::from_sequence(position),
+            recorded_at: at(position),
         }
+    }
+
+    fn at(position: u64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + position as i64, 0).expect("a valid time")
     }
 
     /// A retry after the stream moved on is still recognised as the same append.
@@ -250,6 +268,16 @@ mod tests {
                 last_version: 4,
                 first_position: Position::from_sequence(10),
                 last_position: Position::from_sequence(11),
+                events: vec![
+                    AppendedEvent {
+                        position: Position::from_sequence(10),
+                        recorded_at: at(10),
+                    },
+                    AppendedEvent {
+                        position: Position::from_sequence(11),
+                        recorded_at: at(11),
+                    },
+                ],
             })
         );
     }

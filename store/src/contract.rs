@@ -31,7 +31,10 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::{EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError};
+use crate::{
+    AppendResult, AppendedEvent, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    StoreError,
+};
 
 /// How long a subscriber may take to deliver an event that is already committed.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,6 +74,8 @@ macro_rules! event_store_contract {
             a_refused_append_does_not_affect_the_appends_sent_with_it,
             an_append_repeated_while_the_original_is_pending_is_stored_once,
             appends_to_one_stream_sent_together_take_consecutive_versions,
+            an_append_answers_with_each_event_as_reading_the_stream_gives_it,
+            appends_sent_together_answer_with_each_event_as_stored,
         );
     };
     (@each $harness:ty; $($name:ident),* $(,)?) => {
@@ -140,6 +145,34 @@ pub(crate) async fn whole_log(store: &dyn EventStore) -> Vec<RecordedEvent> {
 
 pub(crate) fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
     events.iter().map(|e| e.id).collect()
+}
+
+/// Checks that `result`, an append's answer, tells each of its events' position
+/// and time exactly as reading the stream gives them.
+pub(crate) async fn assert_answer_as_stored(
+    store: &dyn EventStore,
+    stream: &str,
+    result: &AppendResult,
+) {
+    let count = result.events.len() as u64;
+    assert!(count > 0, "an answer without events: {result:?}");
+    let first_version = (result.last_version + 1)
+        .checked_sub(count)
+        .expect("no more events than versions");
+    let stored = store
+        .read_stream(stream, first_version, result.events.len())
+        .await
+        .expect("read");
+    let places: Vec<AppendedEvent> = stored
+        .iter()
+        .map(|e| AppendedEvent {
+            position: e.position,
+            recorded_at: e.recorded_at,
+        })
+        .collect();
+    assert_eq!(result.events, places, "the answer for {stream}");
+    assert_eq!(result.first_position, places[0].position);
+    assert_eq!(result.last_position, places[places.len() - 1].position);
 }
 
 pub(crate) fn assert_conflict(

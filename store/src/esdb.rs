@@ -281,6 +281,7 @@ fn stored_ids(events: &[RecordedEvent], ids: &HashSet<Uuid>) -> Vec<StoredId> {
             stream_id: e.stream_id.clone(),
             version: e.version,
             position: e.position,
+            recorded_at: e.recorded_at,
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 //!   with an expected version, read a stream, read the global log, and a catch-up
 //!   subscription to the global log (see [`subscription`]).
 //! - [`Position`], [`ExpectedVersion`], [`NewEvent`], [`RecordedEvent`],
-//!   [`AppendResult`], [`StoreError`]: the vocabulary shared by all backends.
+//!   [`AppendResult`], [`AppendedEvent`], [`StoreError`]: the vocabulary shared by all backends.
 //! - `sqlite`: the embedded default (a file, WAL mode, one writer at a time).
 //! - `postgres`: production; gap-free global order through a transaction-scoped
 //!   advisory lock around position assignment, `LISTEN/NOTIFY` wake-ups.
@@ -154,13 +154,26 @@ pub struct RecordedEvent {
 }
 
 /// What an append did (or, for a repeated append, what the original one did).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// It carries everything [`RecordedEvent`] adds to a [`NewEvent`], so a caller
+/// that wants its events as stored need not read them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {
     /// Version of the last event appended: the stream's new current version.
     pub last_version: u64,
     /// Global position of the first and last event appended.
     pub first_position: Position,
     pub last_position: Position,
+    /// One per event of the append, in order: where it is in the global log and
+    /// when it was recorded, exactly as [`EventStore::read_stream`] returns them.
+    pub events: Vec<AppendedEvent>,
+}
+
+/// Where one appended event went, and when it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvent {
+    pub position: Position,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Errors of the event store. Callers branch on the variant, never on a message.

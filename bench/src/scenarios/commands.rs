@@ -1,6 +1,7 @@
 //! Issue 6, scenario 1: single-event commands through the full command path
 //! (`CommandService::execute`: load the stream, decide, append with the loaded
-//! version, read back) with 1 and 16 concurrent writers, each on tickets of
+//! version; the service keeps each ticket's state, so after the first command
+//! on a ticket it decides on that) with 1 and 16 concurrent writers, each on tickets of
 //! its own, on a durable store. Reports commands/s over the whole run and
 //! p50/p99 per-command latency.
 

@@ -18,7 +18,8 @@ use projections::{
     UsersProjection,
 };
 use store::{
-    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError,
+    AppendResult, AppendedEvent, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    StoreError,
 };
 
 use crate::commands::Script;
@@ -72,6 +73,7 @@ impl EventStore for TwoPartLog {
         }
         let first_version = current.map_or(0, |v| v + 1);
         let first_position = Self::position(log.len());
+        let count = events.len();
         for (k, e) in events.into_iter().enumerate() {
             let position = Self::position(log.len());
             log.push(RecordedEvent {
@@ -86,11 +88,19 @@ impl EventStore for TwoPartLog {
                 recorded_at: chrono::Utc::now(),
             });
         }
+        let appended = &log[log.len() - count..];
         let last = log.last().expect("just appended");
         Ok(AppendResult {
             last_version: last.version,
             first_position,
             last_position: last.position,
+            events: appended
+                .iter()
+                .map(|e| AppendedEvent {
+                    position: e.position,
+                    recorded_at: e.recorded_at,
+                })
+                .collect(),
         })
     }
 

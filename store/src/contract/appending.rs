@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use uuid::Uuid;
 
-use super::{assert_conflict, event, ids, whole_log};
+use super::{assert_answer_as_stored, assert_conflict, event, ids, whole_log};
 use crate::{
     read_whole_stream, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError,
 };
@@ -252,4 +252,60 @@ pub async fn concurrent_exact_appends_to_one_stream_have_exactly_one_winner(
     assert_eq!(stream.len(), 2);
     let distinct: HashSet<Uuid> = ids(&whole_log(store).await).into_iter().collect();
     assert_eq!(distinct.len(), 2);
+}
+
+/// An append's answer carries each event's position and time as the stream
+/// reads back, so callers need not read them; a repeat answers with the
+/// original's, however much later it comes.
+pub async fn an_append_answers_with_each_event_as_reading_the_stream_gives_it(
+    store: &dyn EventStore,
+) {
+    let single = store
+        .append("s", ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .expect("single");
+    assert_answer_as_stored(store, "s", &single).await;
+    let batch = vec![event(1), event(2), event(3)];
+    let triple = store
+        .append("s", ExpectedVersion::Exact(0), batch.clone())
+        .await
+        .expect("triple");
+    assert_eq!(triple.events.len(), 3);
+    assert_answer_as_stored(store, "s", &triple).await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let repeat = store
+        .append("s", ExpectedVersion::Exact(0), batch)
+        .await
+        .expect("repeat");
+    assert_eq!(
+        repeat, triple,
+        "a repeat answers with the original's places and times"
+    );
+    let repeat_single = store
+        .append(
+            "s",
+            ExpectedVersion::Any,
+            vec![single_event_of(store, "s").await],
+        )
+        .await
+        .expect("repeat of the first");
+    assert_eq!(repeat_single, single);
+}
+
+/// The first event of `stream`, as a new event with the same id and content.
+async fn single_event_of(store: &dyn EventStore, stream: &str) -> NewEvent {
+    let first = store
+        .read_stream(stream, 0, 1)
+        .await
+        .expect("read")
+        .pop()
+        .expect("a first event");
+    NewEvent {
+        id: first.id,
+        event_type: first.event_type,
+        schema_version: first.schema_version,
+        data: first.data,
+        metadata: first.metadata,
+    }
 }

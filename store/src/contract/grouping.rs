@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use uuid::Uuid;
 
-use super::{assert_conflict, event, ids, whole_log};
+use super::{assert_answer_as_stored, assert_conflict, event, ids, whole_log};
 use crate::{read_whole_stream, EventStore, ExpectedVersion, StoreError};
 
 /// Appends refused by a rule (a stale version, reused ids) sent together with
@@ -98,4 +98,55 @@ pub async fn appends_to_one_stream_sent_together_take_consecutive_versions(store
         let stored = &stream[result.last_version as usize];
         assert_eq!((stored.id, stored.position), (e.id, result.last_position));
     }
+}
+
+/// Appends sent together, mixing new streams, several appends to one stream, a
+/// conflict, a repeat of a stored append and a repeat of one in the same
+/// group: every answer carries its events' positions and times as stored, and
+/// the repeats answer with their originals'.
+pub async fn appends_sent_together_answer_with_each_event_as_stored(store: &dyn EventStore) {
+    let stored_batch = vec![event(0), event(1)];
+    let stored = store
+        .append("old", ExpectedVersion::NoStream, stored_batch.clone())
+        .await
+        .expect("stored before");
+    let pending_batch = vec![event(2), event(3)];
+
+    let news: Vec<_> = (0..4u64)
+        .map(|n| (format!("new-{n}"), vec![event(10 + n), event(20 + n)]))
+        .collect();
+    let new_appends =
+        join_all(news.iter().map(|(stream, events)| {
+            store.append(stream, ExpectedVersion::NoStream, events.clone())
+        }));
+    let busy = join_all(
+        (0..4u64).map(|n| store.append("busy", ExpectedVersion::Any, vec![event(30 + n)])),
+    );
+    let conflict = store.append("old", ExpectedVersion::NoStream, vec![event(4)]);
+    let repeat = store.append("old", ExpectedVersion::NoStream, stored_batch);
+    let pending = join_all(
+        (0..3).map(|_| store.append("pending", ExpectedVersion::Any, pending_batch.clone())),
+    );
+    let (new_appends, busy, conflict, repeat, pending) =
+        futures::join!(new_appends, busy, conflict, repeat, pending);
+
+    for ((stream, _), result) in news.iter().zip(&new_appends) {
+        let result = result.as_ref().expect("a new stream");
+        assert_eq!(result.last_version, 1);
+        assert_answer_as_stored(store, stream, result).await;
+    }
+    for result in &busy {
+        assert_answer_as_stored(store, "busy", result.as_ref().expect("busy")).await;
+    }
+    assert_conflict(conflict, ExpectedVersion::NoStream, Some(1));
+    assert_eq!(repeat.expect("repeat"), stored);
+    let original = pending[0].as_ref().expect("pending").clone();
+    assert_answer_as_stored(store, "pending", &original).await;
+    for result in &pending {
+        assert_eq!(result.as_ref().expect("pending repeat"), &original);
+    }
+    assert_eq!(
+        whole_log(store).await.len(),
+        2 + 2 * news.len() + busy.len() + pending_batch.len()
+    );
 }

@@ -6,31 +6,38 @@
 //! processes, sixteen commits and sixteen times the round trips around them, and
 //! on a busy machine every hand-over waits for the next process to be scheduled.
 //! So the appends of one process queue to a single task, which writes whatever
-//! has queued up in one transaction: lock once, then for each append check it and
-//! insert it, then commit once. Later appends of a batch see the earlier ones (same
-//! transaction), so versions, conflicts and repeats come out exactly as if the
-//! appends had run one after another, which they did.
+//! has queued up in one transaction: lock once, read the facts of every append
+//! in one query, decide each append in order on them (see `append::group`),
+//! insert every event that passed in one statement, commit once. Five round
+//! trips (begin, lock, facts, insert, commit) whatever the batch's size. Later
+//! appends of a batch see the earlier ones, so versions, conflicts and repeats
+//! come out exactly as if the appends had run one after another.
 //!
 //! An append refused by a rule (a conflict, say) is simply not written; the
 //! others go on. A *database* error aborts the transaction and with it the batch,
 //! so then each append of the batch is retried in a transaction of its own, and
 //! only the one at fault reports the error.
 
-use sqlx::postgres::PgPool;
-use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::append::{self, AppendFailure, Decision, StoredId};
+use crate::append::{self, AppendFailure, GroupFacts, StoredId};
 use crate::append_queue::{self, AppendRequest, Appends};
 use crate::row;
-use crate::{AppendResult, ExpectedVersion, NewEvent, StoreError};
+use crate::{AppendResult, AppendedEvent, StoreError};
 
 /// Most appends written in one transaction: bounds how long one batch holds the
 /// lock (and how much a failed batch has to redo).
 const MAX_BATCH: usize = 64;
+
+/// Every answer of a batch, in order.
+type Answers = Vec<Result<AppendResult, StoreError>>;
 
 /// What the writer needs of the store.
 pub(super) struct Writer {
@@ -49,6 +56,7 @@ pub(super) fn start(writer: Writer) -> (Appends, JoinHandle<()>) {
 }
 
 impl Writer {
+    #[tracing::instrument(name = "postgres append batch", skip_all, fields(size = batch.len()))]
     async fn write(&self, batch: Vec<AppendRequest>) {
         // Nobody waits for an append whose caller went away, but it is still
         // written: the caller may have been cancelled after sending it, and a
@@ -77,26 +85,23 @@ impl Writer {
     }
 
     /// The whole batch in one transaction. `Err` means nothing was written.
-    async fn write_together(
-        &self,
-        batch: &[AppendRequest],
-    ) -> Result<Vec<Result<AppendResult, StoreError>>, AppendFailure> {
+    async fn write_together(&self, batch: &[AppendRequest]) -> Result<Answers, AppendFailure> {
         let mut tx = self.begin_locked().await?;
         let mut results = Vec::with_capacity(batch.len());
-        for request in batch {
-            let (stream, events) = (&request.stream, &request.events);
-            let result = match plan(&mut tx, stream, request.expected, events).await {
-                Ok(Decision::AlreadyAppended(result)) => Ok(result),
-                // Any failure here may leave a half-written append behind: the
-                // batch must not commit (`?` drops `tx`, rolling it back).
-                Ok(Decision::Write { first_version }) => {
-                    Ok(self.insert(&mut tx, stream, first_version, events).await?)
-                }
-                // Refused before writing anything: only this append fails.
-                Err(AppendFailure::Rule(refused)) => Err(refused),
-                Err(failure @ AppendFailure::Database(_)) => return Err(failure),
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let plan = append::plan(rest, facts(&mut tx, rest).await?);
+            let (planned, later) = rest.split_at(plan.len());
+            let rows = plan.rows(planned);
+            let inserted = if rows.is_empty() {
+                Vec::new()
+            } else {
+                // Any failure here may leave a half-written batch behind: it
+                // must not commit (`?` drops `tx`, rolling it back).
+                self.insert(&mut tx, &rows).await?
             };
-            results.push(result);
+            results.extend(plan.results(planned, inserted)?);
+            rest = later;
         }
         tx.commit().await?;
         Ok(results)
@@ -106,25 +111,23 @@ impl Writer {
     /// writer that bypassed the lock) to what they mean.
     async fn write_alone(&self, request: &AppendRequest) -> Result<AppendResult, StoreError> {
         let (stream, expected, events) = (&request.stream, request.expected, &request.events);
-        let attempt = async {
-            let mut tx = self.begin_locked().await?;
-            let result = match plan(&mut tx, stream, expected, events).await? {
-                // Dropping `tx` rolls back, which releases the lock.
-                Decision::AlreadyAppended(result) => return Ok(result),
-                Decision::Write { first_version } => {
-                    self.insert(&mut tx, stream, first_version, events).await?
-                }
-            };
-            tx.commit().await?;
-            Ok::<_, AppendFailure>(result)
-        };
-        match attempt.await {
-            Ok(result) => Ok(result),
+        let alone = std::slice::from_ref(request);
+        match self.write_together(alone).await {
+            Ok(mut results) => results.pop().unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "the writer gave no answer to an append".into(),
+                ))
+            }),
             Err(AppendFailure::Rule(e)) => Err(e),
             Err(AppendFailure::Database(e)) => match append::unique_violation(&e) {
                 Some(violation) => {
                     let mut tx = self.pool.begin().await?;
-                    let (stored, current) = facts(&mut tx, stream, events).await?;
+                    let mut facts = facts(&mut tx, alone).await?;
+                    let stored: Vec<StoredId> = events
+                        .iter()
+                        .filter_map(|e| facts.stored.remove(&e.id))
+                        .collect();
+                    let current = facts.current.get(stream.as_str()).copied();
                     append::after_unique_violation(
                         violation, stream, expected, events, stored, current,
                     )
@@ -145,137 +148,141 @@ impl Writer {
         Ok(tx)
     }
 
-    /// Writes one append and queues its notification (delivered on commit, i.e.
+    /// Writes `rows` and queues one notification (delivered on commit, i.e.
     /// once the rows are visible), in one statement: every round trip here is
-    /// spent holding the lock.
+    /// spent holding the lock. Gives each row's place, in the rows' order.
     async fn insert(
         &self,
         tx: &mut Transaction<'static, Postgres>,
-        stream: &str,
-        first_version: u64,
-        events: &[NewEvent],
-    ) -> Result<AppendResult, AppendFailure> {
+        rows: &[append::Row<'_>],
+    ) -> Result<Vec<AppendedEvent>, AppendFailure> {
         // Positions come from the column's sequence in `ord` order, so a stream's
         // versions rise with positions. `notified` is referenced, so it runs,
-        // exactly once. `recorded_at` is the clock under the lock, not `now()`
-        // (the start of the transaction, before the wait): times rise with
-        // positions.
-        let mut written: Vec<(i64, i64)> = sqlx::query_as(
+        // exactly once. `recorded_at` is the start of this statement, which runs
+        // under the lock (not `now()`, the start of the transaction, before the
+        // wait): times rise with positions, and every event of an append has
+        // the same one.
+        let written: Vec<(Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
             "WITH written AS ( \
                  INSERT INTO events \
                      (id, stream_id, version, event_type, schema_version, data, metadata, \
                       recorded_at) \
-                 SELECT e.id, $1, $2 + e.ord - 1, e.event_type, e.schema_version, e.data, \
-                        e.metadata, clock_timestamp() \
-                 FROM UNNEST($3::uuid[], $4::text[], $5::int4[], $6::jsonb[], $7::jsonb[]) \
-                      WITH ORDINALITY AS e(id, event_type, schema_version, data, metadata, ord) \
+                 SELECT e.id, e.stream_id, e.version, e.event_type, e.schema_version, e.data, \
+                        e.metadata, statement_timestamp() \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::int4[], \
+                             $6::jsonb[], $7::jsonb[]) \
+                      WITH ORDINALITY \
+                      AS e(id, stream_id, version, event_type, schema_version, data, metadata, \
+                           ord) \
                  ORDER BY e.ord \
-                 RETURNING position, version \
+                 RETURNING id, position, recorded_at \
              ), notified AS ( \
                  SELECT pg_notify($8, max(position)::text) FROM written \
              ) \
-             SELECT written.position, written.version FROM written, notified",
+             SELECT written.id, written.position, written.recorded_at \
+             FROM written, notified",
         )
-        .bind(stream)
-        .bind(row::sql_i64(first_version))
-        .bind(events.iter().map(|e| e.id).collect::<Vec<Uuid>>())
+        .bind(rows.iter().map(|r| r.event.id).collect::<Vec<Uuid>>())
+        .bind(rows.iter().map(|r| r.stream).collect::<Vec<&str>>())
         .bind(
-            events
-                .iter()
-                .map(|e| e.event_type.clone())
-                .collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| row::sql_i64(r.version))
+                .collect::<Vec<i64>>(),
         )
-        .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>())
         .bind(
-            events
-                .iter()
-                .map(|e| e.metadata.clone())
-                .collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.event.event_type.as_str())
+                .collect::<Vec<&str>>(),
         )
+        .bind(
+            rows.iter()
+                .map(|r| r.event.schema_version)
+                .collect::<Vec<i32>>(),
+        )
+        .bind(rows.iter().map(|r| &r.event.data).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| &r.event.metadata).collect::<Vec<_>>())
         .bind(&self.channel)
         .fetch_all(&mut **tx)
         .await?;
-        written.sort_by_key(|&(_, version)| version);
-        let positions = written
-            .iter()
-            .map(|&(position, _)| row::position(position))
-            .collect::<Result<Vec<_>, _>>()?;
-        match (positions.first(), positions.last()) {
-            (Some(first), Some(last))
-                if positions.len() == events.len() && positions.windows(2).all(|w| w[0] < w[1]) =>
-            {
-                Ok(AppendResult {
-                    last_version: first_version + events.len() as u64 - 1,
-                    first_position: *first,
-                    last_position: *last,
-                })
-            }
-            // Would break "a stream's events in version order" for readers of the
-            // global log; refuse rather than commit it.
-            _ => Err(StoreError::Unavailable(format!(
-                "the insert returned positions {positions:?} out of version order"
-            ))
-            .into()),
+        // RETURNING promises no order: put the places back in the rows' order
+        // (a row missing here makes the plan's results refuse the batch).
+        let mut by_id = HashMap::with_capacity(written.len());
+        for (id, position, recorded_at) in written {
+            let place = AppendedEvent {
+                position: row::position(position)?,
+                recorded_at,
+            };
+            by_id.insert(id, place);
         }
+        Ok(rows
+            .iter()
+            .filter_map(|r| by_id.get(&r.event.id).copied())
+            .collect())
     }
 }
 
-/// Applies the append rules to what is stored now (inside the lock).
-async fn plan(
-    tx: &mut Transaction<'static, Postgres>,
-    stream: &str,
-    expected: ExpectedVersion,
-    events: &[NewEvent],
-) -> Result<Decision, AppendFailure> {
-    let (stored, current) = facts(tx, stream, events).await?;
-    Ok(append::decide(stream, expected, events, stored, current)?)
-}
-
-/// What the append rules need, in one round trip: the rows among `events`' ids
-/// that are stored already, and the stream's last version (`None`: no event).
+/// What the append rules need for every append of `batch`, in one round trip:
+/// each stream's last version, and the rows among the batch's ids that are
+/// stored already.
 async fn facts(
     tx: &mut Transaction<'static, Postgres>,
-    stream: &str,
-    events: &[NewEvent],
-) -> Result<(Vec<StoredId>, Option<u64>), AppendFailure> {
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    // Always at least one row (the stream's version); stored ids join onto it,
-    // leaving NULLs when there are none.
+    batch: &[AppendRequest],
+) -> Result<GroupFacts, AppendFailure> {
     type Row = (
-        Option<i64>,
         Option<Uuid>,
-        Option<String>,
+        String,
         Option<i64>,
         Option<i64>,
+        Option<DateTime<Utc>>,
     );
+    // Rows without an id are a stream's last version (NULL: no event); each
+    // is one backward step on the (stream_id, version) index.
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT s.current, e.id, e.stream_id, e.version, e.position \
-         FROM (SELECT max(version) AS current FROM events WHERE stream_id = $1) AS s \
-         LEFT JOIN events AS e ON e.id = ANY($2)",
+        "SELECT NULL::uuid, s.stream_id, \
+                (SELECT max(version) FROM events WHERE stream_id = s.stream_id), \
+                NULL::int8, NULL::timestamptz \
+         FROM UNNEST($1::text[]) AS s(stream_id) \
+         UNION ALL \
+         SELECT e.id, e.stream_id, e.version, e.position, e.recorded_at \
+         FROM events AS e WHERE e.id = ANY($2::uuid[])",
     )
-    .bind(stream)
-    .bind(ids)
+    .bind(GroupFacts::streams(batch))
+    .bind(GroupFacts::ids(batch))
     .fetch_all(&mut **tx)
     .await?;
 
-    let current = match rows.first().and_then(|r| r.0) {
-        None => None,
-        Some(v) => Some(
-            u64::try_from(v)
-                .map_err(|_| StoreError::Corrupt(format!("stream {stream} is at version {v}")))?,
-        ),
+    let mut facts = GroupFacts {
+        current: HashMap::with_capacity(batch.len()),
+        stored: HashMap::new(),
     };
-    let mut stored = Vec::new();
     for found in rows {
-        if let (_, Some(id), Some(stream_id), Some(version), Some(position)) = found {
-            stored.push(StoredId {
-                id,
-                stream_id,
-                version: row::version(position, version)?,
-                position: row::position(position)?,
-            });
+        match found {
+            (None, stream, Some(v), _, _) => {
+                let v = u64::try_from(v).map_err(|_| {
+                    StoreError::Corrupt(format!("stream {stream} is at version {v}"))
+                })?;
+                facts.current.insert(stream, v);
+            }
+            (None, _, None, _, _) => {}
+            (Some(id), stream_id, Some(version), Some(position), Some(recorded_at)) => {
+                facts.stored.insert(
+                    id,
+                    StoredId {
+                        id,
+                        stream_id,
+                        version: row::version(position, version)?,
+                        position: row::position(position)?,
+                        recorded_at,
+                    },
+                );
+            }
+            (Some(id), ..) => {
+                return Err(StoreError::Corrupt(format!(
+                    "stored event {id} lacks a version, position or time"
+                ))
+                .into())
+            }
         }
     }
-    Ok((stored, current))
+    Ok(facts)
 }

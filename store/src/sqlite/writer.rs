@@ -5,22 +5,28 @@
 //! a few round trips to the connection's worker thread. Sixteen tasks appending
 //! one event each would pay that sixteen times while the others wait in line for
 //! the one writer connection. So the appends of one store queue to a single task,
-//! which writes whatever has queued up in one transaction: for each append, read
-//! the facts, apply the rules (see `append`), insert; then commit once and only
-//! then reply. Later appends of a group see the earlier ones (same transaction),
+//! which writes whatever has queued up in one transaction: read the facts,
+//! apply the rules (see `append`), insert; then commit once and only then
+//! reply. Later appends of a group see the earlier ones (same transaction),
 //! so versions, conflicts and repeats come out exactly as if the appends had run
 //! one after another, which they did, in queue order.
 //!
 //! # Each append succeeds or fails on its own
 //!
-//! An append refused by a rule (a conflict, an idempotency mismatch) writes
-//! nothing, so it cannot disturb the others. An append whose insert fails on a
-//! constraint is undone on its own: a single-statement insert by SQLite itself
-//! (the default `ON CONFLICT ABORT` backs out the failing statement and keeps the
-//! transaction), a multi-event one through a `SAVEPOINT` around its inserts. Any
-//! other database error (disk full, I/O) may have rolled the whole transaction
-//! back behind our back, so it fails the group: nothing of it is committed, every
-//! caller hears the error and may retry (ids make retries safe).
+//! The group costs a constant number of statements, whatever its size: one
+//! query reads the facts of every append (see `append::group`), the rules
+//! decide each append in queue order, and one multi-row `INSERT` writes every
+//! event that passed them. An append refused by a rule (a conflict, an
+//! idempotency mismatch) writes nothing, so it cannot disturb the others. An
+//! insert that fails on a constraint is undone whole by SQLite itself (the
+//! default `ON CONFLICT ABORT` backs out the failing statement and keeps the
+//! transaction), so no savepoints are needed: the writer then writes the
+//! appends of that insert one at a time, and one whose own insert still fails
+//! is decided again on what is stored now. Only a writer that skipped
+//! `BEGIN IMMEDIATE` can cause that. Any other database error (disk full,
+//! I/O) may have rolled the whole transaction back behind our back, so it
+//! fails the group: nothing of it is committed, every caller hears the error
+//! and may retry (ids make retries safe).
 //!
 //! # Durability
 //!
@@ -33,23 +39,27 @@
 //! A caller that goes away after queueing its append does not take it back: it is
 //! written anyway, and a retry with the same ids finds it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::append::{self, AppendFailure, Decision, StoredId};
+use crate::append::{self, AppendFailure, GroupFacts, GroupPlan, StoredId};
 use crate::append_queue::{self, AppendRequest, Appends};
 use crate::row;
-use crate::{AppendResult, ExpectedVersion, NewEvent, StoreError};
+use crate::{AppendResult, AppendedEvent, StoreError};
 
 /// Most appends written in one transaction: bounds how long one group keeps
 /// read-model writes (which share the writer connection) waiting.
 const MAX_GROUP: usize = 128;
+
+/// Every answer of a group (or of a part of it), in order.
+type Answers = Vec<Result<AppendResult, StoreError>>;
 
 /// What the writer needs of the store.
 pub(super) struct Writer {
@@ -88,10 +98,7 @@ impl Writer {
             Err(e) => {
                 let size = group.len();
                 tracing::warn!(error = %e, size, "append group failed; nothing of it was committed");
-                group
-                    .iter()
-                    .map(|_| Err(StoreError::Unavailable(e.to_string())))
-                    .collect()
+                group.iter().map(|_| Err(same_error(&e))).collect()
             }
         };
         for (request, result) in group.into_iter().zip(results) {
@@ -100,216 +107,202 @@ impl Writer {
     }
 
     /// The whole group in one transaction. `Err` means nothing was committed.
-    async fn write_together(
-        &self,
-        group: &[AppendRequest],
-    ) -> Result<Vec<Result<AppendResult, StoreError>>, sqlx::Error> {
+    async fn write_together(&self, group: &[AppendRequest]) -> Result<Answers, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The same time for the whole group: it is read under the write lock,
+        // so times still rise with positions from one group to the next.
+        let recorded_at = Utc::now();
         let mut results = Vec::with_capacity(group.len());
-        for request in group {
-            let result = match append_one(&mut tx, request).await {
-                Ok(result) => Ok(result),
-                Err(AppendFailure::Rule(refused)) => Err(refused),
-                // Dropping `tx` rolls back whatever is left of the transaction.
-                Err(AppendFailure::Database(e)) => return Err(e),
-            };
-            results.push(result);
+        let mut rest = group;
+        while !rest.is_empty() {
+            let facts = facts(&mut tx, rest).await?;
+            let plan = append::plan(rest, facts);
+            let (planned, later) = rest.split_at(plan.len());
+            results.extend(write_planned(&mut tx, planned, plan, recorded_at).await?);
+            rest = later;
         }
         tx.commit().await?;
         Ok(results)
     }
 }
 
-/// One append inside the group's transaction. A `Rule` failure left nothing of
-/// this append behind; a `Database` failure may have spoilt the transaction.
-async fn append_one(
+/// Writes the planned part of a group in one insert. A `Database` failure may
+/// have spoilt the transaction; anything else left it usable.
+async fn write_planned(
     tx: &mut Transaction<'static, Sqlite>,
-    request: &AppendRequest,
-) -> Result<AppendResult, AppendFailure> {
-    let (stream, expected, events) = (&request.stream, request.expected, &request.events);
-    if let [event] = events.as_slice() {
-        match insert_if_expected(tx, stream, expected, event).await {
-            Ok(Some(result)) => return Ok(result),
-            Ok(None) => {}
-            // Another writer bypassed our lock (see below); the statement was
-            // undone, so let the facts say what that means.
-            Err(AppendFailure::Database(e)) if append::unique_violation(&e).is_some() => {}
-            Err(failure) => return Err(failure),
-        }
+    planned: &[AppendRequest],
+    plan: GroupPlan,
+    recorded_at: DateTime<Utc>,
+) -> Result<Answers, StoreError> {
+    let rows = plan.rows(planned);
+    if rows.is_empty() {
+        return plan.results(planned, Vec::new());
     }
-    let (stored, current) = facts(tx, stream, events).await?;
-    let first_version = match append::decide(stream, expected, events, stored, current)? {
-        Decision::AlreadyAppended(result) => return Ok(result),
-        Decision::Write { first_version } => first_version,
+    let e = match insert(tx, &rows, recorded_at).await {
+        Ok(inserted) => return plan.results(planned, inserted),
+        Err(AppendFailure::Rule(e)) => return Err(e),
+        Err(AppendFailure::Database(e)) => e,
     };
-    let inserted = if events.len() == 1 {
-        insert(tx, stream, first_version, events).await
-    } else {
-        in_savepoint(tx, stream, first_version, events).await
-    };
-    match inserted {
-        Err(AppendFailure::Database(e)) => match append::unique_violation(&e) {
-            // Only a writer that skipped `BEGIN IMMEDIATE` can get here; our
-            // insert was undone, so decide again on what is stored now.
-            Some(violation) => {
-                let (stored, current) = facts(tx, stream, events).await?;
-                Ok(append::after_unique_violation(
-                    violation, stream, expected, events, stored, current,
-                )?)
+    match append::unique_violation(&e) {
+        // SQLite undid the whole statement: go one append at a time.
+        Some(_) if planned.len() > 1 => {
+            let mut results = Vec::with_capacity(planned.len());
+            for one in planned.chunks(1) {
+                let facts = facts(tx, one).await?;
+                let plan = append::plan(one, facts);
+                results.extend(Box::pin(write_planned(tx, one, plan, recorded_at)).await?);
             }
-            None => Err(AppendFailure::Database(e)),
-        },
-        other => other,
+            Ok(results)
+        }
+        // Only a writer that skipped `BEGIN IMMEDIATE` can get here; our
+        // insert was undone, so decide again on what is stored now.
+        Some(violation) => {
+            let request = &planned[0];
+            {
+                let (stream, expected, events) =
+                    (&request.stream, request.expected, &request.events);
+                let mut facts = facts(tx, planned).await?;
+                let stored: Vec<StoredId> = events
+                    .iter()
+                    .filter_map(|e| facts.stored.remove(&e.id))
+                    .collect();
+                let current = facts.current.get(stream).copied();
+                Ok(vec![append::after_unique_violation(
+                    violation, stream, expected, events, stored, current,
+                )])
+            }
+        }
+        None => Err(e.into()),
     }
 }
 
-/// The common case in one statement: a single event whose id is new, to a
-/// stream at the expected version, is inserted with the next version. `None`
-/// when it was not (a repeat, a conflict...): the caller then reads the facts
-/// and lets the rules say why.
-async fn insert_if_expected(
-    tx: &mut Transaction<'static, Sqlite>,
-    stream: &str,
-    expected: ExpectedVersion,
-    event: &NewEvent,
-) -> Result<Option<AppendResult>, AppendFailure> {
-    // `?3 = 0`: any version will do; otherwise the stream's last version must
-    // be `?4` (NULL: no stream), compared with `IS` so NULL matches NULL.
-    let (check, version) = match expected {
-        ExpectedVersion::Any => (false, None),
-        ExpectedVersion::NoStream => (true, None),
-        ExpectedVersion::Exact(n) => (true, Some(row::sql_i64(n))),
-    };
-    let inserted: Option<(i64, i64)> = sqlx::query_as(
-        "INSERT INTO events \
-         (id, stream_id, version, event_type, schema_version, data, metadata, recorded_at) \
-         SELECT ?1, ?2, COALESCE(s.current + 1, 0), ?5, ?6, ?7, ?8, ?9 \
-         FROM (SELECT MAX(version) AS current FROM events WHERE stream_id = ?2) AS s \
-         WHERE (?3 = 0 OR s.current IS ?4) \
-           AND NOT EXISTS (SELECT 1 FROM events WHERE id = ?1) \
-         RETURNING position, version",
-    )
-    .bind(event.id.to_string())
-    .bind(stream)
-    .bind(check)
-    .bind(version)
-    .bind(&event.event_type)
-    .bind(event.schema_version)
-    .bind(event.data.to_string())
-    .bind(event.metadata.to_string())
-    .bind(Utc::now())
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((raw_position, version)) = inserted else {
-        return Ok(None);
-    };
-    let position = row::position(raw_position)?;
-    Ok(Some(AppendResult {
-        last_version: row::version(raw_position, version)?,
-        first_position: position,
-        last_position: position,
-    }))
-}
-
-/// Several inserts, undone together if one fails on a constraint.
-async fn in_savepoint(
-    tx: &mut Transaction<'static, Sqlite>,
-    stream: &str,
-    first_version: u64,
-    events: &[NewEvent],
-) -> Result<AppendResult, AppendFailure> {
-    sqlx::query("SAVEPOINT append").execute(&mut **tx).await?;
-    let inserted = insert(tx, stream, first_version, events).await;
-    if inserted.is_err() {
-        sqlx::query("ROLLBACK TO append").execute(&mut **tx).await?;
-    }
-    sqlx::query("RELEASE append").execute(&mut **tx).await?;
-    inserted
-}
-
-/// Inserts the events at versions `first_version`, `first_version + 1`, ...
+/// Inserts `rows` in one statement, in order, and gives each one's place.
 async fn insert(
     tx: &mut Transaction<'static, Sqlite>,
-    stream: &str,
-    first_version: u64,
-    events: &[NewEvent],
-) -> Result<AppendResult, AppendFailure> {
-    let recorded_at = Utc::now();
-    let mut positions = Vec::with_capacity(events.len());
-    for (version, event) in (first_version..).zip(events) {
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO events \
-             (id, stream_id, version, event_type, schema_version, data, metadata, recorded_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
-        )
-        .bind(event.id.to_string())
-        .bind(stream)
-        .bind(row::sql_i64(version))
-        .bind(&event.event_type)
-        .bind(event.schema_version)
-        .bind(event.data.to_string())
-        .bind(event.metadata.to_string())
-        .bind(recorded_at)
-        .fetch_one(&mut **tx)
-        .await?;
-        positions.push(row::position(position)?);
+    rows: &[append::Row<'_>],
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<AppendedEvent>, AppendFailure> {
+    // One JSON array bound as a single parameter (one statement text whatever
+    // the group's size, so it is prepared once). Payloads travel as JSON
+    // strings, which come out of `json_extract` exactly as they went in.
+    let ids: Vec<String> = rows.iter().map(|r| r.event.id.to_string()).collect();
+    let values: Vec<_> = rows
+        .iter()
+        .zip(&ids)
+        .map(|(r, id)| {
+            (
+                id,
+                r.stream,
+                row::sql_i64(r.version),
+                &r.event.event_type,
+                r.event.schema_version,
+                r.event.data.to_string(),
+                r.event.metadata.to_string(),
+            )
+        })
+        .collect();
+    let values = serde_json::to_string(&values)
+        .map_err(|e| StoreError::Invalid(format!("an event does not encode: {e}")))?;
+    let inserted: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO events \
+         (id, stream_id, version, event_type, schema_version, data, metadata, recorded_at) \
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                json_extract(value, '$[6]'), ?2 \
+         FROM json_each(?1) ORDER BY key \
+         RETURNING id, position",
+    )
+    .bind(values)
+    .bind(recorded_at)
+    .fetch_all(&mut **tx)
+    .await?;
+    // RETURNING promises no order: put the places back in the rows' order (a
+    // row missing here makes the plan's results refuse the group).
+    let mut by_id = HashMap::with_capacity(inserted.len());
+    for (id, position) in inserted {
+        by_id.insert(id, row::position(position)?);
     }
-    match (positions.first(), positions.last()) {
-        (Some(first), Some(last)) => Ok(AppendResult {
-            last_version: first_version + events.len() as u64 - 1,
-            first_position: *first,
-            last_position: *last,
-        }),
-        _ => Err(StoreError::Invalid("empty append".into()).into()),
+    Ok(ids
+        .iter()
+        .filter_map(|id| by_id.get(id).copied())
+        .map(|position| AppendedEvent {
+            position,
+            recorded_at,
+        })
+        .collect())
+}
+
+/// `e` again, for each caller of a failed group.
+fn same_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Corrupt(detail) => StoreError::Corrupt(detail.clone()),
+        StoreError::Invalid(detail) => StoreError::Invalid(detail.clone()),
+        StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
+        other => StoreError::Unavailable(other.to_string()),
     }
 }
 
-/// What the append rules need, in one query: the rows among `events`' ids that
-/// are stored already, and the stream's last version (`None`: no event).
+/// What the append rules need for every append of `group`, in one query: each
+/// stream's last version, and the rows among the group's ids that are stored.
 async fn facts(
     tx: &mut Transaction<'static, Sqlite>,
-    stream: &str,
-    events: &[NewEvent],
-) -> Result<(Vec<StoredId>, Option<u64>), AppendFailure> {
-    // One JSON array bound as a single parameter, rather than a placeholder per id.
-    let ids = serde_json::Value::from(events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>());
+    group: &[AppendRequest],
+) -> Result<GroupFacts, StoreError> {
+    let streams = serde_json::Value::from(GroupFacts::streams(group));
+    let ids: Vec<String> = GroupFacts::ids(group).iter().map(Uuid::to_string).collect();
+    let ids = serde_json::Value::from(ids);
     type Row = (
-        Option<i64>,
         Option<String>,
-        Option<String>,
+        String,
         Option<i64>,
         Option<i64>,
+        Option<DateTime<Utc>>,
     );
-    // Always at least one row (the stream's version); stored ids join onto it,
-    // leaving NULLs when there are none.
+    // Rows without an id are a stream's last version (NULL: no event).
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT s.current, e.id, e.stream_id, e.version, e.position \
-         FROM (SELECT MAX(version) AS current FROM events WHERE stream_id = ?) AS s \
-         LEFT JOIN events AS e ON e.id IN (SELECT value FROM json_each(?))",
+        "SELECT NULL, s.value, \
+                (SELECT MAX(version) FROM events WHERE stream_id = s.value), NULL, NULL \
+         FROM json_each(?1) AS s \
+         UNION ALL \
+         SELECT e.id, e.stream_id, e.version, e.position, e.recorded_at \
+         FROM events AS e WHERE e.id IN (SELECT value FROM json_each(?2))",
     )
-    .bind(stream)
+    .bind(streams.to_string())
     .bind(ids.to_string())
     .fetch_all(&mut **tx)
     .await?;
 
-    let current = match rows.first().and_then(|r| r.0) {
-        None => None,
-        Some(v) => Some(
-            u64::try_from(v)
-                .map_err(|_| StoreError::Corrupt(format!("stream {stream} is at version {v}")))?,
-        ),
-    };
-    let mut stored = Vec::new();
+    let mut facts = GroupFacts::default();
     for found in rows {
-        if let (_, Some(id), Some(stream_id), Some(version), Some(position)) = found {
-            stored.push(StoredId {
-                id: Uuid::parse_str(&id)
-                    .map_err(|e| StoreError::Corrupt(format!("stored event id {id:?}: {e}")))?,
-                stream_id,
-                version: row::version(position, version)?,
-                position: row::position(position)?,
-            });
+        match found {
+            (None, stream, Some(v), _, _) => {
+                let v = u64::try_from(v).map_err(|_| {
+                    StoreError::Corrupt(format!("stream {stream} is at version {v}"))
+                })?;
+                facts.current.insert(stream, v);
+            }
+            (None, _, None, _, _) => {}
+            (Some(id), stream_id, Some(version), Some(position), Some(recorded_at)) => {
+                let id = Uuid::parse_str(&id)
+                    .map_err(|e| StoreError::Corrupt(format!("stored event id {id:?}: {e}")))?;
+                facts.stored.insert(
+                    id,
+                    StoredId {
+                        id,
+                        stream_id,
+                        version: row::version(position, version)?,
+                        position: row::position(position)?,
+                        recorded_at,
+                    },
+                );
+            }
+            (Some(id), ..) => {
+                return Err(StoreError::Corrupt(format!(
+                    "stored event {id} lacks a version, position or time"
+                )))
+            }
         }
     }
-    Ok((stored, current))
+    Ok(facts)
 }

@@ -1,0 +1,180 @@
+//! Deciding a whole group of appends on facts read in one query.
+//!
+//! A writer that decides appends one at a time pays a query per append while it
+//! holds the write lock, and those round trips are the store's whole write
+//! budget. Instead the writer reads once what every append of the group needs
+//! (each named stream's last version, the stored rows among all their ids),
+//! and [`plan`] applies the rules to each append in queue order on those facts,
+//! updating them as if each planned write had happened: a later append to the
+//! same stream sees the versions of an earlier one, exactly as if they had run
+//! one after another. The writer then inserts every planned event in one
+//! statement.
+//!
+//! What the facts cannot tell before the insert are the positions of events
+//! planned earlier in the group. So an append that names one of their ids (a
+//! repeat sent while the original is still queued, or a caller reusing ids)
+//! ends the plan there: the writer inserts what was planned, reads fresh facts
+//! and plans the rest, and the append is then decided on what is stored.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::{decide, Decision, StoredId};
+use crate::append_queue::AppendRequest;
+use crate::{AppendResult, AppendedEvent, NewEvent, StoreError};
+
+/// What the rules need to know about a group, as read under the write lock.
+#[derive(Debug, Default)]
+pub(crate) struct GroupFacts {
+    /// The last version of each named stream that has events.
+    pub current: HashMap<String, u64>,
+    /// The stored rows among the group's event ids.
+    pub stored: HashMap<Uuid, StoredId>,
+}
+
+impl GroupFacts {
+    /// Each stream the group appends to, once.
+    pub fn streams(group: &[AppendRequest]) -> Vec<&str> {
+        let mut seen = HashSet::with_capacity(group.len());
+        group
+            .iter()
+            .map(|r| r.stream.as_str())
+            .filter(|s| seen.insert(*s))
+            .collect()
+    }
+
+    /// Every event id of the group.
+    pub fn ids(group: &[AppendRequest]) -> Vec<Uuid> {
+        group
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| e.id))
+            .collect()
+    }
+}
+
+/// What to do with one append of a group.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    /// Answered without writing: a repeat's original result, or a refusal.
+    Answered(Result<AppendResult, StoreError>),
+    /// Insert the events at versions `first_version`, `first_version + 1`, ...
+    Write { first_version: u64 },
+}
+
+/// The plan for a prefix of a group: always its first append, and every
+/// following one up to the first that names an id planned for writing earlier.
+#[derive(Debug)]
+pub(crate) struct GroupPlan(pub Vec<Planned>);
+
+/// Applies the append rules to the appends of `group`, in order, on `facts`.
+pub(crate) fn plan(group: &[AppendRequest], mut facts: GroupFacts) -> GroupPlan {
+    let mut planned_ids = HashSet::new();
+    let mut planned = Vec::with_capacity(group.len());
+    for request in group {
+        let events = &request.events;
+        if events.iter().any(|e| planned_ids.contains(&e.id)) {
+            break;
+        }
+        let stored = events
+            .iter()
+            .filter_map(|e| facts.stored.get(&e.id))
+            .cloned()
+            .collect();
+        let current = facts.current.get(&request.stream).copied();
+        let decided = decide(&request.stream, request.expected, events, stored, current);
+        planned.push(match decided {
+            Ok(Decision::Write { first_version }) => {
+                let last = first_version + events.len() as u64 - 1;
+                facts.current.insert(request.stream.clone(), last);
+                planned_ids.extend(events.iter().map(|e| e.id));
+                Planned::Write { first_version }
+            }
+            Ok(Decision::AlreadyAppended(original)) => Planned::Answered(Ok(original)),
+            Err(refused) => Planned::Answered(Err(refused)),
+        });
+    }
+    GroupPlan(planned)
+}
+
+/// One event to insert: its stream, its version and the event itself.
+pub(crate) struct Row<'a> {
+    pub stream: &'a str,
+    pub version: u64,
+    pub event: &'a NewEvent,
+}
+
+impl GroupPlan {
+    /// How many appends of the group this plan covers.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every event to insert, append after append, each in its append's order.
+    pub fn rows<'a>(&self, group: &'a [AppendRequest]) -> Vec<Row<'a>> {
+        let mut rows = Vec::new();
+        for (request, planned) in group.iter().zip(&self.0) {
+            if let Planned::Write { first_version } = planned {
+                rows.extend(
+                    (*first_version..)
+                        .zip(&request.events)
+                        .map(|(version, event)| Row {
+                            stream: &request.stream,
+                            version,
+                            event,
+                        }),
+                );
+            }
+        }
+        rows
+    }
+
+    /// Every append's answer, once the rows are inserted: `inserted` holds the
+    /// place of each row of [`GroupPlan::rows`], in that order. `Err` when the
+    /// insert did not give one place per row, with positions rising through each
+    /// append: committing that would break "a stream's events in version order"
+    /// for readers of the global log.
+    pub fn results(
+        self,
+        group: &[AppendRequest],
+        inserted: Vec<AppendedEvent>,
+    ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
+        let mut places = inserted.into_iter();
+        let mut results = Vec::with_capacity(self.0.len());
+        for (request, planned) in group.iter().zip(self.0) {
+            let first_version = match planned {
+                Planned::Answered(answer) => {
+                    results.push(answer);
+                    continue;
+                }
+                Planned::Write { first_version } => first_version,
+            };
+            let events: Vec<AppendedEvent> = places.by_ref().take(request.events.len()).collect();
+            let in_order = events.windows(2).all(|w| w[0].position < w[1].position);
+            match (events.first(), events.last()) {
+                (Some(first), Some(last)) if events.len() == request.events.len() && in_order => {
+                    results.push(Ok(AppendResult {
+                        last_version: first_version + events.len() as u64 - 1,
+                        first_position: first.position,
+                        last_position: last.position,
+                        events,
+                    }))
+                }
+                _ => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the insert into {} returned positions {:?}, not one per event \
+                         in version order",
+                        request.stream,
+                        events.iter().map(|e| e.position).collect::<Vec<_>>()
+                    )))
+                }
+            }
+        }
+        if places.next().is_some() {
+            return Err(StoreError::Unavailable(
+                "the insert returned more rows than it was given".into(),
+            ));
+        }
+        Ok(results)
+    }
+}
