@@ -11,6 +11,15 @@
 //! - [`worker`]: the task that tails the log into the hub.
 //! - [`subscription`]: one subscriber's stream: replay after a cursor, then live,
 //!   without gap or duplicate at the seam.
+//! - [`views`]: a delivery's renderings, worked out once per kind of
+//!   subscriber and shared by all of that kind.
+//!
+//! The hub keeps the last [`HubConfig::recent`] deliveries it dispatched: a
+//! subscriber resuming with an `after` among them (the usual case: a client
+//! that reconnects or lagged a moment ago, or subscribes at the cursor it
+//! just got) is served its replay from memory, taken under the same lock as
+//! its registration, instead of reading and rebuilding the log on its own;
+//! thousands resubscribing at once otherwise swamp the store's pool.
 //!
 //! Each subscriber has a bounded buffer. The hub never waits for one: a
 //! subscriber whose buffer is full is dropped, and its stream ends with
@@ -24,9 +33,10 @@
 pub mod interest;
 pub mod states;
 pub mod subscription;
+pub mod views;
 pub mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use domain::{FieldChange, Ticket, TicketEvent};
@@ -37,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use interest::{Interest, Key};
 pub use subscription::Subscription;
+pub use views::Views;
 
 use interest::Index;
 
@@ -50,6 +61,8 @@ pub struct Delivery {
     pub after: Ticket,
     /// `domain::diff(before, after)`.
     pub changes: Vec<FieldChange>,
+    /// Renderings shared by the subscribers that see this delivery alike.
+    pub views: Views,
 }
 
 impl Delivery {
@@ -83,6 +96,8 @@ pub struct HubConfig {
     pub buffer: usize,
     /// Tickets whose latest state the worker keeps in memory.
     pub cached_tickets: usize,
+    /// Latest deliveries kept for replays (see the module's doc).
+    pub recent: usize,
 }
 
 impl Default for HubConfig {
@@ -90,6 +105,7 @@ impl Default for HubConfig {
         HubConfig {
             buffer: 256,
             cached_tickets: 10_000,
+            recent: 2_048,
         }
     }
 }
@@ -111,6 +127,10 @@ pub(crate) struct Registry {
     position: Position,
     index: Index,
     subscribers: HashMap<u64, Subscriber>,
+    /// Every delivery dispatched after `recent_floor`, in log order (at most
+    /// `HubConfig::recent`).
+    recent: VecDeque<Arc<Delivery>>,
+    recent_floor: Position,
     closed: bool,
     /// False until the head of the log is known: a server whose log is
     /// unreachable at start still starts, and its hub begins at the head
@@ -174,6 +194,8 @@ impl Hub {
                 position: head.unwrap_or_default(),
                 index: Index::default(),
                 subscribers: HashMap::new(),
+                recent: VecDeque::new(),
+                recent_floor: head.unwrap_or_default(),
                 closed: false,
                 started: head.is_some(),
             })),
@@ -195,6 +217,7 @@ impl Hub {
         {
             let mut registry = self.lock();
             registry.position = head;
+            registry.recent_floor = head;
             registry.started = true;
         }
         self.started.notify_waiters();
@@ -248,7 +271,7 @@ impl Hub {
             return subscription::deferred(Box::pin(items));
         }
         let (sender, receiver) = mpsc::channel(self.config.buffer.max(1));
-        let (id, live_after) = {
+        let (id, live_after, backlog) = {
             let mut registry = self.lock();
             let id = registry.next_id;
             registry.next_id += 1;
@@ -263,9 +286,22 @@ impl Hub {
                     },
                 );
             }
-            (id, registry.position)
+            // The replay from memory when it covers `after`.
+            let backlog = after
+                .filter(|after| *after >= registry.recent_floor)
+                .map(|after| {
+                    let start = registry.recent.partition_point(|d| d.position() <= after);
+                    registry.recent.range(start..).cloned().collect::<Vec<_>>()
+                });
+            (id, registry.position, backlog)
         };
-        subscription::open(self, id, interest, predicate, after, live_after, receiver)
+        let replay = match backlog {
+            Some(backlog) => subscription::Replay::Recent(backlog),
+            None => subscription::Replay::Log,
+        };
+        subscription::open(
+            self, id, interest, predicate, after, live_after, replay, receiver,
+        )
     }
 
     /// Passes `delivery` to every interested subscriber whose predicate takes
@@ -290,6 +326,12 @@ impl Hub {
             registry.remove(id);
         }
         registry.position = delivery.position();
+        registry.recent.push_back(delivery);
+        while registry.recent.len() > self.config.recent {
+            if let Some(oldest) = registry.recent.pop_front() {
+                registry.recent_floor = oldest.position();
+            }
+        }
     }
 
     /// Moves past an event that concerns no subscriber.

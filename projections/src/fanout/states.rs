@@ -14,7 +14,7 @@ use lru::LruCache;
 use store::{EventStore, RecordedEvent, StoreError};
 use uuid::Uuid;
 
-use super::Delivery;
+use super::{Delivery, Views};
 
 /// Why an event could not become a delivery.
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +29,21 @@ pub enum BuildError {
 }
 
 /// Recent ticket states, at most `capacity` tickets.
+///
+/// The cache grows as tickets are seen instead of reserving room for
+/// `capacity` up front: every subscription that resumes with `after` has one
+/// (most replay a few events, or none), and a reserved map of 1,000 entries
+/// was ~25 KB per subscriber.
 pub struct TicketStates {
     cache: LruCache<Uuid, Ticket>,
+    capacity: NonZeroUsize,
 }
 
 impl TicketStates {
     pub fn new(capacity: usize) -> TicketStates {
         TicketStates {
-            cache: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+            cache: LruCache::unbounded(),
+            capacity: NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
         }
     }
 
@@ -79,12 +86,16 @@ impl TicketStates {
         }
         let changes = domain::diff(before.as_ref(), &after);
         self.cache.put(id, after.clone());
+        if self.cache.len() > self.capacity.get() {
+            self.cache.pop_lru();
+        }
         Ok(Some(Delivery {
             recorded,
             event,
             before,
             after,
             changes,
+            views: Views::default(),
         }))
     }
 }

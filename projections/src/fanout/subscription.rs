@@ -6,7 +6,10 @@
 //! `after` up to and including `P` (building deliveries the same way and
 //! testing them the same way as the hub), then the buffer is drained, dropping
 //! anything at or before `after` (a cursor handed out by a process further
-//! along than this one). Nothing is read twice, nothing is missed.
+//! along than this one). Nothing is read twice, nothing is missed. When the
+//! hub still holds every delivery after `after` in memory, the replay is
+//! those deliveries, taken in the same step as the registration, and the log
+//! is not read at all.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -58,6 +61,15 @@ pub(crate) fn deferred(items: BoxStream<'static, Item>) -> Subscription {
     }
 }
 
+/// Where a replay (`after` to the hub's position at registration) comes from.
+pub(crate) enum Replay {
+    /// The hub's recent deliveries after `after`, all of them.
+    Recent(Vec<Arc<Delivery>>),
+    /// The log, read and rebuilt for this subscriber.
+    Log,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open(
     hub: &Hub,
     id: u64,
@@ -65,13 +77,27 @@ pub(crate) fn open(
     predicate: Predicate,
     after: Option<Position>,
     live_after: Position,
+    replay: Replay,
     mut live: mpsc::Receiver<Arc<Delivery>>,
 ) -> Subscription {
     let store = hub.store.clone();
     let items = async_stream::stream! {
         let mut reached = after.unwrap_or(live_after);
-        if let Some(after) = after {
-            let mut replay = Replay::new(after, live_after);
+        let from_log = match replay {
+            Replay::Recent(backlog) => {
+                for delivery in backlog {
+                    if interest.touches(&delivery) && predicate(&delivery) {
+                        reached = delivery.position();
+                        yield Item::Event(delivery);
+                    }
+                }
+                false
+            }
+            Replay::Log => true,
+        };
+        // Nothing to replay from the head (or beyond): no replay state.
+        if let Some(after) = after.filter(|after| from_log && *after < live_after) {
+            let mut replay = LogReplay::new(after, live_after);
             loop {
                 match replay.next(&*store).await {
                     Ok(Some(delivery)) => {
@@ -107,16 +133,16 @@ pub(crate) fn open(
 }
 
 /// The log between `after` (exclusive) and `until` (inclusive), as deliveries.
-struct Replay {
+struct LogReplay {
     cursor: Position,
     until: Position,
     page: std::vec::IntoIter<store::RecordedEvent>,
     states: TicketStates,
 }
 
-impl Replay {
-    fn new(after: Position, until: Position) -> Replay {
-        Replay {
+impl LogReplay {
+    fn new(after: Position, until: Position) -> LogReplay {
+        LogReplay {
             cursor: after,
             until,
             page: Vec::new().into_iter(),

@@ -149,6 +149,7 @@ fn life() -> (Uuid, Vec<Delivery>) {
                 before: state.replace(after.clone()),
                 after,
                 event,
+                views: Default::default(),
             });
         }
     }
