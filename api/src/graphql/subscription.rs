@@ -7,11 +7,14 @@
 //! to replayed and live events alike: with `after`, exactly the matching
 //! events after the cursor, then live, without gap or duplicate. A subscriber
 //! that falls a buffer behind gets a `LAGGED` error carrying the `position`
-//! to resume from, and its stream ends.
+//! to resume from, and its stream ends. Each event is rendered once per kind
+//! of subscriber where the selection allows ([`shared`]).
+
+mod shared;
 
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::{Context, ErrorExtensions, Subscription as GqlSubscription};
@@ -27,14 +30,14 @@ use super::delivery::{interest, predicate, Rights, Selection};
 use super::inputs::SubscriptionFilter;
 use super::pending::{Notification, QueueMetrics};
 use super::query::{inbox_error, may_see_queue};
-use super::types::SupportTicketEvent;
 use super::{api, viewer};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use shared::SharedEvent;
 
 pub struct Subscription;
 
-type EventStream = BoxStream<'static, async_graphql::Result<SupportTicketEvent>>;
+type EventStream = BoxStream<'static, async_graphql::Result<SharedEvent>>;
 
 /// Counts a running subscription for `/metrics` while it lives.
 struct Active(Arc<Metrics>);
@@ -91,23 +94,18 @@ async fn ticket_stream(
     let active = Active::start(api.metrics.clone());
     let shutdown = api.shutdown.clone().cancelled_owned();
     let metrics = api.metrics.clone();
+    let actor = Arc::new(viewer.actor.clone());
+    let shape = Arc::new(OnceLock::new());
     let stream = items.take_until(shutdown).map(move |item| {
         let _active = &active;
         match item {
             Item::Event(delivery) => {
                 Metrics::inc(&metrics.events_delivered);
-                let step = domain::Step {
-                    version: delivery.after.version,
-                    before: delivery.before.clone(),
-                    after: delivery.after.clone(),
-                    changes: delivery.changes.clone(),
-                };
-                Ok(SupportTicketEvent::for_viewer(
-                    &viewer.actor,
-                    delivery.recorded.clone(),
-                    delivery.event.clone(),
-                    step,
-                ))
+                Ok(SharedEvent {
+                    delivery,
+                    actor: actor.clone(),
+                    shape: shape.clone(),
+                })
             }
             Item::Lagged { position_reached } => {
                 span.in_scope(|| tracing::info!(position = %position_reached, "subscriber lagged"));
