@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Executor, PgPool, SqlitePool};
-use store::{EventStore, Position};
+use store::{EventStore, Position, RecordedEvent};
 
 use crate::checkpoint;
 use crate::db::{ReadDb, ReadTx};
@@ -92,67 +92,138 @@ impl From<sqlx::Error> for RebuildError {
 /// Rebuilds `projection` from the whole log of `store` into `db` and swaps it
 /// in (see the module docs); returns the checkpoint it swapped in. `progress`
 /// is called after every batch.
-#[tracing::instrument(skip_all, fields(projection = %projection.name()), err)]
 pub async fn rebuild(
     store: Arc<dyn EventStore>,
     db: &ReadDb,
     projection: Arc<dyn Projection>,
     progress: impl Fn(Progress),
 ) -> Result<Position, RebuildError> {
-    let name = projection.name().to_string();
-    let tables: Vec<&'static str> = projection.tables().to_vec();
-    if tables.is_empty() {
-        return Err(RebuildError::NoTables(name));
-    }
-    let lease = Lease::try_acquire(db, &format!("{REBUILDING}{name}"))
-        .await?
-        .ok_or_else(|| RebuildError::Busy(name.clone()))?;
-    let mut shadow = Shadow::create(db, &name, &tables).await?;
-    let result = async {
-        let runner = Runner::new(store.clone(), shadow.db.clone()).with_batch_size(REBUILD_BATCH);
-        let started = Instant::now();
-        let mut done = 0u64;
-        let mut position = Position::START;
-        loop {
-            let events = store
-                .read_all(position, REBUILD_BATCH)
-                .await
-                .map_err(ProjectionError::from)?;
-            let Some(last) = events.last().map(|e| e.position) else {
-                break;
-            };
-            done += events.len() as u64;
-            runner.apply_batch(&projection, events).await?;
-            position = last;
-            mark_rebuilding(db, &name, position).await?;
-            let total = store
-                .head()
-                .await
-                .map_err(ProjectionError::from)?
-                .commit
-                .max(done);
-            let seconds = started.elapsed().as_secs_f64();
-            let events_per_sec = if seconds > 0.0 {
-                done as f64 / seconds
-            } else {
-                0.0
-            };
-            let eta = (events_per_sec > 0.0)
-                .then(|| Duration::from_secs_f64((total - done) as f64 / events_per_sec));
-            progress(Progress {
-                done,
-                total,
-                events_per_sec,
-                eta,
-            });
+    let rebuilt = rebuild_all(store, db, vec![projection], |_, p| progress(p)).await?;
+    Ok(rebuilt
+        .first()
+        .map(|r| r.position)
+        .unwrap_or(Position::START))
+}
+
+/// One projection [`rebuild_all`] swapped in.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    pub name: String,
+    /// The checkpoint swapped in.
+    pub position: Position,
+    /// How long its swap (catch-up and copy into the live tables) took.
+    pub swap: Duration,
+}
+
+/// Rebuilds every one of `projections` as [`rebuild`] does, from one
+/// reading of the log: each page is read once (the next one while this one
+/// is applied) and applied to every shadow at once, each shadow on a
+/// connection of its own. Then each is swapped in, in the order given.
+/// `progress` is called after every batch with each projection's name.
+/// On an error no further projection is swapped in (those before stay
+/// swapped in) and every shadow is dropped.
+#[tracing::instrument(skip_all, fields(projections = projections.len()), err)]
+pub async fn rebuild_all(
+    store: Arc<dyn EventStore>,
+    db: &ReadDb,
+    projections: Vec<Arc<dyn Projection>>,
+    progress: impl Fn(&str, Progress),
+) -> Result<Vec<Rebuilt>, RebuildError> {
+    let mut started = Vec::with_capacity(projections.len());
+    let mut result = async {
+        for projection in projections {
+            started.push(Started::start(&store, db, projection).await?);
         }
-        shadow.create_deferred_indexes().await?;
+        Ok(())
+    }
+    .await;
+    if result.is_ok() {
+        result = load(&store, db, &started, &progress).await;
+    }
+    let mut rebuilt = Vec::with_capacity(started.len());
+    for one in &mut started {
+        if result.is_err() {
+            break;
+        }
+        let began = Instant::now();
+        match one.swap(&store, db).await {
+            Ok(position) => rebuilt.push(Rebuilt {
+                name: one.name.clone(),
+                position,
+                swap: began.elapsed(),
+            }),
+            Err(e) => result = Err(e),
+        }
+    }
+    for one in started {
+        if result.is_err() {
+            let _ = unmark_rebuilding(db, &one.name).await;
+        }
+        one.shadow.drop_shadow(db).await;
+        one.lease.release().await;
+    }
+    result.map(|()| rebuilt)
+}
+
+/// A projection being rebuilt: its lease and its shadow.
+struct Started {
+    name: String,
+    tables: Vec<&'static str>,
+    projection: Arc<dyn Projection>,
+    lease: Lease,
+    shadow: Shadow,
+    runner: Runner,
+}
+
+impl Started {
+    async fn start(
+        store: &Arc<dyn EventStore>,
+        db: &ReadDb,
+        projection: Arc<dyn Projection>,
+    ) -> Result<Started, RebuildError> {
+        let name = projection.name().to_string();
+        let tables: Vec<&'static str> = projection.tables().to_vec();
+        if tables.is_empty() {
+            return Err(RebuildError::NoTables(name));
+        }
+        let lease = Lease::try_acquire(db, &format!("{REBUILDING}{name}"))
+            .await?
+            .ok_or_else(|| RebuildError::Busy(name.clone()))?;
+        let shadow = match Shadow::create(db, &name, &tables).await {
+            Ok(shadow) => shadow,
+            Err(e) => {
+                lease.release().await;
+                return Err(e);
+            }
+        };
+        let runner = Runner::new(store.clone(), shadow.db.clone()).with_batch_size(REBUILD_BATCH);
+        Ok(Started {
+            name,
+            tables,
+            projection,
+            lease,
+            shadow,
+            runner,
+        })
+    }
+
+    /// The deferred indexes, then the swap (module docs, steps 1 to 3).
+    async fn swap(
+        &mut self,
+        store: &Arc<dyn EventStore>,
+        db: &ReadDb,
+    ) -> Result<Position, RebuildError> {
+        self.shadow.create_deferred_indexes().await?;
         let swap = {
-            let (store, db, shadow_db, name) =
-                (store.clone(), db.clone(), shadow.db.clone(), name.clone());
-            let projection = projection.clone();
-            let target = shadow.target.clone();
-            let tables = tables.clone();
+            let (store, db, shadow_db, name) = (
+                store.clone(),
+                db.clone(),
+                self.shadow.db.clone(),
+                self.name.clone(),
+            );
+            let projection = self.projection.clone();
+            let target = self.shadow.target.clone();
+            let tables = self.tables.clone();
             // On a task of its own: a swap cut short by cancellation must still
             // commit or roll back (see the runner's module docs).
             tokio::spawn(async move {
@@ -164,13 +235,64 @@ pub async fn rebuild(
             Err(e) => Err(ProjectionError::Interrupted(e.to_string()).into()),
         }
     }
-    .await;
-    if result.is_err() {
-        let _ = unmark_rebuilding(db, &name).await;
+}
+
+/// The whole log into every shadow, a page at a time.
+async fn load(
+    store: &Arc<dyn EventStore>,
+    db: &ReadDb,
+    started: &[Started],
+    progress: &impl Fn(&str, Progress),
+) -> Result<(), RebuildError> {
+    let began = Instant::now();
+    let mut done = 0u64;
+    let mut next = store
+        .read_all(Position::START, REBUILD_BATCH)
+        .await
+        .map_err(ProjectionError::from)?;
+    loop {
+        let events: Arc<[RecordedEvent]> = std::mem::take(&mut next).into();
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        done += events.len() as u64;
+        let applied = futures::future::try_join_all(
+            started
+                .iter()
+                .map(|one| one.runner.apply_batch(&one.projection, events.clone())),
+        );
+        let (applied, read) = tokio::join!(applied, store.read_all(last, REBUILD_BATCH));
+        applied?;
+        next = read.map_err(ProjectionError::from)?;
+        for one in started {
+            mark_rebuilding(db, &one.name, last).await?;
+        }
+        let total = store
+            .head()
+            .await
+            .map_err(ProjectionError::from)?
+            .commit
+            .max(done);
+        let seconds = began.elapsed().as_secs_f64();
+        let events_per_sec = if seconds > 0.0 {
+            done as f64 / seconds
+        } else {
+            0.0
+        };
+        let eta = (events_per_sec > 0.0)
+            .then(|| Duration::from_secs_f64((total - done) as f64 / events_per_sec));
+        for one in started {
+            progress(
+                &one.name,
+                Progress {
+                    done,
+                    total,
+                    events_per_sec,
+                    eta,
+                },
+            );
+        }
     }
-    shadow.drop_shadow(db).await;
-    lease.release().await;
-    result
 }
 
 /// Where the shadow of one projection lives.
@@ -288,13 +410,15 @@ impl Shadow {
                     }
                 }
                 // The shadow is a scratch file, deleted on failure and never
-                // read after a crash (`create` starts it afresh): it needs
-                // neither a durable journal nor fsyncs. The rollback journal
-                // stays (in memory), since a poison batch is rolled back.
+                // read after a crash (`create` starts it afresh): no fsyncs.
+                // It stays in WAL mode, though: the swap attaches it to the
+                // live connection, whose BEGIN IMMEDIATE would otherwise lock
+                // it against the catch-up writing into it (a rollback journal
+                // made the rebuild-under-load test fail with SQLITE_BUSY).
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Memory)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Off)
                     .pragma("cache_size", SHADOW_CACHE_SIZE)
                     .pragma("temp_store", "memory");
@@ -363,7 +487,9 @@ async fn swap(
                 if events.is_empty() {
                     break;
                 }
-                at = shadow_runner.apply_batch(&projection, events).await?;
+                at = shadow_runner
+                    .apply_batch(&projection, events.into())
+                    .await?;
             }
             Ok::<Position, ProjectionError>(at)
         }

@@ -233,7 +233,7 @@ impl Runner {
             };
             let short = events.len() < self.batch_size;
             let last = last.position;
-            self.apply_batch(&projection, events).await?;
+            self.apply_batch(&projection, events.into()).await?;
             position = last;
             if short {
                 return Ok(position);
@@ -281,7 +281,7 @@ impl Runner {
                 }
             }
             if !events.is_empty() {
-                self.apply_batch(projection, events).await?;
+                self.apply_batch(projection, events.into()).await?;
                 *progressed = true;
             }
             if let Some(e) = failure {
@@ -295,7 +295,7 @@ impl Runner {
     pub(crate) async fn apply_batch(
         &self,
         projection: &Arc<dyn Projection>,
-        events: Vec<RecordedEvent>,
+        events: Arc<[RecordedEvent]>,
     ) -> Result<Position, ProjectionError> {
         let runner = self.clone();
         let projection = projection.clone();

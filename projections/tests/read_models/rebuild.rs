@@ -3,13 +3,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use projections::rebuild::{rebuild, Progress};
+use domain::SlaPolicy;
+use projections::rebuild::{rebuild, rebuild_all, Progress};
 use projections::report::status_report;
-use projections::{ProjectionState, ReadDb, TicketsProjection};
+use projections::{
+    MetricsProjection, NotificationsProjection, Projection, ProjectionState, ReadDb,
+    TicketsProjection, UsersProjection,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::Script;
-use crate::harness::{checkpoint, dump, Backend, Kind};
+use crate::harness::{checkpoint, dump, dump_tables, Backend, Kind};
 use crate::on_every_backend;
 
 async fn ticket_count(db: &ReadDb) -> i64 {
@@ -109,5 +113,78 @@ async fn a_rebuild_under_load_swaps_in_a_complete_model_the_runner_carries_on_fr
         .await
         .unwrap();
     assert_eq!(dump(&backend.db).await, dump(&clean).await);
+    backend.cleanup().await;
+}
+
+on_every_backend!(
+    /// Rebuilding every projection from one reading of the log (each page
+    /// applied to all the shadows at once) swaps in, for each, what
+    /// event-by-event projection into a fresh database writes, over a live
+    /// model that was behind; each reports progress under its own name, and
+    /// no rebuild is left marked in progress.
+    rebuilding_every_projection_at_once_equals_projecting_event_by_event
+);
+async fn rebuilding_every_projection_at_once_equals_projecting_event_by_event(kind: Kind) {
+    let mut backend = Backend::new(kind).await;
+    let mut script = Script::new(33, 8);
+    script.record_profile(&*backend.store).await;
+    script.run(&*backend.store, 200).await;
+    let all = || -> Vec<Arc<dyn Projection>> {
+        vec![
+            Arc::new(TicketsProjection),
+            Arc::new(UsersProjection),
+            Arc::new(MetricsProjection::new(SlaPolicy::default())),
+            Arc::new(NotificationsProjection::new()),
+        ]
+    };
+    for projection in all() {
+        backend
+            .runner(&backend.db)
+            .catch_up(projection)
+            .await
+            .unwrap();
+    }
+    script.run(&*backend.store, 200).await;
+    script.record_profile(&*backend.store).await;
+
+    let names: Arc<Mutex<Vec<String>>> = Arc::default();
+    let rebuilt = {
+        let names = names.clone();
+        rebuild_all(backend.store.clone(), &backend.db, all(), move |name, _| {
+            names.lock().unwrap().push(name.to_string())
+        })
+        .await
+        .unwrap()
+    };
+    let head = backend.store.head().await.unwrap();
+    assert_eq!(rebuilt.len(), 4);
+    let names = names.lock().unwrap().clone();
+    for (projection, one) in all().iter().zip(&rebuilt) {
+        assert_eq!(one.name, projection.name());
+        assert_eq!(one.position, head);
+        assert!(names.contains(&one.name), "{} reported progress", one.name);
+    }
+
+    let clean = backend.fresh_db().await;
+    for projection in all() {
+        let single = backend.runner(&clean).with_batch_size(1);
+        single.catch_up(projection.clone()).await.unwrap();
+        let tables = projection.tables();
+        assert_eq!(
+            dump_tables(&backend.db, tables).await,
+            dump_tables(&clean, tables).await,
+            "{} rebuilt",
+            projection.name()
+        );
+        assert_eq!(
+            checkpoint(&backend.db, projection.name())
+                .await
+                .unwrap()
+                .position,
+            head
+        );
+    }
+    let report = status_report(&*backend.store, &backend.db).await.unwrap();
+    assert!(report.iter().all(|r| r.rebuild_position.is_none()));
     backend.cleanup().await;
 }
