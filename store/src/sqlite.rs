@@ -97,6 +97,7 @@ impl SqliteEventStore {
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options)
@@ -109,8 +110,12 @@ impl SqliteEventStore {
                 // In WAL mode, NORMAL loses no committed data on a process
                 // crash, only possibly the last commits on a power loss.
                 .synchronous(SqliteSynchronous::Normal);
+            // No ping before each use: a connection to a local file does not go
+            // stale, and the ping is one more hop to the connection's thread
+            // for every append group and every read.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .connect_with(options.clone())
                 .await?;
             // Migrate before opening readers, so they find the file in WAL mode
@@ -118,6 +123,7 @@ impl SqliteEventStore {
             migrate(&writer).await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             (writer, reader, Some(FALLBACK_RECHECK))

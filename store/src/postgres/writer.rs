@@ -8,8 +8,8 @@
 //! So the appends of one process queue to a single task, which writes whatever
 //! has queued up in one transaction: lock once, read the facts of every append
 //! in one query, decide each append in order on them (see `append::group`),
-//! insert every event that passed in one statement, commit once. Five round
-//! trips (begin, lock, facts, insert, commit) whatever the batch's size. Later
+//! insert every event that passed in one statement, commit once. Four round
+//! trips (begin with the lock, facts, insert, commit) whatever the batch's size. Later
 //! appends of a batch see the earlier ones, so versions, conflicts and repeats
 //! come out exactly as if the appends had run one after another.
 //!
@@ -138,14 +138,12 @@ impl Writer {
     }
 
     async fn begin_locked(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // A statement of its own, before any read (see the module docs of
-        // `postgres`): its snapshot must be taken after the lock is granted.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(self.lock_key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        // The lock is a statement of its own, before any read (see the module
+        // docs of `postgres`): the next statement's snapshot is taken after it
+        // was granted. It travels with `BEGIN` in one simple query, one round
+        // trip for both (the key is a number of ours, not input).
+        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.lock_key);
+        self.pool.begin_with(begin).await
     }
 
     /// Writes `rows` and queues one notification (delivered on commit, i.e.
