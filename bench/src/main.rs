@@ -107,6 +107,10 @@ struct Cli {
     /// one ticket per 20 events.
     #[arg(long)]
     events: Option<usize>,
+    /// Rebuild: one projection after the other, each reading the whole log,
+    /// instead of all of them from one reading.
+    #[arg(long)]
+    one_at_a_time: bool,
 }
 
 /// What every scenario is told.
@@ -120,6 +124,8 @@ pub struct Settings {
     pub tickets_bin: Option<PathBuf>,
     /// Rebuild: events in the generated log, if not the size's default.
     pub rebuild_events: Option<usize>,
+    /// Rebuild: one projection after the other.
+    pub rebuild_one_at_a_time: bool,
 }
 
 impl Settings {
@@ -165,6 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         deadline: Duration::from_secs(cli.deadline_secs.unwrap_or(if tiny { 120 } else { 600 })),
         tickets_bin: cli.tickets_bin,
         rebuild_events: cli.events,
+        rebuild_one_at_a_time: cli.one_at_a_time,
     };
     let backends = cli.backend.backends();
     let wanted = |s: Scenario| cli.scenario == s || cli.scenario == Scenario::All;
