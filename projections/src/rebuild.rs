@@ -367,6 +367,24 @@ impl Shadow {
                     );
                 }
                 pool.execute(ddl.as_str()).await?;
+                // The secondary indexes the copies got, dropped until the load
+                // is done (see `Shadow::deferred`).
+                let secondary: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT format('DROP INDEX %I.%I', n.nspname, c.relname), \
+                     pg_get_indexdef(i.indexrelid) \
+                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND NOT i.indisunique AND NOT i.indisprimary \
+                     ORDER BY c.relname",
+                )
+                .bind(&shadow)
+                .fetch_all(pool)
+                .await?;
+                let mut deferred = Vec::with_capacity(secondary.len());
+                for (drop, create) in secondary {
+                    pool.execute(drop.as_str()).await?;
+                    deferred.push(create);
+                }
                 let options = (*pool.connect_options())
                     .clone()
                     .options([("search_path", shadow.as_str())]);
@@ -377,7 +395,7 @@ impl Shadow {
                 Ok(Shadow {
                     db: ReadDb::Postgres(shadow_pool),
                     target: Target::Postgres { shadow, live },
-                    deferred: Vec::new(),
+                    deferred,
                 })
             }
             ReadDb::Sqlite(pool) => {
