@@ -59,7 +59,10 @@ pub use registry::Sockets;
 use crate::http::{client_error, AppState};
 
 /// Capacity of a socket's read buffer (see "Memory" above).
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Client messages (`connection_init`, `subscribe`, `pong`, `complete`) are a
+/// few hundred bytes; a bigger one grows the buffer while it is read. Each
+/// KiB here is a KiB per idle socket.
+pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// Most a socket buffers for a client that does not read, before the
 /// connection is failed.
