@@ -178,3 +178,67 @@ impl GroupPlan {
         Ok(results)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ExpectedVersion;
+
+    fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        AppendRequest {
+            stream: stream.into(),
+            expected,
+            events,
+            reply,
+        }
+    }
+
+    fn event() -> NewEvent {
+        NewEvent {
+            id: Uuid::new_v4(),
+            event_type: "Tested".into(),
+            schema_version: 1,
+            data: serde_json::json!({}),
+            metadata: serde_json::json!({}),
+        }
+    }
+
+    /// Appends to one stream in one group take consecutive versions, and an
+    /// expected version is checked against the earlier appends of the group.
+    #[test]
+    fn a_later_append_sees_the_versions_of_earlier_ones_in_the_group() {
+        let group = vec![
+            request("s", ExpectedVersion::NoStream, vec![event(), event()]),
+            request("s", ExpectedVersion::Exact(1), vec![event()]),
+            request("s", ExpectedVersion::Exact(1), vec![event()]),
+            request("s", ExpectedVersion::Any, vec![event()]),
+        ];
+        let plan = plan(&group, GroupFacts::default());
+        let versions: Vec<_> = plan.rows(&group).iter().map(|r| r.version).collect();
+        assert_eq!(versions, vec![0, 1, 2, 3]);
+        assert!(matches!(
+            plan.0[2],
+            Planned::Answered(Err(StoreError::Conflict {
+                actual: Some(2),
+                ..
+            }))
+        ));
+    }
+
+    /// An append naming an id that an earlier append of the group writes cannot
+    /// be answered before the insert: the plan stops there.
+    #[test]
+    fn the_plan_stops_before_an_append_reusing_an_id_planned_earlier() {
+        let shared = event();
+        let group = vec![
+            request("a", ExpectedVersion::Any, vec![event(), shared.clone()]),
+            request("b", ExpectedVersion::Any, vec![event()]),
+            request("a", ExpectedVersion::Any, vec![shared]),
+            request("c", ExpectedVersion::Any, vec![event()]),
+        ];
+        let plan = plan(&group, GroupFacts::default());
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan.rows(&group).len(), 3);
+    }
+}
