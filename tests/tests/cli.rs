@@ -177,6 +177,17 @@ fn projections_rebuild_then_status_shows_the_model_caught_up() {
     assert_eq!(cols[2], "0", "lag: {row}");
     assert_eq!(cols[3], "running", "{row}");
 
+    // Without a name every projection is rebuilt from one reading of the log,
+    // and each reports the position it reached.
+    let all = stdout_ok(&tickets(&url, &["projections", "rebuild"]));
+    for name in ["tickets", "users", "queue_metrics", "notifications"] {
+        let line = all
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("rebuilt {name} up to position ")))
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{all}"));
+        assert_eq!(line, reached, "{name} in:\n{all}");
+    }
+
     let unknown = tickets(&url, &["projections", "rebuild", "nope"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("known: tickets, users"));

@@ -11,7 +11,7 @@ use domain::SlaPolicy;
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::metrics::MetricsProjection;
 use projections::notifications::NotificationsProjection;
-use projections::rebuild::{rebuild, Progress};
+use projections::rebuild::{rebuild_all, Progress};
 use projections::report::status_report;
 use projections::{Projection, ProjectionState, ReadDb, TicketsProjection, UsersProjection};
 use store::EventStore;
@@ -67,38 +67,44 @@ pub async fn run(
                     names.join(", ")
                 );
             }
-            for projection in chosen {
-                rebuild_one(log.clone(), &db, projection, out).await?;
-            }
-            Ok(())
+            rebuild_chosen(log, &db, chosen, out).await
         }
     }
 }
 
-async fn rebuild_one(
+/// Rebuilds `chosen` from one reading of the log (each page read and decoded
+/// once, applied to every shadow), then swaps each in.
+async fn rebuild_chosen(
     log: Arc<dyn EventStore>,
     db: &ReadDb,
-    projection: Arc<dyn Projection>,
+    chosen: Vec<Arc<dyn Projection>>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let name = projection.name().to_string();
+    let names: Vec<String> = chosen.iter().map(|p| p.name().to_string()).collect();
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} events  {msg}")
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} events  {msg}")
             .context("progress bar template")?
             .progress_chars("=> "),
     );
-    bar.set_prefix(name.clone());
+    bar.set_prefix(names.join(", "));
     let shown = bar.clone();
-    let reached = rebuild(log, db, projection, move |p: Progress| {
-        shown.set_length(p.total.max(p.done));
-        shown.set_position(p.done);
-        shown.set_message(rate_and_eta(&p));
+    // Every shadow is fed the same page, so any one projection's progress is
+    // the rebuild's.
+    let first = names.first().cloned().unwrap_or_default();
+    let rebuilt = rebuild_all(log, db, chosen, move |name: &str, p: Progress| {
+        if name == first {
+            shown.set_length(p.total.max(p.done));
+            shown.set_position(p.done);
+            shown.set_message(rate_and_eta(&p));
+        }
     })
     .await
-    .with_context(|| format!("rebuilding {name}"))?;
+    .with_context(|| format!("rebuilding {}", names.join(", ")))?;
     bar.finish_and_clear();
-    writeln!(out, "rebuilt {name} up to position {reached}")?;
+    for r in rebuilt {
+        writeln!(out, "rebuilt {} up to position {}", r.name, r.position)?;
+    }
     Ok(())
 }
 
