@@ -213,3 +213,29 @@ async fn one_append_failing_inside_a_batch_does_not_fail_the_others() {
         "five appends and the outside row"
     );
 }
+
+/// Every connection of the store plans each statement with its parameters: a
+/// generic plan cached while the log was small (a sequential scan) would be
+/// kept for as long as nothing analyses the table, which on a server without
+/// autovacuum is forever, and every append would then read the whole log.
+#[tokio::test]
+async fn every_connection_plans_statements_with_their_parameters() {
+    let schema = support::fresh_schema();
+    let store = support::connect(&schema).await;
+    let mut modes = Vec::new();
+    // More than one connection: the setting must be the pool's, not a session's.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = store.pool().acquire().await.expect("a connection");
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("show plan_cache_mode");
+        modes.push(mode);
+        held.push(conn);
+    }
+    drop(held);
+    store.close().await;
+    support::drop_schema(&schema).await;
+    assert_eq!(modes, vec!["force_custom_plan"; 3]);
+}
