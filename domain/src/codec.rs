@@ -7,6 +7,8 @@
 
 use crate::event::{TicketChange, TicketEvent, TicketEventType};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::value::{BorrowedStrDeserializer, MapDeserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// An event ready for the store.
@@ -105,24 +107,50 @@ pub fn decode(
         event_type: name.to_string(),
         reason,
     };
-    let mut data = match upcast(name, schema_version, data.clone())? {
-        Value::Object(map) => map,
-        _ => return Err(bad("not a JSON object".into())),
+    // Only an old schema version pays for a copy of the payload; the
+    // current one is decoded straight from the borrowed map.
+    let upcast_data;
+    let data = if schema_version == schema_of(name) {
+        data
+    } else {
+        upcast_data = upcast(name, schema_version, data.clone())?;
+        &upcast_data
     };
-    let actor = match data.remove("actor") {
-        Some(Value::String(actor)) => actor,
+    let Value::Object(data) = data else {
+        return Err(bad("not a JSON object".into()));
+    };
+    let actor = match data.get("actor") {
+        Some(Value::String(actor)) => actor.clone(),
         _ => return Err(bad("missing or non-string actor".into())),
     };
-    let at = match data.remove("at") {
-        Some(Value::String(at)) => DateTime::parse_from_rfc3339(&at)
+    let at = match data.get("at") {
+        Some(Value::String(at)) => DateTime::parse_from_rfc3339(at)
             .map_err(|e| bad(format!("at is not RFC 3339: {e}")))?
             .with_timezone(&Utc),
         _ => return Err(bad("missing or non-string at".into())),
     };
-    data.insert("type".into(), Value::String(name.into()));
-    let change: TicketChange =
-        serde_json::from_value(Value::Object(data)).map_err(|e| bad(e.to_string()))?;
+    // The change's fields with the stored name as its serde tag, read from
+    // the payload in place: `actor` and `at` are no fields of any variant,
+    // and a stray `type` in the payload never overrides the stored name.
+    let tag = Value::String(name.into());
+    let fields = std::iter::once(("type", &tag)).chain(
+        data.iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "type" | "actor" | "at"))
+            .map(|(key, value)| (key.as_str(), value)),
+    );
+    let change = TicketChange::deserialize(MapDeserializer::<_, serde_json::Error>::new(
+        fields.map(|(key, value)| (BorrowedStrDeserializer::new(key), value)),
+    ))
+    .map_err(|e| bad(e.to_string()))?;
     Ok(TicketEvent { actor, at, change })
+}
+
+/// The current schema version of a stored name.
+fn schema_of(event_type: &str) -> i32 {
+    STORED
+        .into_iter()
+        .find(|(_, name, _)| *name == event_type)
+        .map_or(1, |(_, _, v)| v)
 }
 
 /// Brings a payload of any known schema version up to the current one.
@@ -130,10 +158,7 @@ pub fn decode(
 /// `TicketCreated` v1 predates the contract: the summary was called `title`
 /// and tickets had no tags.
 fn upcast(event_type: &'static str, version: i32, data: Value) -> Result<Value, DecodeError> {
-    let current = STORED
-        .into_iter()
-        .find(|(_, name, _)| *name == event_type)
-        .map_or(1, |(_, _, v)| v);
+    let current = schema_of(event_type);
     match (event_type, version) {
         (_, v) if v == current => Ok(data),
         ("TicketCreated", 1) => Ok(created_v1_to_v2(data)),

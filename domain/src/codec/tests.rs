@@ -167,6 +167,20 @@ fn decoding_a_bad_payload_fails_with_bad_payload() {
     }
 }
 
+/// The stored name is the variant, whatever the payload says: a stray `type`
+/// field (never written by `encode`) neither overrides it nor breaks decoding.
+#[test]
+fn a_type_field_in_the_payload_does_not_override_the_stored_name() {
+    let data = json!({
+        "actor": "a",
+        "at": "2024-03-01T09:00:00Z",
+        "type": "TicketUnassigned",
+        "tag": "vip",
+    });
+    let decoded = decode("TicketTagAdded", 1, &data).map(|e| e.change);
+    assert_eq!(decoded, Ok(TicketChange::TagAdded { tag: "vip".into() }));
+}
+
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
