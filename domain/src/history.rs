@@ -10,7 +10,7 @@ use crate::evolve::evolve;
 use crate::ticket::Ticket;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The contract's `FieldChange`; `field` is the `SupportTicket` field name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,27 +58,67 @@ pub const DIFFED_FIELDS: [&str; 18] = [
 /// serialises them. With no `before` (creation) every non-null field is a
 /// change from `null`.
 pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
-    let old = before.map(fields).unwrap_or_default();
-    let new = fields(after);
-    DIFFED_FIELDS
-        .iter()
-        .filter_map(|field| {
-            let old_value = old.get(*field).cloned().unwrap_or(Value::Null);
-            let new_value = new.get(*field).cloned().unwrap_or(Value::Null);
-            (old_value != new_value).then(|| FieldChange {
-                field: (*field).to_string(),
-                old_value,
-                new_value,
-            })
-        })
-        .collect()
+    // Field by field in `DIFFED_FIELDS` order, each valued as it appears in
+    // the ticket's serialisation. A field whose typed value is unchanged
+    // serialises the same, so only a changed one is turned into JSON (the
+    // whole ticket used to be, twice, for every event a projection applied).
+    let mut changes = Vec::new();
+    let mut field = |name: &str, old: Option<Value>, new: Value| {
+        let old = old.unwrap_or(Value::Null);
+        if old != new {
+            changes.push(FieldChange {
+                field: name.to_string(),
+                old_value: old,
+                new_value: new,
+            });
+        }
+    };
+    macro_rules! compare {
+        ($($name:literal => $field:ident),* $(,)?) => {$(
+            if before.is_none_or(|b| b.$field != after.$field) {
+                field(
+                    $name,
+                    before.map(|b| json(&b.$field)),
+                    json(&after.$field),
+                );
+            }
+        )*};
+    }
+    compare! {
+        "id" => id,
+        "reference" => reference,
+        "request" => request,
+        "description" => description,
+        "status" => status,
+        "priority" => priority,
+        "queue" => queue,
+        "createdBy" => created_by,
+        "assignedTo" => assigned_to,
+        "watchers" => watchers,
+        "tags" => tags,
+        "relatedTickets" => related,
+        "comments" => comments,
+        "attachments" => attachments,
+        "createdDate" => created_at,
+        "firstResponseDate" => first_response_at,
+        "resolvedDate" => resolved_at,
+        "deleted" => deleted,
+    }
+    changes
 }
 
-fn fields(ticket: &Ticket) -> Map<String, Value> {
+/// A field as the ticket serialises it.
+fn json(value: &impl Serialize) -> Value {
+    // Cannot fail: every field of a ticket serialises (see `fields`).
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+fn fields(ticket: &Ticket) -> serde_json::Map<String, Value> {
     match serde_json::to_value(ticket) {
         Ok(Value::Object(map)) => map,
         // Cannot happen: a ticket always serialises to an object.
-        _ => Map::new(),
+        _ => serde_json::Map::new(),
     }
 }
 

@@ -133,3 +133,39 @@ fn a_second_created_event_only_advances_the_version() {
     assert_eq!(again.request, first.request);
     assert_eq!(again.created_by, first.created_by);
 }
+
+/// `diff` compares typed fields and serialises only changed ones; it must
+/// say exactly what comparing the two whole serialisations says.
+#[test]
+fn diff_agrees_with_comparing_whole_serialisations() {
+    fn reference(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
+        let old = before.map(fields).unwrap_or_default();
+        let new = fields(after);
+        DIFFED_FIELDS
+            .iter()
+            .filter_map(|field| {
+                let old_value = old.get(*field).cloned().unwrap_or(Value::Null);
+                let new_value = new.get(*field).cloned().unwrap_or(Value::Null);
+                (old_value != new_value).then(|| FieldChange {
+                    field: (*field).to_string(),
+                    old_value,
+                    new_value,
+                })
+            })
+            .collect()
+    }
+    let history = one_of_each();
+    let states: Vec<Ticket> = (1..=history.len())
+        .filter_map(|n| fold(&history[..n]))
+        .collect();
+    assert!(states.len() > 10, "a long enough history");
+    let mut compared = 0;
+    for after in &states {
+        assert_eq!(diff(None, after), reference(None, after));
+        for before in &states {
+            assert_eq!(diff(Some(before), after), reference(Some(before), after));
+            compared += 1;
+        }
+    }
+    assert!(compared > 100);
+}
