@@ -557,7 +557,15 @@ async fn swap(
                 .execute(&mut *conn)
                 .await?;
             let swapped = async {
-                conn.execute("BEGIN IMMEDIATE").await?;
+                // The write lock on the live database only: BEGIN IMMEDIATE
+                // would take it on the attached shadow too, and a catch-up
+                // writing into the shadow through its own connection would
+                // then fail with "database is locked". A write statement that
+                // touches no row takes main's lock, waiting out the live
+                // runner's batch as BEGIN IMMEDIATE did.
+                conn.execute("BEGIN").await?;
+                conn.execute("UPDATE main.projection_checkpoints SET position = position WHERE 0")
+                    .await?;
                 let live_at: Option<String> =
                     sqlx::query_scalar("SELECT position FROM main.projection_checkpoints WHERE name = $1")
                         .bind(name)
