@@ -136,6 +136,9 @@ pub(crate) struct Registry {
     /// unreachable at start still starts, and its hub begins at the head
     /// once the log answers (see [`Hub::start_joinable`]).
     started: bool,
+    /// The head the hub began at: where a subscription opened "live from
+    /// now" before the head was known begins, whenever it is first polled.
+    began_at: Position,
 }
 
 struct Subscriber {
@@ -198,6 +201,7 @@ impl Hub {
                 recent_floor: head.unwrap_or_default(),
                 closed: false,
                 started: head.is_some(),
+                began_at: head.unwrap_or_default(),
             })),
             store,
             config,
@@ -218,6 +222,7 @@ impl Hub {
             let mut registry = self.lock();
             registry.position = head;
             registry.recent_floor = head;
+            registry.began_at = head;
             registry.started = true;
         }
         self.started.notify_waiters();
@@ -259,11 +264,17 @@ impl Hub {
     ) -> Subscription {
         if !self.is_started() {
             // Registered once the head is known: "live from now" then means
-            // from that head, the first position this hub can vouch for.
+            // from that head, the first position this hub can vouch for, even
+            // when the stream is first polled after later events went by (it
+            // replays them, as a resume from that head would).
             let hub = self.clone();
             let items = async_stream::stream! {
                 hub.wait_started().await;
-                let mut inner = hub.subscribe(interest, predicate, after);
+                let from = after.or_else(|| {
+                    let registry = hub.lock();
+                    registry.started.then_some(registry.began_at)
+                });
+                let mut inner = hub.subscribe(interest, predicate, from);
                 while let Some(item) = futures::StreamExt::next(&mut inner).await {
                     yield item;
                 }

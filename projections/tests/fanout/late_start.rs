@@ -93,6 +93,17 @@ async fn a_hub_started_before_the_log_answers_begins_at_its_head() {
     .await
     .expect("the hub learns the head once the log answers");
     let later = create_ticket(&*backend.store, "alice", "billing").await;
+    // The hub dispatches the later ticket before `live` is first polled: a
+    // stream opened while the head was unknown must still begin at the head
+    // the hub began at, not wherever the hub is when it is first polled.
+    let end = backend.store.head().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while hub.position() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the hub dispatches the later ticket");
 
     // Live from the head: the later ticket, not the earlier one.
     assert_eq!(event(next(&mut live).await).after.id, later);
