@@ -20,9 +20,23 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use super::{decide, Decision, StoredId};
 use crate::append_queue::AppendRequest;
+use crate::row;
 use crate::{AppendResult, AppendedEvent, NewEvent, StoreError};
+
+/// One row of a backend's facts query: either a stream's last version (no id;
+/// `None` version: the stream has no event), or a stored row among the
+/// group's ids (id, stream, version, position, time).
+pub(crate) type FactRow = (
+    Option<Uuid>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<DateTime<Utc>>,
+);
 
 /// What the rules need to know about a group, as read under the write lock.
 #[derive(Debug, Default)]
@@ -42,6 +56,41 @@ impl GroupFacts {
             .map(|r| r.stream.as_str())
             .filter(|s| seen.insert(*s))
             .collect()
+    }
+
+    /// The facts a backend's facts query answered, read the same way on
+    /// every backend.
+    pub fn from_rows(rows: impl IntoIterator<Item = FactRow>) -> Result<Self, StoreError> {
+        let mut facts = GroupFacts::default();
+        for found in rows {
+            match found {
+                (None, stream, Some(v), _, _) => {
+                    let v = u64::try_from(v).map_err(|_| {
+                        StoreError::Corrupt(format!("stream {stream} is at version {v}"))
+                    })?;
+                    facts.current.insert(stream, v);
+                }
+                (None, _, None, _, _) => {}
+                (Some(id), stream_id, Some(version), Some(position), Some(recorded_at)) => {
+                    facts.stored.insert(
+                        id,
+                        StoredId {
+                            id,
+                            stream_id,
+                            version: row::version(position, version)?,
+                            position: row::position(position)?,
+                            recorded_at,
+                        },
+                    );
+                }
+                (Some(id), ..) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "stored event {id} lacks a version, position or time"
+                    )))
+                }
+            }
+        }
+        Ok(facts)
     }
 
     /// Every event id of the group.

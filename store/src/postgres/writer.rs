@@ -27,7 +27,7 @@ use sqlx::{Postgres, Transaction};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::append::{self, AppendFailure, GroupFacts, StoredId};
+use crate::append::{self, AppendFailure, FactRow, GroupFacts, StoredId};
 use crate::append_queue::{self, AppendRequest, Appends};
 use crate::row;
 use crate::{AppendResult, AppendedEvent, StoreError};
@@ -226,16 +226,9 @@ async fn facts(
     tx: &mut Transaction<'static, Postgres>,
     batch: &[AppendRequest],
 ) -> Result<GroupFacts, AppendFailure> {
-    type Row = (
-        Option<Uuid>,
-        String,
-        Option<i64>,
-        Option<i64>,
-        Option<DateTime<Utc>>,
-    );
     // Rows without an id are a stream's last version (NULL: no event); each
     // is one backward step on the (stream_id, version) index.
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<FactRow> = sqlx::query_as(
         "SELECT NULL::uuid, s.stream_id, \
                 (SELECT max(version) FROM events WHERE stream_id = s.stream_id), \
                 NULL::int8, NULL::timestamptz \
@@ -249,38 +242,5 @@ async fn facts(
     .fetch_all(&mut **tx)
     .await?;
 
-    let mut facts = GroupFacts {
-        current: HashMap::with_capacity(batch.len()),
-        stored: HashMap::new(),
-    };
-    for found in rows {
-        match found {
-            (None, stream, Some(v), _, _) => {
-                let v = u64::try_from(v).map_err(|_| {
-                    StoreError::Corrupt(format!("stream {stream} is at version {v}"))
-                })?;
-                facts.current.insert(stream, v);
-            }
-            (None, _, None, _, _) => {}
-            (Some(id), stream_id, Some(version), Some(position), Some(recorded_at)) => {
-                facts.stored.insert(
-                    id,
-                    StoredId {
-                        id,
-                        stream_id,
-                        version: row::version(position, version)?,
-                        position: row::position(position)?,
-                        recorded_at,
-                    },
-                );
-            }
-            (Some(id), ..) => {
-                return Err(StoreError::Corrupt(format!(
-                    "stored event {id} lacks a version, position or time"
-                ))
-                .into())
-            }
-        }
-    }
-    Ok(facts)
+    Ok(GroupFacts::from_rows(rows)?)
 }

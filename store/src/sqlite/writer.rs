@@ -273,36 +273,18 @@ async fn facts(
     .fetch_all(&mut **tx)
     .await?;
 
-    let mut facts = GroupFacts::default();
-    for found in rows {
-        match found {
-            (None, stream, Some(v), _, _) => {
-                let v = u64::try_from(v).map_err(|_| {
-                    StoreError::Corrupt(format!("stream {stream} is at version {v}"))
-                })?;
-                facts.current.insert(stream, v);
-            }
-            (None, _, None, _, _) => {}
-            (Some(id), stream_id, Some(version), Some(position), Some(recorded_at)) => {
-                let id = Uuid::parse_str(&id)
-                    .map_err(|e| StoreError::Corrupt(format!("stored event id {id:?}: {e}")))?;
-                facts.stored.insert(
-                    id,
-                    StoredId {
-                        id,
-                        stream_id,
-                        version: row::version(position, version)?,
-                        position: row::position(position)?,
-                        recorded_at,
-                    },
-                );
-            }
-            (Some(id), ..) => {
-                return Err(StoreError::Corrupt(format!(
-                    "stored event {id} lacks a version, position or time"
-                )))
-            }
-        }
-    }
-    Ok(facts)
+    // SQLite stores ids as text.
+    let rows = rows
+        .into_iter()
+        .map(|(id, stream, version, position, recorded_at)| {
+            let id = id
+                .map(|id| {
+                    Uuid::parse_str(&id)
+                        .map_err(|e| StoreError::Corrupt(format!("stored event id {id:?}: {e}")))
+                })
+                .transpose()?;
+            Ok((id, stream, version, position, recorded_at))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    GroupFacts::from_rows(rows)
 }
