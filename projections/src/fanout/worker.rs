@@ -23,14 +23,9 @@ pub(crate) async fn tail(hub: Hub, shutdown: CancellationToken) {
             Ok(head) => hub.begin_at(head),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "the fan-out waits for the log's head");
-                tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        hub.close();
-                        return;
-                    }
-                    _ = tokio::time::sleep(delay) => {}
+                if !back_off(&hub, &shutdown, &mut delay).await {
+                    return;
                 }
-                delay = (delay * 2).min(RETRY_MAX);
             }
         }
     }
@@ -64,13 +59,22 @@ pub(crate) async fn tail(hub: Hub, shutdown: CancellationToken) {
             delay = RETRY_FIRST;
         };
         tracing::warn!(error = %failure, retry_in = ?delay, "fan-out interrupted, resubscribing");
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                hub.close();
-                return;
-            }
-            _ = tokio::time::sleep(delay) => {}
+        if !back_off(&hub, &shutdown, &mut delay).await {
+            return;
         }
-        delay = (delay * 2).min(RETRY_MAX);
     }
+}
+
+/// Waits `delay`, then doubles it (up to [`RETRY_MAX`]). False when shut down
+/// meanwhile: the hub is closed and the worker should stop.
+async fn back_off(hub: &Hub, shutdown: &CancellationToken, delay: &mut Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => {
+            hub.close();
+            return false;
+        }
+        _ = tokio::time::sleep(*delay) => {}
+    }
+    *delay = (*delay * 2).min(RETRY_MAX);
+    true
 }
