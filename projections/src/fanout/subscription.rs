@@ -26,6 +26,12 @@ use super::{Delivery, Hub, Interest, Item, Predicate, Registry};
 const REPLAY_PAGE: usize = 500;
 /// Tickets whose state one replay keeps in memory.
 const REPLAY_CACHE: usize = 1_000;
+/// How often a replay tries again after the store was unavailable, and the
+/// first wait (doubled each time), before it gives up with `Lagged`: a
+/// moment of a busy store (a pool timeout) should not cost the client a
+/// reconnect.
+const REPLAY_RETRIES: u32 = 4;
+const REPLAY_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The stream of one subscriber: [`Item::Event`]s in log order, possibly
 /// ending with one [`Item::Lagged`]. Dropping it unregisters the subscriber.
@@ -98,15 +104,26 @@ pub(crate) fn open(
         // Nothing to replay from the head (or beyond): no replay state.
         if let Some(after) = after.filter(|after| from_log && *after < live_after) {
             let mut replay = LogReplay::new(after, live_after);
+            let mut retries = 0;
+            let mut delay = REPLAY_RETRY_FIRST;
             loop {
                 match replay.next(&*store).await {
                     Ok(Some(delivery)) => {
+                        retries = 0;
+                        delay = REPLAY_RETRY_FIRST;
                         if interest.touches(&delivery) && predicate(&delivery) {
                             reached = delivery.position();
                             yield Item::Event(Arc::new(delivery));
                         }
                     }
                     Ok(None) => break,
+                    // `next` kept its place: the same event is tried again.
+                    Err(StoreError::Unavailable(e)) if retries < REPLAY_RETRIES => {
+                        tracing::debug!(error = %e, retry_in = ?delay, "replay for a subscriber waits for the store");
+                        retries += 1;
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "replay for a subscriber failed");
                         yield Item::Lagged { position_reached: reached };
@@ -158,26 +175,31 @@ impl LogReplay {
             if self.cursor >= self.until {
                 return Ok(None);
             }
-            let recorded = match self.page.next() {
-                Some(recorded) => recorded,
-                None => {
-                    let page = store.read_all(self.cursor, REPLAY_PAGE).await?;
-                    if page.is_empty() {
-                        return Ok(None);
-                    }
-                    self.page = page.into_iter();
-                    continue;
+            let Some(recorded) = self.page.next() else {
+                let page = store.read_all(self.cursor, REPLAY_PAGE).await?;
+                if page.is_empty() {
+                    return Ok(None);
                 }
+                self.page = page.into_iter();
+                continue;
             };
             if recorded.position > self.until {
                 self.cursor = self.until;
                 return Ok(None);
             }
-            self.cursor = recorded.position;
+            let position = recorded.position;
             match self.states.delivery(store, recorded).await {
-                Ok(Some(delivery)) => return Ok(Some(delivery)),
-                Ok(None) | Err(BuildError::Unreadable { .. }) => {}
-                Err(BuildError::Store(e)) => return Err(e),
+                Ok(Some(delivery)) => {
+                    self.cursor = position;
+                    return Ok(Some(delivery));
+                }
+                Ok(None) | Err(BuildError::Unreadable { .. }) => self.cursor = position,
+                // The cursor stays before this event: the next call reads
+                // the log again from there and tries it once more.
+                Err(BuildError::Store(e)) => {
+                    self.page = Vec::new().into_iter();
+                    return Err(e);
+                }
             }
         }
     }

@@ -31,6 +31,7 @@ macro_rules! on_every_backend {
 
 mod interest;
 mod late_start;
+mod replay_retry;
 mod seam;
 mod slow;
 
