@@ -65,6 +65,7 @@ macro_rules! event_store_contract {
             repeating_an_append_returns_the_original_result_and_writes_nothing,
             reusing_some_ids_or_ids_of_another_stream_is_an_idempotency_mismatch,
             a_multi_event_append_is_all_or_nothing_and_never_interleaved,
+            an_append_bigger_than_one_statement_is_all_or_nothing,
             an_empty_append_or_stream_name_is_invalid,
             reading_a_stream_starts_at_a_version_and_stops_at_max,
             reading_the_log_starts_after_a_position_and_stops_at_max,

@@ -219,6 +219,59 @@ pub async fn a_multi_event_append_is_all_or_nothing_and_never_interleaved(store:
     }
 }
 
+/// An append of more events than one SQL statement can bind (SQLite: 32,766
+/// values, 8 per event) is still all or nothing, contiguous and in order.
+pub async fn an_append_bigger_than_one_statement_is_all_or_nothing(store: &dyn EventStore) {
+    const EVENTS: u64 = 4_500;
+    let taken = event(0);
+    store
+        .append("a", ExpectedVersion::NoStream, vec![taken.clone()])
+        .await
+        .expect("first");
+    let mut refused: Vec<NewEvent> = (1..EVENTS).map(event).collect();
+    refused.push(taken);
+    assert!(store
+        .append("big", ExpectedVersion::NoStream, refused)
+        .await
+        .is_err());
+    assert!(store
+        .read_stream("big", 0, 10)
+        .await
+        .expect("read")
+        .is_empty());
+    assert_eq!(
+        store
+            .read_all(Position::START, 10)
+            .await
+            .expect("log")
+            .len(),
+        1,
+        "nothing of it is stored"
+    );
+
+    let sent: Vec<NewEvent> = (1..=EVENTS).map(event).collect();
+    let result = store
+        .append("big", ExpectedVersion::NoStream, sent.clone())
+        .await
+        .expect("big append");
+    assert_eq!(result.last_version, EVENTS - 1);
+    let stored = store
+        .read_stream("big", 0, EVENTS as usize + 1)
+        .await
+        .expect("read");
+    let got: Vec<Uuid> = stored.iter().map(|e| e.id).collect();
+    let want: Vec<Uuid> = sent.iter().map(|e| e.id).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        stored.first().map(|e| e.position),
+        Some(result.first_position)
+    );
+    assert_eq!(
+        stored.last().map(|e| e.position),
+        Some(result.last_position)
+    );
+}
+
 /// Nothing to append, or nowhere to append it, is refused without writing.
 pub async fn an_empty_append_or_stream_name_is_invalid(store: &dyn EventStore) {
     let empty = store.append("s", ExpectedVersion::Any, Vec::new()).await;
