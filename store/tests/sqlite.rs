@@ -204,3 +204,37 @@ async fn reopening_a_file_keeps_its_events() {
     harness.finish().await;
     assert_eq!(events.expect("read").len(), 1);
 }
+
+/// Commits reach the database file by a checkpoint on the store's own
+/// schedule, not only when 1,000 WAL pages have piled up: after a few
+/// dozen appends (far fewer pages than that) the file grows within
+/// seconds, while the store stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_checkpointed_into_the_file_soon_after() {
+    let harness = SqliteFile::start().await;
+    let file = harness.dir.path().join("events.db");
+    let size = || std::fs::metadata(&file).expect("database file").len();
+    // Whatever opening the store wrote (the migrations) is checkpointed first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = size();
+    for n in 0..40u64 {
+        let mut e = event(n);
+        e.data = serde_json::json!({ "n": n, "text": "x".repeat(3_000) });
+        harness
+            .store
+            .append(&format!("s-{n}"), ExpectedVersion::NoStream, vec![e])
+            .await
+            .expect("append");
+    }
+    let grown = tokio::time::timeout(Duration::from_secs(10), async {
+        while size() <= before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        grown.is_ok(),
+        "the database file is still {before} bytes: nothing was checkpointed"
+    );
+    harness.finish().await;
+}
