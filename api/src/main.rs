@@ -2,10 +2,6 @@
 
 use clap::Parser;
 
-/// See the workspace manifest for why.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = api::cli::Cli::parse();

@@ -29,11 +29,6 @@ use anyhow::Context;
 
 use clap::{Parser, ValueEnum};
 
-/// The allocator the `tickets` binary uses too, so in-process scenarios
-/// measure what the server would do.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod backend;
 mod driver;
 mod generator;
