@@ -29,6 +29,7 @@ macro_rules! on_every_backend {
     };
 }
 
+mod faulty;
 mod interest;
 mod late_start;
 mod replay_retry;
