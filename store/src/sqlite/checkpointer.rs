@@ -14,8 +14,9 @@
 //! [`CHECKPOINT_EVERY`]. A passive checkpoint never blocks the writer nor
 //! readers; it copies what is committed and not in use by a reader, and
 //! does nothing (no fsync) when nothing was committed since the last one.
-//! What a power loss can take is now bounded in time, at most about one
-//! interval of commits, where before it was up to 1,000 pages of commits
+//! What a power loss can take is now bounded in time, about one interval
+//! of commits (longer only while a long read keeps the checkpoint from
+//! copying anything), where before it was up to 1,000 pages of commits
 //! however old they were on a quiet server. A process crash still loses
 //! nothing committed.
 
