@@ -232,7 +232,8 @@ fn repeated(
 mod tests {
     use super::*;
 
-    fn event() -> NewEvent {
+    /// An event with a fresh id and an empty payload (the group tests use it too).
+    pub(super) fn event() -> NewEvent {
         NewEvent {
             id: Uuid::new_v4(),
             event_type: "Tested".into(),

@@ -231,6 +231,7 @@ impl GroupPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::append::tests::event;
     use crate::ExpectedVersion;
 
     fn request(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
@@ -240,16 +241,6 @@ mod tests {
             expected,
             events,
             reply,
-        }
-    }
-
-    fn event() -> NewEvent {
-        NewEvent {
-            id: Uuid::new_v4(),
-            event_type: "Tested".into(),
-            schema_version: 1,
-            data: serde_json::json!({}),
-            metadata: serde_json::json!({}),
         }
     }
 
