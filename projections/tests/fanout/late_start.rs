@@ -30,25 +30,13 @@ async fn a_hub_started_before_the_log_answers_begins_at_its_head() {
 
     store.head_down.store(false, Ordering::SeqCst);
     let head = backend.store.head().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while hub.position() < head {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the hub learns the head once the log answers");
+    reached(&hub, head, "the hub learns the head once the log answers").await;
     let later = create_ticket(&*backend.store, "alice", "billing").await;
     // The hub dispatches the later ticket before `live` is first polled: a
     // stream opened while the head was unknown must still begin at the head
     // the hub began at, not wherever the hub is when it is first polled.
     let end = backend.store.head().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while hub.position() < end {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the hub dispatches the later ticket");
+    reached(&hub, end, "the hub dispatches the later ticket").await;
 
     // Live from the head: the later ticket, not the earlier one.
     assert_eq!(event(next(&mut live).await).after.id, later);
@@ -56,4 +44,15 @@ async fn a_hub_started_before_the_log_answers_begins_at_its_head() {
     assert_eq!(event(next(&mut replaying).await).after.id, earlier);
     assert_eq!(event(next(&mut replaying).await).after.id, later);
     shutdown.cancel();
+}
+
+/// Waits (at most 20 s, else fails with `what`) until `hub` is at `position`.
+async fn reached(hub: &Hub, position: Position, what: &str) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while hub.position() < position {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect(what);
 }
