@@ -10,16 +10,26 @@
 //! 1. lock the live checkpoint row (PostgreSQL; SQLite holds the only writer
 //!    connection), so the live runner cannot commit meanwhile, and read it;
 //! 2. catch the shadow up to at least that checkpoint (it usually is already);
-//! 3. replace the live rows with the shadow's and set the live checkpoint to
-//!    the shadow's (clearing a `failed` state: a rebuild is how a fixed
-//!    handler gets past an event it once could not apply).
+//! 3. put the shadow's rows in place of the live ones and set the live
+//!    checkpoint to the shadow's (clearing a `failed` state: a rebuild is how
+//!    a fixed handler gets past an event it once could not apply).
 //!
 //! Readers see the old model until the commit and the new one after it. The
 //! live runner's next batch finds the checkpoint at or after its own and
 //! skips what the rebuild already applied, so it carries on without gap.
-//! (The swap copies rows rather than renaming tables: it costs a copy under
-//! the write lock, about a second per 100,000 rows, but keeps index and
-//! constraint names exactly as the migrations made them.)
+//!
+//! How step 3 puts the rows in place:
+//! - PostgreSQL: it drops each live table and moves the shadow's into the
+//!   live schema, renaming the moved indexes (and with them their primary
+//!   key and unique constraints) to the names the live ones had, so the
+//!   schema stays exactly as the migrations made it. No row is copied, but
+//!   each table must be locked exclusively: when readers hold one longer
+//!   than [`MOVE_LOCK_TIMEOUT`], the swap starts again and copies the rows
+//!   instead (readers are never blocked then; about a second per 100,000
+//!   rows). The shadow is `ANALYZE`d first, so the planner knows the moved
+//!   tables at once.
+//! - SQLite: a table cannot move between database files, so the swap copies
+//!   the rows under the write lock.
 //!
 //! While it runs, the live `projection_checkpoints` has a row
 //! `rebuild:<name>` with the shadow's position, which
@@ -207,13 +217,18 @@ impl Started {
         })
     }
 
-    /// The deferred indexes, then the swap (module docs, steps 1 to 3).
+    /// The deferred indexes and statistics, then the swap (module docs,
+    /// steps 1 to 3).
     async fn swap(
         &mut self,
         store: &Arc<dyn EventStore>,
         db: &ReadDb,
     ) -> Result<Position, RebuildError> {
         self.shadow.create_deferred_indexes().await?;
+        if let ReadDb::Postgres(pool) = &self.shadow.db {
+            pool.execute(format!("ANALYZE {}", self.tables.join(", ")).as_str())
+                .await?;
+        }
         let swap = {
             let (store, db, shadow_db, name) = (
                 store.clone(),
@@ -514,40 +529,17 @@ async fn swap(
     };
     match (db, target) {
         (ReadDb::Postgres(pool), Target::Postgres { shadow, live }) => {
-            let mut tx = pool.begin().await?;
-            // The row must exist to be locked.
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (name, position, updated_at, state) \
-                 VALUES ($1, $2, now(), 'running') ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .bind(Position::START.to_cursor())
-            .execute(&mut *tx)
-            .await?;
-            let mut tx = ReadTx::Postgres(tx);
-            let live_at = checkpoint::load(&mut tx, name).await?;
-            let at = catch_up(live_at).await?;
-            let ReadTx::Postgres(mut pg) = tx else {
-                unreachable!("a PostgreSQL transaction")
-            };
-            for table in tables {
-                pg.execute(
-                    format!(
-                        "DELETE FROM \"{live}\".{table}; \
-                         INSERT INTO \"{live}\".{table} SELECT * FROM \"{shadow}\".{table}"
-                    )
-                    .as_str(),
-                )
-                .await?;
+            let swap = |how| swap_postgres(pool, name, tables, shadow, live, how, &catch_up);
+            match swap(PgSwap::Move).await {
+                Err(RebuildError::Projection(ProjectionError::Database(e)))
+                    if is_lock_timeout(&e) =>
+                {
+                    tracing::warn!(projection = name, error = %e,
+                        "readers keep the live tables locked: swapping in by copying rows");
+                    swap(PgSwap::Copy).await
+                }
+                swapped => swapped,
             }
-            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
-                .bind(format!("{REBUILDING}{name}"))
-                .execute(&mut *pg)
-                .await?;
-            let mut tx = ReadTx::Postgres(pg);
-            checkpoint::save(&mut tx, name, at, None).await?;
-            tx.commit().await?;
-            Ok(at)
         }
         (ReadDb::Sqlite(pool), Target::Sqlite { path }) => {
             // One connection: ATTACH is per connection and outside transactions.
@@ -622,6 +614,158 @@ async fn swap(
         }
         _ => unreachable!("the shadow is of the live database's kind"),
     }
+}
+
+/// How [`swap_postgres`] puts the shadow's rows in place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PgSwap {
+    /// Drop each live table and move the shadow's into the live schema,
+    /// renaming its indexes (and so their constraints) to the live ones'
+    /// names: no row is copied, but it needs an exclusive lock on each table,
+    /// waited for at most [`MOVE_LOCK_TIMEOUT`].
+    Move,
+    /// Replace the live rows with copies of the shadow's: readers are never
+    /// blocked, but it costs about a second per 100,000 rows.
+    Copy,
+}
+
+/// How long a moving swap waits for readers to let go of a live table
+/// before it gives up and copies instead. New readers of that table queue
+/// behind the waiting swap, so this is also how long they can be held up.
+const MOVE_LOCK_TIMEOUT: &str = "1s";
+
+/// Steps 1 to 3 of the module docs on PostgreSQL, in one live transaction.
+async fn swap_postgres<F, Fut>(
+    pool: &PgPool,
+    name: &str,
+    tables: &[&'static str],
+    shadow: &str,
+    live: &str,
+    how: PgSwap,
+    catch_up: &F,
+) -> Result<Position, RebuildError>
+where
+    F: Fn(Position) -> Fut,
+    Fut: std::future::Future<Output = Result<Position, ProjectionError>>,
+{
+    let mut tx = pool.begin().await?;
+    // The row must exist to be locked.
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, position, updated_at, state) \
+         VALUES ($1, $2, now(), 'running') ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(Position::START.to_cursor())
+    .execute(&mut *tx)
+    .await?;
+    let mut tx = ReadTx::Postgres(tx);
+    let live_at = checkpoint::load(&mut tx, name).await?;
+    let at = catch_up(live_at).await?;
+    let ReadTx::Postgres(mut pg) = tx else {
+        unreachable!("a PostgreSQL transaction")
+    };
+    match how {
+        PgSwap::Move => {
+            pg.execute(format!("SET LOCAL lock_timeout = '{MOVE_LOCK_TIMEOUT}'").as_str())
+                .await?;
+            for table in tables {
+                move_table(&mut pg, table, shadow, live).await?;
+            }
+            pg.execute("SET LOCAL lock_timeout = 0").await?;
+        }
+        PgSwap::Copy => {
+            for table in tables {
+                pg.execute(
+                    format!(
+                        "DELETE FROM \"{live}\".{table}; \
+                         INSERT INTO \"{live}\".{table} SELECT * FROM \"{shadow}\".{table}"
+                    )
+                    .as_str(),
+                )
+                .await?;
+            }
+        }
+    }
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+        .bind(format!("{REBUILDING}{name}"))
+        .execute(&mut *pg)
+        .await?;
+    let mut tx = ReadTx::Postgres(pg);
+    checkpoint::save(&mut tx, name, at, None).await?;
+    tx.commit().await?;
+    Ok(at)
+}
+
+/// Replaces `live.table` with `shadow.table`, giving each of the shadow's
+/// indexes the name of the live index with the same definition (renaming an
+/// index renames the primary key or unique constraint it backs), so the live
+/// schema keeps the names the migrations gave it.
+async fn move_table(
+    tx: &mut sqlx::PgConnection,
+    table: &str,
+    shadow: &str,
+    live: &str,
+) -> Result<(), sqlx::Error> {
+    // Each index of a table with its definition minus its own name and its
+    // table's: what pairs the live indexes with the shadow's.
+    const INDEXES: &str = "SELECT c.relname, i.indisunique, \
+        regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? USING ', '') \
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+        JOIN pg_class t ON t.oid = i.indrelid \
+        JOIN pg_namespace n ON n.oid = t.relnamespace \
+        WHERE n.nspname = $1 AND t.relname = $2 ORDER BY c.relname";
+    let indexes = |schema: &str| {
+        sqlx::query_as::<_, (String, bool, String)>(INDEXES)
+            .bind(schema.to_string())
+            .bind(table.to_string())
+    };
+    let mut old = indexes(live).fetch_all(&mut *tx).await?;
+    let new = indexes(shadow).fetch_all(&mut *tx).await?;
+    tx.execute(
+        format!(
+            "DROP TABLE \"{live}\".{table}; \
+             ALTER TABLE \"{shadow}\".{table} SET SCHEMA \"{live}\""
+        )
+        .as_str(),
+    )
+    .await?;
+    // First every moved index to a name of its own, then to its live name:
+    // a name the shadow generated may be one a live index had.
+    let mut renames = Vec::with_capacity(new.len());
+    for (i, (generated, unique, definition)) in new.into_iter().enumerate() {
+        let Some(at) = old
+            .iter()
+            .position(|(_, u, d)| *u == unique && *d == definition)
+        else {
+            // No live twin (cannot happen for a shadow made `LIKE` the live
+            // table): it keeps the name it has.
+            continue;
+        };
+        let (wanted, _, _) = old.swap_remove(at);
+        if wanted != generated {
+            let temporary = format!("rebuild_{i}_{table}");
+            tx.execute(
+                format!("ALTER INDEX \"{live}\".\"{generated}\" RENAME TO \"{temporary}\"")
+                    .as_str(),
+            )
+            .await?;
+            renames.push((temporary, wanted));
+        }
+    }
+    for (temporary, wanted) in renames {
+        tx.execute(
+            format!("ALTER INDEX \"{live}\".\"{temporary}\" RENAME TO \"{wanted}\"").as_str(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL gave up waiting for a lock (`lock_timeout`).
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "55P03")
 }
 
 async fn mark_rebuilding(db: &ReadDb, name: &str, position: Position) -> Result<(), sqlx::Error> {

@@ -188,3 +188,135 @@ async fn rebuilding_every_projection_at_once_equals_projecting_event_by_event(ki
     assert!(report.iter().all(|r| r.rebuild_position.is_none()));
     backend.cleanup().await;
 }
+
+/// The live schema as a list of lines: every column (in order), index and
+/// constraint of the current schema, with its name and definition.
+async fn schema(db: &ReadDb) -> Vec<String> {
+    match db {
+        ReadDb::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT type || ' ' || name || ' ' || tbl_name || ': ' || coalesce(sql, '') \
+             FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        ReadDb::Postgres(pool) => sqlx::query_scalar(
+            "SELECT line FROM ( \
+               SELECT format('column %s.%s %s: %s %s %s', t.relname, a.attnum, a.attname, \
+                 format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                 coalesce(pg_get_expr(d.adbin, d.adrelid), '')) AS line \
+               FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid \
+               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+               WHERE t.relnamespace = current_schema()::regnamespace AND t.relkind = 'r' \
+                 AND a.attnum > 0 AND NOT a.attisdropped \
+               UNION ALL \
+               SELECT format('index %s: %s', c.relname, pg_get_indexdef(i.indexrelid)) \
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+               WHERE c.relnamespace = current_schema()::regnamespace \
+               UNION ALL \
+               SELECT format('constraint %s.%s: %s', t.relname, c.conname, \
+                 pg_get_constraintdef(c.oid)) \
+               FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+               WHERE t.relnamespace = current_schema()::regnamespace \
+             ) s ORDER BY line",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    }
+}
+
+/// The identity of the live `tickets` table: a moved-in table has a new one.
+async fn tickets_table_oid(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT 'tickets'::regclass::oid::int8")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+on_every_backend!(
+    /// A rebuild of every projection leaves the live schema exactly as the
+    /// migrations made it: the same columns, indexes and constraints under
+    /// the same names. On PostgreSQL the tables are moved in, not copied.
+    a_rebuild_leaves_the_live_schema_as_the_migrations_made_it
+);
+async fn a_rebuild_leaves_the_live_schema_as_the_migrations_made_it(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let mut script = Script::new(5, 6);
+    script.record_profile(&*backend.store).await;
+    script.run(&*backend.store, 120).await;
+    let before = schema(&backend.db).await;
+    assert!(before
+        .iter()
+        .any(|line| line.contains("notifications_recipient_position_key")));
+    let oid = match &backend.db {
+        ReadDb::Postgres(pool) => Some(tickets_table_oid(pool).await),
+        ReadDb::Sqlite(_) => None,
+    };
+    let all: Vec<Arc<dyn Projection>> = vec![
+        Arc::new(TicketsProjection),
+        Arc::new(UsersProjection),
+        Arc::new(MetricsProjection::new(SlaPolicy::default())),
+        Arc::new(NotificationsProjection::new()),
+    ];
+    rebuild_all(backend.store.clone(), &backend.db, all, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(schema(&backend.db).await, before);
+    assert!(ticket_count(&backend.db).await > 0);
+    if let (ReadDb::Postgres(pool), Some(oid)) = (&backend.db, oid) {
+        assert_ne!(tickets_table_oid(pool).await, oid, "moved in, not copied");
+    }
+    backend.cleanup().await;
+}
+
+/// A reader that keeps a live table locked does not hold the swap up: after
+/// waiting a moment for it, the swap copies the rows instead of moving the
+/// table, and readers never wait on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_holding_a_live_table_makes_the_swap_copy_instead() {
+    let mut backend = Backend::new(Kind::Postgres).await;
+    let mut script = Script::new(9, 6);
+    script.run(&*backend.store, 120).await;
+    let ReadDb::Postgres(pool) = backend.db.clone() else {
+        unreachable!("a PostgreSQL backend")
+    };
+    let oid = tickets_table_oid(&pool).await;
+    let mut reader = pool.begin().await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "nothing projected yet");
+
+    rebuild(
+        backend.store.clone(),
+        &backend.db,
+        Arc::new(TicketsProjection),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(tickets_table_oid(&pool).await, oid, "copied, not moved");
+    // The reader carries on, and its next statement sees the new model.
+    let now: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    reader.commit().await.unwrap();
+    assert!(now > 0);
+    assert_eq!(ticket_count(&backend.db).await, now);
+
+    let clean = backend.fresh_db().await;
+    backend
+        .runner(&clean)
+        .catch_up(Arc::new(TicketsProjection))
+        .await
+        .unwrap();
+    let tables = TicketsProjection.tables();
+    assert_eq!(
+        dump_tables(&backend.db, tables).await,
+        dump_tables(&clean, tables).await
+    );
+    backend.cleanup().await;
+}
