@@ -13,7 +13,8 @@
 //! - `population`: who subscribes to what, so who must receive which event.
 //! - `driver`: mutations at a fixed rate, each response time kept.
 //! - `report`: the printed table and the rows appended to `BENCHMARKS.md`.
-//! - `machine`: cores, memory and CPU model of the machine measured on.
+//! - `machine`: cores, memory, CPU model and clock of the machine measured on,
+//!   and the time of a reference workload, to tell hosts of one name apart.
 //!
 //! This process is the load generator, apart from the server it measures: it
 //! raises its own open-file limit to the hard limit at start, opens sockets
