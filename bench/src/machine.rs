@@ -75,9 +75,7 @@ pub fn reference_workload(n: usize) -> u64 {
         })
         .collect();
     numbers.sort_unstable();
-    numbers
-        .iter()
-        .fold(0u64, |acc, n| acc.rotate_left(5) ^ n)
+    numbers.iter().fold(0u64, |acc, n| acc.rotate_left(5) ^ n)
 }
 
 /// The model name and clock of the first CPU in `/proc/cpuinfo`'s text.
