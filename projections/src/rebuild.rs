@@ -574,14 +574,8 @@ async fn swap(
                 };
                 let at = catch_up(live_at).await?;
                 for table in tables {
-                    conn.execute(
-                        format!(
-                            "DELETE FROM main.{table}; \
-                             INSERT INTO main.{table} SELECT * FROM rebuild.{table}"
-                        )
-                        .as_str(),
-                    )
-                    .await?;
+                    conn.execute(copy_rows("main", "rebuild", table).as_str())
+                        .await?;
                 }
                 sqlx::query("DELETE FROM main.projection_checkpoints WHERE name = $1")
                     .bind(format!("{REBUILDING}{name}"))
@@ -674,15 +668,10 @@ where
             pg.execute("SET LOCAL lock_timeout = 0").await?;
         }
         PgSwap::Copy => {
+            let (live, shadow) = (format!("\"{live}\""), format!("\"{shadow}\""));
             for table in tables {
-                pg.execute(
-                    format!(
-                        "DELETE FROM \"{live}\".{table}; \
-                         INSERT INTO \"{live}\".{table} SELECT * FROM \"{shadow}\".{table}"
-                    )
-                    .as_str(),
-                )
-                .await?;
+                pg.execute(copy_rows(&live, &shadow, table).as_str())
+                    .await?;
             }
         }
     }
@@ -759,6 +748,13 @@ async fn move_table(
         .await?;
     }
     Ok(())
+}
+
+/// The statements that replace the rows of `table` in the schema (or
+/// attached database) `live` with those in `shadow`, both named as SQL
+/// wants them.
+fn copy_rows(live: &str, shadow: &str, table: &str) -> String {
+    format!("DELETE FROM {live}.{table}; INSERT INTO {live}.{table} SELECT * FROM {shadow}.{table}")
 }
 
 /// PostgreSQL gave up waiting for a lock (`lock_timeout`).

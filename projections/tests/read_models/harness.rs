@@ -77,6 +77,14 @@ impl Backend {
         db
     }
 
+    /// A fresh database into which `projection` has caught up with the whole
+    /// log: what the model under test must equal.
+    pub async fn projected_afresh(&mut self, projection: Arc<dyn Projection>) -> ReadDb {
+        let clean = self.fresh_db().await;
+        self.runner(&clean).catch_up(projection).await.unwrap();
+        clean
+    }
+
     /// A runner over the store under test, writing into `db`.
     pub fn runner(&self, db: &ReadDb) -> Runner {
         Runner::new(self.store.clone(), db.clone())

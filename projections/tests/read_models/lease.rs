@@ -95,12 +95,7 @@ async fn only_the_lease_holder_writes_and_another_takes_over_when_it_dies() {
     if let Some(task) = tasks[other].take() {
         task.await.unwrap().unwrap();
     }
-    let clean = backend.fresh_db().await;
-    backend
-        .runner(&clean)
-        .catch_up(Arc::new(TicketsProjection))
-        .await
-        .unwrap();
+    let clean = backend.projected_afresh(Arc::new(TicketsProjection)).await;
     assert_eq!(dump(&backend.db).await, dump(&clean).await);
     backend.cleanup().await;
 }

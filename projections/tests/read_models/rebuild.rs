@@ -106,12 +106,7 @@ async fn a_rebuild_under_load_swaps_in_a_complete_model_the_runner_carries_on_fr
 
     shutdown.cancel();
     live.await.unwrap().unwrap();
-    let clean = backend.fresh_db().await;
-    backend
-        .runner(&clean)
-        .catch_up(Arc::new(TicketsProjection))
-        .await
-        .unwrap();
+    let clean = backend.projected_afresh(Arc::new(TicketsProjection)).await;
     assert_eq!(dump(&backend.db).await, dump(&clean).await);
     backend.cleanup().await;
 }
@@ -307,12 +302,7 @@ async fn a_reader_holding_a_live_table_makes_the_swap_copy_instead() {
     assert!(now > 0);
     assert_eq!(ticket_count(&backend.db).await, now);
 
-    let clean = backend.fresh_db().await;
-    backend
-        .runner(&clean)
-        .catch_up(Arc::new(TicketsProjection))
-        .await
-        .unwrap();
+    let clean = backend.projected_afresh(Arc::new(TicketsProjection)).await;
     let tables = TicketsProjection.tables();
     assert_eq!(
         dump_tables(&backend.db, tables).await,
