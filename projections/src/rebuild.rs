@@ -26,8 +26,11 @@
 //!   each table must be locked exclusively: when readers hold one longer
 //!   than [`MOVE_LOCK_TIMEOUT`], the swap starts again and copies the rows
 //!   instead (readers are never blocked then; about a second per 100,000
-//!   rows). The shadow is `ANALYZE`d first, so the planner knows the moved
-//!   tables at once.
+//!   rows). A table carrying something an operator added that a move would
+//!   lose (a grant, a comment, a trigger, a view over it...) is copied too,
+//!   and one another table's foreign key points at makes the swap start
+//!   again as a copy. The shadow is `ANALYZE`d first, so the planner knows
+//!   the moved tables at once.
 //! - SQLite: a table cannot move between database files, so the swap copies
 //!   the rows under the write lock.
 //!
@@ -532,10 +535,10 @@ async fn swap(
             let swap = |how| swap_postgres(pool, name, tables, shadow, live, how, &catch_up);
             match swap(PgSwap::Move).await {
                 Err(RebuildError::Projection(ProjectionError::Database(e)))
-                    if is_lock_timeout(&e) =>
+                    if refuses_to_move(&e) =>
                 {
                     tracing::warn!(projection = name, error = %e,
-                        "readers keep the live tables locked: swapping in by copying rows");
+                        "cannot move the rebuilt tables in: swapping in by copying rows");
                     swap(PgSwap::Copy).await
                 }
                 swapped => swapped,
@@ -616,7 +619,8 @@ enum PgSwap {
     /// Drop each live table and move the shadow's into the live schema,
     /// renaming its indexes (and so their constraints) to the live ones'
     /// names: no row is copied, but it needs an exclusive lock on each table,
-    /// waited for at most [`MOVE_LOCK_TIMEOUT`].
+    /// waited for at most [`MOVE_LOCK_TIMEOUT`]. A table that is not
+    /// [`movable`] has its rows copied instead.
     Move,
     /// Replace the live rows with copies of the shadow's: readers are never
     /// blocked, but it costs about a second per 100,000 rows.
@@ -662,8 +666,14 @@ where
         PgSwap::Move => {
             pg.execute(format!("SET LOCAL lock_timeout = '{MOVE_LOCK_TIMEOUT}'").as_str())
                 .await?;
+            let (quoted_live, quoted_shadow) = (format!("\"{live}\""), format!("\"{shadow}\""));
             for table in tables {
-                move_table(&mut pg, table, shadow, live).await?;
+                if movable(&mut pg, table, shadow, live).await? {
+                    move_table(&mut pg, table, shadow, live).await?;
+                } else {
+                    pg.execute(copy_rows(&quoted_live, &quoted_shadow, table).as_str())
+                        .await?;
+                }
             }
             pg.execute("SET LOCAL lock_timeout = 0").await?;
         }
@@ -757,11 +767,49 @@ fn copy_rows(live: &str, shadow: &str, table: &str) -> String {
     format!("DELETE FROM {live}.{table}; INSERT INTO {live}.{table} SELECT * FROM {shadow}.{table}")
 }
 
-/// PostgreSQL gave up waiting for a lock (`lock_timeout`).
-fn is_lock_timeout(e: &sqlx::Error) -> bool {
+/// Whether `live.table` can be dropped and replaced by `shadow.table`
+/// without losing anything a move would not carry over: what an operator
+/// may have added to a live table (privileges, comments, triggers, row
+/// security, publications, views over it, another owner or storage
+/// options) stays only if the rows are copied instead. (A foreign key
+/// from another table makes the drop fail: [`refuses_to_move`].)
+async fn movable(
+    tx: &mut sqlx::PgConnection,
+    table: &str,
+    shadow: &str,
+    live: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT l.relacl IS NULL AND NOT l.relrowsecurity AND l.relowner = s.relowner \
+           AND l.reloptions IS NOT DISTINCT FROM s.reloptions \
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a \
+             WHERE a.attrelid = l.oid AND a.attacl IS NOT NULL) \
+           AND NOT EXISTS (SELECT 1 FROM pg_trigger t \
+             WHERE t.tgrelid = l.oid AND NOT t.tgisinternal) \
+           AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = l.oid) \
+           AND NOT EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prrelid = l.oid) \
+           AND NOT EXISTS (SELECT 1 FROM pg_description d \
+             WHERE d.objoid = l.oid AND d.classoid = 'pg_class'::regclass) \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d \
+             WHERE d.refobjid = l.oid AND d.classid = 'pg_rewrite'::regclass) \
+         FROM pg_class l, pg_class s \
+         WHERE l.oid = format('%I.%I', $1::text, $3::text)::regclass \
+           AND s.oid = format('%I.%I', $2::text, $3::text)::regclass",
+    )
+    .bind(live)
+    .bind(shadow)
+    .bind(table)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+/// Errors after which a moving swap starts again as a copying one:
+/// PostgreSQL gave up waiting for a lock (`lock_timeout`), or would not drop
+/// a live table because other objects depend on it (a foreign key).
+fn refuses_to_move(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|db| db.code())
-        .is_some_and(|code| code == "55P03")
+        .is_some_and(|code| code == "55P03" || code == "2BP01")
 }
 
 async fn mark_rebuilding(db: &ReadDb, name: &str, position: Position) -> Result<(), sqlx::Error> {

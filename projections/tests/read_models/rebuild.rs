@@ -310,3 +310,86 @@ async fn a_reader_holding_a_live_table_makes_the_swap_copy_instead() {
     );
     backend.cleanup().await;
 }
+
+/// The identity of the live table `table`.
+async fn table_oid(pool: &sqlx::PgPool, table: &str) -> i64 {
+    sqlx::query_scalar("SELECT $1::text::regclass::oid::int8")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// What an operator added to live tables survives a rebuild: those tables
+/// are copied into, the others still moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_operator_added_to_a_live_table_survives_a_rebuild() {
+    let backend = Backend::new(Kind::Postgres).await;
+    let mut script = Script::new(13, 6);
+    script.record_profile(&*backend.store).await;
+    script.run(&*backend.store, 120).await;
+    let ReadDb::Postgres(pool) = backend.db.clone() else {
+        unreachable!("a PostgreSQL backend")
+    };
+    for statement in [
+        "CREATE VIEW ticket_ids AS SELECT id FROM tickets",
+        "COMMENT ON TABLE ticket_activity IS 'one row per event'",
+        "GRANT SELECT ON notifications TO PUBLIC",
+        "CREATE TABLE user_notes (user_id text REFERENCES users (id), note text)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let acl = "SELECT relacl::text FROM pg_class WHERE oid = 'notifications'::regclass";
+    let granted: Option<String> = sqlx::query_scalar(acl).fetch_one(&pool).await.unwrap();
+    let kept = ["tickets", "ticket_activity", "notifications", "users"];
+    let mut oids = vec![];
+    for table in kept.iter().chain(&["ticket_tags"]) {
+        oids.push(table_oid(&pool, table).await);
+    }
+    let all: Vec<Arc<dyn Projection>> = vec![
+        Arc::new(TicketsProjection),
+        Arc::new(UsersProjection),
+        Arc::new(NotificationsProjection::new()),
+    ];
+    rebuild_all(backend.store.clone(), &backend.db, all, |_, _| {})
+        .await
+        .unwrap();
+
+    let viewed: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_ids")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(viewed > 0);
+    assert_eq!(viewed, ticket_count(&backend.db).await);
+    let comment: Option<String> =
+        sqlx::query_scalar("SELECT obj_description('ticket_activity'::regclass, 'pg_class')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(comment.as_deref(), Some("one row per event"));
+    let still: Option<String> = sqlx::query_scalar(acl).fetch_one(&pool).await.unwrap();
+    assert_eq!(still, granted);
+    let foreign_keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE confrelid = 'users'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(foreign_keys, 1);
+    for (table, oid) in kept.iter().zip(&oids) {
+        assert_eq!(table_oid(&pool, table).await, *oid, "{table} copied into");
+    }
+    // The foreign key made the whole swap of `users` a copy; the tickets
+    // projection's other tables, untouched by the operator, were moved.
+    assert_ne!(
+        table_oid(&pool, "ticket_tags").await,
+        oids[4],
+        "ticket_tags moved"
+    );
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(users > 0);
+    backend.cleanup().await;
+}
