@@ -662,11 +662,11 @@ where
     let ReadTx::Postgres(mut pg) = tx else {
         unreachable!("a PostgreSQL transaction")
     };
+    let (quoted_live, quoted_shadow) = (format!("\"{live}\""), format!("\"{shadow}\""));
     match how {
         PgSwap::Move => {
             pg.execute(format!("SET LOCAL lock_timeout = '{MOVE_LOCK_TIMEOUT}'").as_str())
                 .await?;
-            let (quoted_live, quoted_shadow) = (format!("\"{live}\""), format!("\"{shadow}\""));
             for table in tables {
                 if movable(&mut pg, table, shadow, live).await? {
                     move_table(&mut pg, table, shadow, live).await?;
@@ -678,9 +678,8 @@ where
             pg.execute("SET LOCAL lock_timeout = 0").await?;
         }
         PgSwap::Copy => {
-            let (live, shadow) = (format!("\"{live}\""), format!("\"{shadow}\""));
             for table in tables {
-                pg.execute(copy_rows(&live, &shadow, table).as_str())
+                pg.execute(copy_rows(&quoted_live, &quoted_shadow, table).as_str())
                     .await?;
             }
         }
