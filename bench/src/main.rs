@@ -137,6 +137,14 @@ impl Settings {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Silent unless RUST_LOG asks (say `RUST_LOG=sqlx=warn` for the
+    // statements slower than a second): the rows are the output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -227,11 +227,14 @@ impl Started {
         store: &Arc<dyn EventStore>,
         db: &ReadDb,
     ) -> Result<Position, RebuildError> {
+        let began = Instant::now();
         self.shadow.create_deferred_indexes().await?;
         if let ReadDb::Postgres(pool) = &self.shadow.db {
             pool.execute(format!("ANALYZE {}", self.tables.join(", ")).as_str())
                 .await?;
         }
+        tracing::debug!(projection = %self.name, elapsed = ?began.elapsed(),
+            "rebuild: deferred indexes created");
         let swap = {
             let (store, db, shadow_db, name) = (
                 store.clone(),
@@ -577,8 +580,10 @@ async fn swap(
                 };
                 let at = catch_up(live_at).await?;
                 for table in tables {
+                    let began = Instant::now();
                     conn.execute(copy_rows("main", "rebuild", table).as_str())
                         .await?;
+                    tracing::debug!(table, elapsed = ?began.elapsed(), "rebuild: rows copied");
                 }
                 sqlx::query("DELETE FROM main.projection_checkpoints WHERE name = $1")
                     .bind(format!("{REBUILDING}{name}"))
@@ -594,7 +599,9 @@ async fn swap(
                 .bind(at.to_cursor())
                 .execute(&mut *conn)
                 .await?;
+                let began = Instant::now();
                 conn.execute("COMMIT").await?;
+                tracing::debug!(elapsed = ?began.elapsed(), "rebuild: swap committed");
                 Ok::<Position, RebuildError>(at)
             }
             .await;
