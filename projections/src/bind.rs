@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::db::{ReadDb, ReadTx};
@@ -49,26 +49,93 @@ fn sqlite_day(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
+/// Evaluates `$body` with `$v` bound to `$arg` as SQLite stores it.
+macro_rules! sqlite_value {
+    ($arg:expr, $v:ident => $body:expr) => {
+        match $arg {
+            Arg::Text($v) => {
+                let $v = $v.to_string();
+                $body
+            }
+            Arg::OptText($v) => {
+                let $v = $v.map(str::to_string);
+                $body
+            }
+            Arg::Int($v) => $body,
+            Arg::Bool($v) => $body,
+            Arg::Id($v) => {
+                let $v = $v.to_string();
+                $body
+            }
+            Arg::Time($v) => {
+                let $v = sqlite_time($v);
+                $body
+            }
+            Arg::OptTime($v) => {
+                let $v = $v.map(sqlite_time);
+                $body
+            }
+            Arg::Day($v) => {
+                let $v = sqlite_day($v);
+                $body
+            }
+            Arg::Json($v) => {
+                let $v = $v.to_string();
+                $body
+            }
+            Arg::Ids($v) => {
+                let $v =
+                    serde_json::Value::from($v.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                        .to_string();
+                $body
+            }
+            Arg::Texts($v) => {
+                let $v = serde_json::Value::from($v.to_vec()).to_string();
+                $body
+            }
+        }
+    };
+}
+
+/// Evaluates `$body` with `$v` bound to `$arg` in PostgreSQL's own type.
+macro_rules! postgres_value {
+    ($arg:expr, $v:ident => $body:expr) => {
+        match $arg {
+            Arg::Text($v) => {
+                let $v = $v.to_string();
+                $body
+            }
+            Arg::OptText($v) => {
+                let $v = $v.map(str::to_string);
+                $body
+            }
+            Arg::Int($v) => $body,
+            Arg::Bool($v) => $body,
+            Arg::Id($v) => $body,
+            Arg::Time($v) => $body,
+            Arg::OptTime($v) => $body,
+            Arg::Day($v) => $body,
+            Arg::Json($v) => {
+                let $v = $v.clone();
+                $body
+            }
+            Arg::Ids($v) => {
+                let $v = $v.to_vec();
+                $body
+            }
+            Arg::Texts($v) => {
+                let $v = $v.to_vec();
+                $body
+            }
+        }
+    };
+}
+
 macro_rules! bind_sqlite {
     ($sql:expr, $args:expr) => {{
         let mut query = sqlx::query($sql);
         for arg in $args {
-            query = match *arg {
-                Arg::Text(v) => query.bind(v.to_string()),
-                Arg::OptText(v) => query.bind(v.map(str::to_string)),
-                Arg::Int(v) => query.bind(v),
-                Arg::Bool(v) => query.bind(v),
-                Arg::Id(v) => query.bind(v.to_string()),
-                Arg::Time(v) => query.bind(sqlite_time(v)),
-                Arg::OptTime(v) => query.bind(v.map(sqlite_time)),
-                Arg::Day(v) => query.bind(sqlite_day(v)),
-                Arg::Json(v) => query.bind(v.to_string()),
-                Arg::Ids(v) => query.bind(
-                    serde_json::Value::from(v.iter().map(Uuid::to_string).collect::<Vec<_>>())
-                        .to_string(),
-                ),
-                Arg::Texts(v) => query.bind(serde_json::Value::from(v.to_vec()).to_string()),
-            };
+            query = sqlite_value!(*arg, v => query.bind(v));
         }
         query
     }};
@@ -78,22 +145,49 @@ macro_rules! bind_postgres {
     ($sql:expr, $args:expr) => {{
         let mut query = sqlx::query($sql);
         for arg in $args {
-            query = match *arg {
-                Arg::Text(v) => query.bind(v.to_string()),
-                Arg::OptText(v) => query.bind(v.map(str::to_string)),
-                Arg::Int(v) => query.bind(v),
-                Arg::Bool(v) => query.bind(v),
-                Arg::Id(v) => query.bind(v),
-                Arg::Time(v) => query.bind(v),
-                Arg::OptTime(v) => query.bind(v),
-                Arg::Day(v) => query.bind(v),
-                Arg::Json(v) => query.bind(v.clone()),
-                Arg::Ids(v) => query.bind(v.to_vec()),
-                Arg::Texts(v) => query.bind(v.to_vec()),
-            };
+            query = postgres_value!(*arg, v => query.bind(v));
         }
         query
     }};
+}
+
+/// Runs `head VALUES (...), (...) tail` in `tx`, one parenthesised group per
+/// row of `rows` (each row the same columns), `per_statement` rows per
+/// statement: a batch's rows in a few statements instead of one each. The
+/// number of rows it affected.
+pub(crate) async fn execute_values(
+    tx: &mut ReadTx,
+    head: &str,
+    tail: &str,
+    rows: &[Vec<Arg<'_>>],
+    per_statement: usize,
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(per_statement.max(1)) {
+        affected += match tx {
+            ReadTx::Sqlite(tx) => {
+                let mut query = QueryBuilder::<Sqlite>::new(head);
+                query.push_values(chunk, |mut b, row| {
+                    for arg in row {
+                        sqlite_value!(*arg, v => { b.push_bind(v); });
+                    }
+                });
+                query.push(tail);
+                query.build().execute(&mut **tx).await?.rows_affected()
+            }
+            ReadTx::Postgres(tx) => {
+                let mut query = QueryBuilder::<Postgres>::new(head);
+                query.push_values(chunk, |mut b, row| {
+                    for arg in row {
+                        postgres_value!(*arg, v => { b.push_bind(v); });
+                    }
+                });
+                query.push(tail);
+                query.build().execute(&mut **tx).await?.rows_affected()
+            }
+        };
+    }
+    Ok(affected)
 }
 
 /// Runs a statement in `tx`; the number of rows it affected.

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::facts::{self, Contribution, Facts};
 use super::{query, QueueUpdate};
-use crate::bind::{execute, Arg};
+use crate::bind::{execute_values, Arg};
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
@@ -51,6 +51,8 @@ struct QueueWrite {
 
 /// Counter columns of `queue_metrics_daily`, in [`daily`]'s order.
 type DayCounts = [i64; 7];
+/// Rows per upsert of the daily counters: 9 values each.
+const ROWS_PER_DAY_UPSERT: usize = 500;
 
 #[derive(Default)]
 pub(super) struct Batch {
@@ -193,6 +195,7 @@ impl Batch {
     /// Writes the facts rows, then each queue's sums and refresh, then the
     /// daily counters.
     pub async fn flush(self, tx: &mut ReadTx) -> Result<(), ApplyError> {
+        let mut changed = Vec::with_capacity(self.changed.len());
         for ticket_id in &self.changed {
             let Some(Some(known)) = self.known.get(ticket_id) else {
                 continue;
@@ -200,39 +203,48 @@ impl Batch {
             let state = serde_json::to_value(&known.state).map_err(|e| {
                 ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}"))
             })?;
-            facts::save(tx, *ticket_id, &known.facts, &state, known.position).await?;
+            changed.push((*ticket_id, known, state));
         }
+        let rows: Vec<facts::Save<'_>> = changed
+            .iter()
+            .map(|(ticket_id, known, state)| facts::Save {
+                ticket_id: *ticket_id,
+                facts: &known.facts,
+                state,
+                position: known.position,
+            })
+            .collect();
+        facts::save_many(tx, &rows).await?;
         for (queue, write) in &self.queues {
             query::add(tx, queue, &write.delta, write.position, write.at).await?;
             query::refresh(tx, queue, write.at).await?;
         }
-        for ((queue, day), [c, fr, fr_ms, r, r_ms, w, b]) in &self.days {
-            execute(
-                tx,
-                "INSERT INTO queue_metrics_daily (queue, day, created, first_responses, \
-                 first_response_ms, resolved, resolution_ms, sla_warnings, sla_breaches) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (queue, day) DO UPDATE SET \
-                 created = queue_metrics_daily.created + excluded.created, \
-                 first_responses = queue_metrics_daily.first_responses + excluded.first_responses, \
-                 first_response_ms = queue_metrics_daily.first_response_ms + excluded.first_response_ms, \
-                 resolved = queue_metrics_daily.resolved + excluded.resolved, \
-                 resolution_ms = queue_metrics_daily.resolution_ms + excluded.resolution_ms, \
-                 sla_warnings = queue_metrics_daily.sla_warnings + excluded.sla_warnings, \
-                 sla_breaches = queue_metrics_daily.sla_breaches + excluded.sla_breaches",
-                &[
-                    Arg::Text(queue),
-                    Arg::Day(*day),
-                    Arg::Int(*c),
-                    Arg::Int(*fr),
-                    Arg::Int(*fr_ms),
-                    Arg::Int(*r),
-                    Arg::Int(*r_ms),
-                    Arg::Int(*w),
-                    Arg::Int(*b),
-                ],
-            )
-            .await?;
-        }
+        // One row per (queue, day), so a multi-row upsert touches each once.
+        let days: Vec<Vec<Arg<'_>>> = self
+            .days
+            .iter()
+            .map(|((queue, day), counts)| {
+                let mut row = vec![Arg::Text(queue), Arg::Day(*day)];
+                row.extend(counts.iter().map(|n| Arg::Int(*n)));
+                row
+            })
+            .collect();
+        execute_values(
+            tx,
+            "INSERT INTO queue_metrics_daily (queue, day, created, first_responses, \
+             first_response_ms, resolved, resolution_ms, sla_warnings, sla_breaches) ",
+            " ON CONFLICT (queue, day) DO UPDATE SET \
+             created = queue_metrics_daily.created + excluded.created, \
+             first_responses = queue_metrics_daily.first_responses + excluded.first_responses, \
+             first_response_ms = queue_metrics_daily.first_response_ms + excluded.first_response_ms, \
+             resolved = queue_metrics_daily.resolved + excluded.resolved, \
+             resolution_ms = queue_metrics_daily.resolution_ms + excluded.resolution_ms, \
+             sla_warnings = queue_metrics_daily.sla_warnings + excluded.sla_warnings, \
+             sla_breaches = queue_metrics_daily.sla_breaches + excluded.sla_breaches",
+            &days,
+            ROWS_PER_DAY_UPSERT,
+        )
+        .await?;
         Ok(())
     }
 }

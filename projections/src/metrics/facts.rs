@@ -7,7 +7,7 @@ use domain::{SlaPolicy, Ticket, TicketPriority, TicketStatus};
 use uuid::Uuid;
 
 use super::ms;
-use crate::bind::{any_id, execute, fetch, AnyRow, Arg};
+use crate::bind::{any_id, execute_values, fetch, AnyRow, Arg};
 use crate::db::{ReadTx, RowPosition};
 
 /// What the queue figures need of one ticket.
@@ -203,47 +203,74 @@ fn stored(row: &AnyRow) -> Result<Stored, sqlx::Error> {
     })
 }
 
+const SAVE_HEAD: &str = "INSERT INTO queue_ticket_facts (ticket_id, queue, status, priority, \
+    assigned_to, created_at, first_response_at, resolved_at, deleted, response_elapsed_ms, \
+    response_running_since, response_due_at, breached, state, position, prepare_offset) ";
+const SAVE_TAIL: &str = " ON CONFLICT (ticket_id) DO UPDATE SET queue = excluded.queue, \
+    status = excluded.status, priority = excluded.priority, \
+    assigned_to = excluded.assigned_to, created_at = excluded.created_at, \
+    first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, \
+    deleted = excluded.deleted, response_elapsed_ms = excluded.response_elapsed_ms, \
+    response_running_since = excluded.response_running_since, \
+    response_due_at = excluded.response_due_at, breached = excluded.breached, \
+    state = excluded.state, position = excluded.position, \
+    prepare_offset = excluded.prepare_offset";
+/// Rows per upsert: 16 values each, within both databases' parameter limits.
+const ROWS_PER_SAVE: usize = 500;
+
+/// One ticket's facts row to write.
+pub(crate) struct Save<'a> {
+    pub ticket_id: Uuid,
+    pub facts: &'a Facts,
+    pub state: &'a serde_json::Value,
+    pub position: RowPosition,
+}
+
 pub(crate) async fn save(
     tx: &mut ReadTx,
     ticket_id: Uuid,
-    f: &Facts,
+    facts: &Facts,
     state: &serde_json::Value,
     position: RowPosition,
 ) -> Result<(), sqlx::Error> {
-    execute(
+    save_many(
         tx,
-        "INSERT INTO queue_ticket_facts (ticket_id, queue, status, priority, assigned_to, \
-         created_at, first_response_at, resolved_at, deleted, response_elapsed_ms, \
-         response_running_since, response_due_at, breached, state, position, prepare_offset) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (ticket_id) DO UPDATE SET queue = excluded.queue, \
-         status = excluded.status, priority = excluded.priority, \
-         assigned_to = excluded.assigned_to, created_at = excluded.created_at, \
-         first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, \
-         deleted = excluded.deleted, response_elapsed_ms = excluded.response_elapsed_ms, \
-         response_running_since = excluded.response_running_since, \
-         response_due_at = excluded.response_due_at, breached = excluded.breached, \
-         state = excluded.state, position = excluded.position, \
-         prepare_offset = excluded.prepare_offset",
-        &[
-            Arg::Id(ticket_id),
-            Arg::Text(&f.queue),
-            Arg::Text(f.status.as_str()),
-            Arg::Text(f.priority.as_str()),
-            Arg::OptText(f.assigned_to.as_deref()),
-            Arg::Time(f.created_at),
-            Arg::OptTime(f.first_response_at),
-            Arg::OptTime(f.resolved_at),
-            Arg::Bool(f.deleted),
-            Arg::Int(f.response_elapsed_ms),
-            Arg::OptTime(f.response_running_since),
-            Arg::OptTime(f.response_due_at),
-            Arg::Bool(f.breached),
-            Arg::Json(state),
-            Arg::Int(position.position),
-            Arg::Int(position.prepare_offset),
-        ],
+        &[Save {
+            ticket_id,
+            facts,
+            state,
+            position,
+        }],
     )
-    .await?;
+    .await
+}
+
+/// Writes each row (each ticket at most once) in a few multi-row upserts.
+pub(crate) async fn save_many(tx: &mut ReadTx, rows: &[Save<'_>]) -> Result<(), sqlx::Error> {
+    let values: Vec<Vec<Arg<'_>>> = rows
+        .iter()
+        .map(|r| {
+            let f = r.facts;
+            vec![
+                Arg::Id(r.ticket_id),
+                Arg::Text(&f.queue),
+                Arg::Text(f.status.as_str()),
+                Arg::Text(f.priority.as_str()),
+                Arg::OptText(f.assigned_to.as_deref()),
+                Arg::Time(f.created_at),
+                Arg::OptTime(f.first_response_at),
+                Arg::OptTime(f.resolved_at),
+                Arg::Bool(f.deleted),
+                Arg::Int(f.response_elapsed_ms),
+                Arg::OptTime(f.response_running_since),
+                Arg::OptTime(f.response_due_at),
+                Arg::Bool(f.breached),
+                Arg::Json(r.state),
+                Arg::Int(r.position.position),
+                Arg::Int(r.position.prepare_offset),
+            ]
+        })
+        .collect();
+    execute_values(tx, SAVE_HEAD, SAVE_TAIL, &values, ROWS_PER_SAVE).await?;
     Ok(())
 }
