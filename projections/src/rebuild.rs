@@ -234,7 +234,7 @@ impl Started {
                 .await?;
         }
         tracing::debug!(projection = %self.name, elapsed = ?began.elapsed(),
-            "rebuild: deferred indexes created");
+            "rebuild: deferred indexes and statistics done");
         let swap = {
             let (store, db, shadow_db, name) = (
                 store.clone(),

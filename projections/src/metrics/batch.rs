@@ -195,7 +195,7 @@ impl Batch {
     /// Writes the facts rows, then each queue's sums and refresh, then the
     /// daily counters.
     pub async fn flush(self, tx: &mut ReadTx) -> Result<(), ApplyError> {
-        let mut changed = Vec::with_capacity(self.changed.len());
+        let mut rows = Vec::with_capacity(self.changed.len());
         for ticket_id in &self.changed {
             let Some(Some(known)) = self.known.get(ticket_id) else {
                 continue;
@@ -203,17 +203,13 @@ impl Batch {
             let state = serde_json::to_value(&known.state).map_err(|e| {
                 ApplyError::Poison(format!("cannot serialise ticket {ticket_id}: {e}"))
             })?;
-            changed.push((*ticket_id, known, state));
-        }
-        let rows: Vec<facts::Save<'_>> = changed
-            .iter()
-            .map(|(ticket_id, known, state)| facts::Save {
+            rows.push(facts::Save {
                 ticket_id: *ticket_id,
                 facts: &known.facts,
                 state,
                 position: known.position,
-            })
-            .collect();
+            });
+        }
         facts::save_many(tx, &rows).await?;
         for (queue, write) in &self.queues {
             query::add(tx, queue, &write.delta, write.position, write.at).await?;

@@ -222,7 +222,7 @@ const ROWS_PER_SAVE: usize = 500;
 pub(crate) struct Save<'a> {
     pub ticket_id: Uuid,
     pub facts: &'a Facts,
-    pub state: &'a serde_json::Value,
+    pub state: serde_json::Value,
     pub position: RowPosition,
 }
 
@@ -230,7 +230,7 @@ pub(crate) async fn save(
     tx: &mut ReadTx,
     ticket_id: Uuid,
     facts: &Facts,
-    state: &serde_json::Value,
+    state: serde_json::Value,
     position: RowPosition,
 ) -> Result<(), sqlx::Error> {
     save_many(
@@ -265,7 +265,7 @@ pub(crate) async fn save_many(tx: &mut ReadTx, rows: &[Save<'_>]) -> Result<(), 
                 Arg::OptTime(f.response_running_since),
                 Arg::OptTime(f.response_due_at),
                 Arg::Bool(f.breached),
-                Arg::Json(r.state),
+                Arg::Json(&r.state),
                 Arg::Int(r.position.position),
                 Arg::Int(r.position.prepare_offset),
             ]

@@ -123,7 +123,7 @@ impl MetricsProjection {
             let mut after = stored.facts.clone();
             after.breached = true;
             after.response_due_at = None;
-            facts::save(&mut tx, ticket_id, &after, &stored.state, stored.position).await?;
+            facts::save(&mut tx, ticket_id, &after, stored.state, stored.position).await?;
             query::add(
                 &mut tx,
                 &stored.facts.queue,
