@@ -43,6 +43,13 @@ mod ws_client;
 use backend::BackendChoice;
 use report::Report;
 
+/// jemalloc for every allocation of the process, the bundled SQLite's
+/// included, as in the `tickets` binary whose library code it measures (see
+/// the workspace's Cargo.toml).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     /// Single-event commands, 1 and 16 writers: commands/s, p50/p99.
