@@ -228,7 +228,7 @@ impl Started {
         db: &ReadDb,
     ) -> Result<Position, RebuildError> {
         let began = Instant::now();
-        self.shadow.create_deferred_indexes().await?;
+        self.shadow.prepare_swap().await?;
         if let ReadDb::Postgres(pool) = &self.shadow.db {
             pool.execute(format!("ANALYZE {}", self.tables.join(", ")).as_str())
                 .await?;
@@ -336,10 +336,25 @@ struct Shadow {
 }
 
 impl Shadow {
-    /// Creates the deferred indexes: before the swap, so the shadow's
-    /// tables are exactly the live ones (the catch-up and the copy do not
-    /// care, but a shadow kept for inspection would).
-    async fn create_deferred_indexes(&mut self) -> Result<(), sqlx::Error> {
+    /// Readies the loaded shadow for the swap. It creates the deferred
+    /// indexes, so the shadow's tables are exactly the live ones (the
+    /// catch-up and the copy do not care, but a shadow kept for inspection
+    /// would). A SQLite shadow goes back to WAL mode, as the swap expects:
+    /// the swap attaches it to the live connection, and with a rollback
+    /// journal a read of it there locks out any writer of it (a shadow in
+    /// that mode once made the rebuild-under-load test fail with
+    /// SQLITE_BUSY, when the swap began with BEGIN IMMEDIATE).
+    async fn prepare_swap(&mut self) -> Result<(), sqlx::Error> {
+        if let ReadDb::Sqlite(pool) = &self.db {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                .fetch_one(pool)
+                .await?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(sqlx::Error::Protocol(format!(
+                    "the rebuild's file stayed in journal mode {mode}, not WAL"
+                )));
+            }
+        }
         for statement in std::mem::take(&mut self.deferred) {
             match &self.db {
                 ReadDb::Sqlite(pool) => {
@@ -449,15 +464,15 @@ impl Shadow {
                     }
                 }
                 // The shadow is a scratch file, deleted on failure and never
-                // read after a crash (`create` starts it afresh): no fsyncs.
-                // It stays in WAL mode, though: the swap attaches it to the
-                // live connection, whose BEGIN IMMEDIATE would otherwise lock
-                // it against the catch-up writing into it (a rollback journal
-                // made the rebuild-under-load test fail with SQLITE_BUSY).
+                // read after a crash (`create` starts it afresh): no fsyncs,
+                // and while it loads, its journal in memory, so each page is
+                // written once, to the file (in WAL mode a page went to the
+                // WAL and then again to the file). The swap turns it to WAL
+                // first (`Shadow::prepare_swap`).
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Memory)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Off)
                     .pragma("cache_size", SHADOW_CACHE_SIZE)
                     .pragma("temp_store", "memory");
