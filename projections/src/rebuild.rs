@@ -131,7 +131,8 @@ pub struct Rebuilt {
 /// Rebuilds every one of `projections` as [`rebuild`] does, from one
 /// reading of the log: each page is read once (the next one while this one
 /// is applied) and applied to every shadow at once, each shadow on a
-/// connection of its own. Then each is swapped in, in the order given.
+/// connection of its own. Then every shadow gets its deferred indexes and
+/// statistics, all at once, and each is swapped in, in the order given.
 /// `progress` is called after every batch with each projection's name.
 /// On an error no further projection is swapped in (those before stay
 /// swapped in) and every shadow is dropped.
@@ -152,6 +153,13 @@ pub async fn rebuild_all(
     .await;
     if result.is_ok() {
         result = load(&store, db, &started, &progress).await;
+    }
+    if result.is_ok() {
+        // Every shadow's at once, each on its own connection: the index
+        // sorts of one overlap the statistics or journal switch of another.
+        result = futures::future::try_join_all(started.iter_mut().map(Started::prepare))
+            .await
+            .map(|_| ());
     }
     let mut rebuilt = Vec::with_capacity(started.len());
     for one in &mut started {
@@ -220,13 +228,8 @@ impl Started {
         })
     }
 
-    /// The deferred indexes and statistics, then the swap (module docs,
-    /// steps 1 to 3).
-    async fn swap(
-        &mut self,
-        store: &Arc<dyn EventStore>,
-        db: &ReadDb,
-    ) -> Result<Position, RebuildError> {
+    /// The deferred indexes and statistics ([`Shadow::prepare_swap`]).
+    async fn prepare(&mut self) -> Result<(), RebuildError> {
         let began = Instant::now();
         self.shadow.prepare_swap().await?;
         if let ReadDb::Postgres(pool) = &self.shadow.db {
@@ -235,6 +238,15 @@ impl Started {
         }
         tracing::debug!(projection = %self.name, elapsed = ?began.elapsed(),
             "rebuild: deferred indexes and statistics done");
+        Ok(())
+    }
+
+    /// The swap (module docs, steps 1 to 3), once [`Started::prepare`] is done.
+    async fn swap(
+        &mut self,
+        store: &Arc<dyn EventStore>,
+        db: &ReadDb,
+    ) -> Result<Position, RebuildError> {
         let swap = {
             let (store, db, shadow_db, name) = (
                 store.clone(),
@@ -421,9 +433,14 @@ impl Shadow {
                     pool.execute(drop.as_str()).await?;
                     deferred.push(create);
                 }
-                let options = (*pool.connect_options())
-                    .clone()
-                    .options([("search_path", shadow.as_str())]);
+                // The shadow's commits do not wait for their WAL to reach the
+                // disk: a crash drops the shadow anyway (`create` starts it
+                // afresh), and the swap's own commit, which waits, flushes
+                // the WAL up to it, every shadow write before it included.
+                let options = (*pool.connect_options()).clone().options([
+                    ("search_path", shadow.as_str()),
+                    ("synchronous_commit", "off"),
+                ]);
                 let shadow_pool: PgPool = PgPoolOptions::new()
                     .max_connections(2)
                     .connect_with(options)
