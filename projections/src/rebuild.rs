@@ -231,11 +231,7 @@ impl Started {
     /// The deferred indexes and statistics ([`Shadow::prepare_swap`]).
     async fn prepare(&mut self) -> Result<(), RebuildError> {
         let began = Instant::now();
-        self.shadow.prepare_swap().await?;
-        if let ReadDb::Postgres(pool) = &self.shadow.db {
-            pool.execute(format!("ANALYZE {}", self.tables.join(", ")).as_str())
-                .await?;
-        }
+        self.shadow.prepare_swap(&self.tables).await?;
         tracing::debug!(projection = %self.name, elapsed = ?began.elapsed(),
             "rebuild: deferred indexes and statistics done");
         Ok(())
@@ -351,12 +347,14 @@ impl Shadow {
     /// Readies the loaded shadow for the swap. It creates the deferred
     /// indexes, so the shadow's tables are exactly the live ones (the
     /// catch-up and the copy do not care, but a shadow kept for inspection
-    /// would). A SQLite shadow goes back to WAL mode, as the swap expects:
+    /// would), then (PostgreSQL) the statistics of `tables`, so the
+    /// planner knows moved tables at once. A SQLite shadow first goes back
+    /// to WAL mode, as the swap expects:
     /// the swap attaches it to the live connection, and with a rollback
     /// journal a read of it there locks out any writer of it (a shadow in
     /// that mode once made the rebuild-under-load test fail with
     /// SQLITE_BUSY, when the swap began with BEGIN IMMEDIATE).
-    async fn prepare_swap(&mut self) -> Result<(), sqlx::Error> {
+    async fn prepare_swap(&mut self, tables: &[&str]) -> Result<(), sqlx::Error> {
         if let ReadDb::Sqlite(pool) = &self.db {
             let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
                 .fetch_one(pool)
@@ -376,6 +374,10 @@ impl Shadow {
                     pool.execute(statement.as_str()).await?;
                 }
             }
+        }
+        if let ReadDb::Postgres(pool) = &self.db {
+            pool.execute(format!("ANALYZE {}", tables.join(", ")).as_str())
+                .await?;
         }
         Ok(())
     }
