@@ -157,9 +157,12 @@ pub async fn rebuild_all(
     if result.is_ok() {
         // Every shadow's at once, each on its own connection: the index
         // sorts of one overlap the statistics or journal switch of another.
-        result = futures::future::try_join_all(started.iter_mut().map(Started::prepare))
+        // All of them finish before the first error is taken, so no shadow
+        // is dropped while a statement of its own still runs in it.
+        result = futures::future::join_all(started.iter_mut().map(Started::prepare))
             .await
-            .map(|_| ());
+            .into_iter()
+            .collect();
     }
     let mut rebuilt = Vec::with_capacity(started.len());
     for one in &mut started {
