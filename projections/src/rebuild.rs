@@ -213,7 +213,8 @@ impl Started {
         let lease = Lease::try_acquire(db, &format!("{REBUILDING}{name}"))
             .await?
             .ok_or_else(|| RebuildError::Busy(name.clone()))?;
-        let shadow = match Shadow::create(db, &name, &tables).await {
+        let insert_only = projection.insert_only_tables();
+        let shadow = match Shadow::create(db, &name, &tables, insert_only).await {
             Ok(shadow) => shadow,
             Err(e) => {
                 lease.release().await;
@@ -342,7 +343,9 @@ struct Shadow {
     /// The secondary (non-unique) indexes, created once the bulk of the log
     /// is loaded: one sort per index then, instead of a b-tree insert per row
     /// and index during the load. Unique indexes are there from the start,
-    /// since the projections' `ON CONFLICT` needs them.
+    /// since the projections' `ON CONFLICT` needs them, except on the
+    /// projection's [`Projection::insert_only_tables`]: those are among
+    /// these too (PostgreSQL: their primary key and unique constraints).
     deferred: Vec<String>,
 }
 
@@ -389,6 +392,7 @@ impl Shadow {
         db: &ReadDb,
         name: &str,
         tables: &[&'static str],
+        insert_only: &[&'static str],
     ) -> Result<Shadow, RebuildError> {
         let unsupported = |reason: String| RebuildError::Unsupported {
             projection: name.to_string(),
@@ -433,8 +437,23 @@ impl Shadow {
                 .bind(&shadow)
                 .fetch_all(pool)
                 .await?;
-                let mut deferred = Vec::with_capacity(secondary.len());
-                for (drop, create) in secondary {
+                // And the primary keys and unique constraints of the tables
+                // that are only inserted into, added back after the load.
+                let unique: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT format('ALTER TABLE %I.%I DROP CONSTRAINT %I', n.nspname, t.relname, \
+                     c.conname), format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, \
+                     t.relname, c.conname, pg_get_constraintdef(c.oid)) \
+                     FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+                     JOIN pg_namespace n ON n.oid = t.relnamespace \
+                     WHERE n.nspname = $1 AND t.relname = ANY($2) AND c.contype IN ('p', 'u') \
+                     ORDER BY t.relname, c.conname",
+                )
+                .bind(&shadow)
+                .bind(insert_only)
+                .fetch_all(pool)
+                .await?;
+                let mut deferred = Vec::with_capacity(secondary.len() + unique.len());
+                for (drop, create) in secondary.into_iter().chain(unique) {
                     pool.execute(drop.as_str()).await?;
                     deferred.push(create);
                 }
@@ -469,16 +488,17 @@ impl Shadow {
                 let mut ddl = Vec::new();
                 let mut deferred = Vec::new();
                 for table in &all {
-                    let statements: Vec<(String, bool)> = sqlx::query_as(
-                        "SELECT sql, type = 'index' AND sql NOT LIKE 'CREATE UNIQUE%' \
+                    let statements: Vec<(String, bool, bool)> = sqlx::query_as(
+                        "SELECT sql, type = 'index', sql LIKE 'CREATE UNIQUE%' \
                          FROM sqlite_master WHERE tbl_name = $1 AND sql IS NOT NULL \
                          ORDER BY type = 'index', name",
                     )
                     .bind(table)
                     .fetch_all(pool)
                     .await?;
-                    for (statement, secondary) in statements {
-                        if secondary {
+                    let insert_only = insert_only.contains(table);
+                    for (statement, index, unique) in statements {
+                        if index && (!unique || insert_only) {
                             deferred.push(statement);
                         } else {
                             ddl.push(statement);

@@ -66,6 +66,20 @@ pub trait Projection: Send + Sync + 'static {
         &[]
     }
 
+    /// Of [`Projection::tables`], those this projection only ever inserts
+    /// into, with an `ON CONFLICT DO NOTHING` that names no conflict target:
+    /// a rebuild builds their unique indexes after the load, like their
+    /// other indexes (one sort per index instead of a b-tree insert per row
+    /// into indexes of random keys), since no statement of the load needs
+    /// them. The load applies each event once, so it inserts no duplicate;
+    /// if a bug made one, building the index fails the rebuild and the live
+    /// model is kept. (SQLite: only uniqueness declared with its own
+    /// `CREATE UNIQUE INDEX` can be left out; a table's inline constraints
+    /// cannot.)
+    fn insert_only_tables(&self) -> &[&'static str] {
+        &[]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError>;
 
     /// Applies a whole batch, in log order: what the runner calls. The

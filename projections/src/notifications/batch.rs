@@ -382,7 +382,12 @@ async fn raise_counts(tx: &mut ReadTx, counts: &[(&str, i64)]) -> Result<(), sql
 const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
     ticket_id, event_type, title, body, url, tag, require_interaction, created_at, \
     prepare_offset) ";
-const INSERT_TAIL: &str = " ON CONFLICT (id) DO NOTHING RETURNING id";
+/// No conflict target: a notification already there conflicts on both its id
+/// and its (recipient, position) (the id is made of the event's id and the
+/// recipient), and a rebuild loads the table before building either index
+/// ([`crate::Projection::insert_only_tables`]), which a named target would
+/// need.
+const INSERT_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING id";
 
 /// Inserts `rows`; the ids of those that were not there yet.
 async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Error> {

@@ -123,6 +123,11 @@ impl Projection for NotificationsProjection {
         ]
     }
 
+    /// Notifications are only inserted (see `batch::insert`).
+    fn insert_only_tables(&self) -> &[&'static str] {
+        &["notifications"]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         self.apply_batch(tx, &[event]).await
     }

@@ -393,3 +393,131 @@ async fn what_an_operator_added_to_a_live_table_survives_a_rebuild() {
     assert!(users > 0);
     backend.cleanup().await;
 }
+
+/// A broken notifications projection: for every event it inserts one and the
+/// same notification, as an insert-only table's writer would (no conflict
+/// target). Live, the unique index swallows the repeats; in a rebuild's
+/// shadow the index comes only after the load, so the repeats are there
+/// when it is built.
+struct RepeatsOneNotification;
+
+#[async_trait::async_trait]
+impl Projection for RepeatsOneNotification {
+    fn name(&self) -> &str {
+        projections::notifications::NAME
+    }
+
+    fn tables(&self) -> &[&'static str] {
+        &[
+            "notifications",
+            "notification_counts",
+            "notification_tickets",
+            "notification_users",
+        ]
+    }
+
+    fn insert_only_tables(&self) -> &[&'static str] {
+        &["notifications"]
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut projections::ReadTx,
+        event: &store::RecordedEvent,
+    ) -> Result<(), projections::ApplyError> {
+        const SQL: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
+            ticket_id, event_type, title, body, url, tag, require_interaction, created_at) \
+            VALUES ($1, 'someone', $1, 1, $1, 'TicketCreated', 't', 'b', 'u', 'g', $2, $3) \
+            ON CONFLICT DO NOTHING";
+        let id = uuid::Uuid::from_u128(42);
+        let position = i64::try_from(event.position.commit).unwrap();
+        match tx {
+            projections::ReadTx::Sqlite(tx) => sqlx::query(SQL)
+                .bind(id.to_string())
+                .bind(false)
+                .bind(format!("2026-01-01T00:00:{:02}.000000000Z", position % 60))
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+            projections::ReadTx::Postgres(tx) => sqlx::query(SQL)
+                .bind(id)
+                .bind(false)
+                .bind(chrono::Utc::now())
+                .execute(&mut **tx)
+                .await
+                .map(drop),
+        }
+        .map_err(projections::ApplyError::from)
+    }
+}
+
+on_every_backend!(
+    /// A rebuild whose load put two equal rows in a table of
+    /// `insert_only_tables` (whose unique indexes it builds only after the
+    /// load) fails when it builds them: the live model, its checkpoint and
+    /// the schema stay as they were, and no shadow or `rebuilding` mark is
+    /// left behind.
+    a_rebuild_that_loaded_a_duplicate_fails_and_keeps_the_live_model
+);
+async fn a_rebuild_that_loaded_a_duplicate_fails_and_keeps_the_live_model(kind: Kind) {
+    let backend = Backend::new(kind).await;
+    let mut script = Script::new(7, 4);
+    script.run(&*backend.store, 40).await;
+    backend
+        .runner(&backend.db)
+        .catch_up(Arc::new(NotificationsProjection::new()))
+        .await
+        .unwrap();
+    let tables = RepeatsOneNotification.tables();
+    assert_eq!(tables, NotificationsProjection::new().tables());
+    let rows = dump_tables(&backend.db, tables).await;
+    let at = checkpoint(&backend.db, projections::notifications::NAME).await;
+    let layout = schema(&backend.db).await;
+
+    let failed = rebuild(
+        backend.store.clone(),
+        &backend.db,
+        Arc::new(RepeatsOneNotification),
+        |_| {},
+    )
+    .await
+    .expect_err("two equal notifications cannot get a unique index");
+    let message = failed.to_string().to_lowercase();
+    assert!(
+        message.contains("unique") || message.contains("duplicate"),
+        "{failed}"
+    );
+
+    assert_eq!(dump_tables(&backend.db, tables).await, rows);
+    assert_eq!(
+        checkpoint(&backend.db, projections::notifications::NAME).await,
+        at
+    );
+    assert_eq!(schema(&backend.db).await, layout);
+    let report = status_report(&*backend.store, &backend.db).await.unwrap();
+    assert!(report.iter().all(|r| r.rebuild_position.is_none()));
+    match &backend.db {
+        ReadDb::Postgres(pool) => {
+            let shadows: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE current_schema() || '_rb_%'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            assert_eq!(shadows, 0, "the shadow schema is dropped");
+        }
+        ReadDb::Sqlite(pool) => {
+            let file: String =
+                sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            let shadow = format!("{file}.rebuild-{}", projections::notifications::NAME);
+            assert!(
+                !std::path::Path::new(&shadow).exists(),
+                "{shadow} is deleted"
+            );
+        }
+    }
+    backend.cleanup().await;
+}
