@@ -56,6 +56,14 @@ impl Projection for TicketsProjection {
         ]
     }
 
+    /// Activity rows are only inserted (`INSERT_ACTIVITY_*`, no conflict
+    /// target): a PostgreSQL rebuild adds their primary key after the load.
+    /// (On SQLite it is inline in the table, so it stays, and costs little:
+    /// rows come in key order.)
+    fn insert_only_tables(&self) -> &[&'static str] {
+        &["ticket_activity"]
+    }
+
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         self.apply_batch(tx, &[event]).await
     }
@@ -306,13 +314,15 @@ pub(crate) mod sql {
 
     pub const INSERT_ACTIVITY_HEAD: &str = "INSERT INTO ticket_activity (position, \
         prepare_offset, event_id, ticket_id, version, event_type, actor, occurred_at, changes) ";
-    pub const INSERT_ACTIVITY_TAIL: &str = " ON CONFLICT (position, prepare_offset) DO NOTHING";
+    // No conflict target: the primary key is the table's only unique index,
+    // and a rebuild loads the table before adding it (`insert_only_tables`).
+    pub const INSERT_ACTIVITY_TAIL: &str = " ON CONFLICT DO NOTHING";
     pub const INSERT_ACTIVITY_POSTGRES: &str = "INSERT INTO ticket_activity (position, \
         prepare_offset, event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
         SELECT p, o, e, t, v, ty, a, at, c::jsonb FROM UNNEST($1::int8[], $2::int8[], \
         $3::uuid[], $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::timestamptz[], \
         $9::text[]) AS r(p, o, e, t, v, ty, a, at, c) \
-        ON CONFLICT (position, prepare_offset) DO NOTHING";
+        ON CONFLICT DO NOTHING";
 
     pub const INSERT_COMMENT_HEAD: &str = "INSERT INTO ticket_comments (ticket_id, id, body, \
         internal, author, created_at, position, prepare_offset) ";
