@@ -52,6 +52,16 @@ pub const NAME: &str = "notifications";
 /// Namespace of notification ids: `v5(NAMESPACE, "<event id>/<recipient>")`.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x6e6f_7469_6669_6361_7469_6f6e_7300_0001);
 
+/// The tables [`NotificationsProjection`] writes (and a rebuild replaces).
+/// The read flags (`notification_reads`, `notification_read_counts`) are
+/// the users' own actions, not derived from the log: a rebuild keeps them.
+pub const TABLES: &[&str] = &[
+    "notifications",
+    "notification_counts",
+    "notification_tickets",
+    "notification_users",
+];
+
 /// A notification just committed to `recipient`'s inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotification {
@@ -112,15 +122,8 @@ impl Projection for NotificationsProjection {
         NAME
     }
 
-    /// The read flags (`notification_reads`, `notification_read_counts`) are
-    /// the users' own actions, not derived from the log: a rebuild keeps them.
     fn tables(&self) -> &[&'static str] {
-        &[
-            "notifications",
-            "notification_counts",
-            "notification_tickets",
-            "notification_users",
-        ]
+        TABLES
     }
 
     /// Notifications are only inserted (see `batch::insert`).

@@ -408,12 +408,7 @@ impl Projection for RepeatsOneNotification {
     }
 
     fn tables(&self) -> &[&'static str] {
-        &[
-            "notifications",
-            "notification_counts",
-            "notification_tickets",
-            "notification_users",
-        ]
+        projections::notifications::TABLES
     }
 
     fn insert_only_tables(&self) -> &[&'static str] {
@@ -468,8 +463,7 @@ async fn a_rebuild_that_loaded_a_duplicate_fails_and_keeps_the_live_model(kind: 
         .catch_up(Arc::new(NotificationsProjection::new()))
         .await
         .unwrap();
-    let tables = RepeatsOneNotification.tables();
-    assert_eq!(tables, NotificationsProjection::new().tables());
+    let tables = projections::notifications::TABLES;
     let rows = dump_tables(&backend.db, tables).await;
     let at = checkpoint(&backend.db, projections::notifications::NAME).await;
     let layout = schema(&backend.db).await;
