@@ -361,29 +361,28 @@ impl Shadow {
     /// that mode once made the rebuild-under-load test fail with
     /// SQLITE_BUSY, when the swap began with BEGIN IMMEDIATE).
     async fn prepare_swap(&mut self, tables: &[&str]) -> Result<(), sqlx::Error> {
-        if let ReadDb::Sqlite(pool) = &self.db {
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
-                .fetch_one(pool)
-                .await?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(sqlx::Error::Protocol(format!(
-                    "the rebuild's file stayed in journal mode {mode}, not WAL"
-                )));
-            }
-        }
-        for statement in std::mem::take(&mut self.deferred) {
-            match &self.db {
-                ReadDb::Sqlite(pool) => {
-                    pool.execute(statement.as_str()).await?;
+        let deferred = std::mem::take(&mut self.deferred);
+        match &self.db {
+            ReadDb::Sqlite(pool) => {
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                    .fetch_one(pool)
+                    .await?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "the rebuild's file stayed in journal mode {mode}, not WAL"
+                    )));
                 }
-                ReadDb::Postgres(pool) => {
+                for statement in deferred {
                     pool.execute(statement.as_str()).await?;
                 }
             }
-        }
-        if let ReadDb::Postgres(pool) = &self.db {
-            pool.execute(format!("ANALYZE {}", tables.join(", ")).as_str())
-                .await?;
+            ReadDb::Postgres(pool) => {
+                for statement in deferred {
+                    pool.execute(statement.as_str()).await?;
+                }
+                pool.execute(format!("ANALYZE {}", tables.join(", ")).as_str())
+                    .await?;
+            }
         }
         Ok(())
     }
