@@ -50,10 +50,20 @@ async fn subscribers_joining_under_concurrent_appends_get_every_event_once_in_or
         .await
         .unwrap();
 
+    // The writers go on until the last subscriber has joined, so every kind
+    // of `after` meets appends in flight.
+    let joined = CancellationToken::new();
     let writers: Vec<_> = (0..2u64)
         .map(|seed| {
             let store = store.clone();
-            tokio::spawn(async move { Script::new(100 + seed, 30).run(&*store, 250).await })
+            let joined = joined.clone();
+            tokio::spawn(async move {
+                let mut script = Script::new(100 + seed, 30);
+                script.run(&*store, 100).await;
+                while !joined.is_cancelled() {
+                    script.run(&*store, 25).await;
+                }
+            })
         })
         .collect();
 
@@ -88,16 +98,21 @@ async fn subscribers_joining_under_concurrent_appends_get_every_event_once_in_or
         }));
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..30))).await;
     }
+    joined.cancel();
     for writer in writers {
         writer.await.unwrap();
     }
+    // One last ticket event, appended after every subscriber joined: each
+    // must receive it, whatever its `after`, so it marks where each is done.
+    let last = Script::new(999, 1).create_ticket(&*store).await;
     let all = ticket_events_after(&*store, Position::START).await;
-    stop.send(all.last().copied()).unwrap();
+    assert_eq!(all.last(), Some(&last));
+    stop.send(Some(last)).unwrap();
 
     for subscriber in subscribers {
         let (after, received) = tokio::time::timeout(Duration::from_secs(60), subscriber)
             .await
-            .expect("every subscriber reaches the end of the log")
+            .expect("every subscriber receives the last event")
             .unwrap();
         let expected = match after {
             Some(after) => ticket_events_after(&*store, after).await,

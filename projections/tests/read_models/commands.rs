@@ -6,7 +6,7 @@ use domain::{Actor, Command, Role, Ticket, TicketPriority, TicketStatus};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use store::{EventStore, ExpectedVersion, NewEvent};
+use store::{AppendResult, EventStore, ExpectedVersion, NewEvent, Position};
 use uuid::Uuid;
 
 const USERS: [&str; 4] = ["admin-1", "admin-2", "agent-1", "agent-2"];
@@ -48,35 +48,50 @@ impl Script {
                 continue;
             }
             let index = self.rng.gen_range(0..self.tickets.len());
-            let (id, state) = self.tickets[index].clone();
-            let command = match &state {
-                None => self.create(id),
-                Some(ticket) => self.change(ticket),
-            };
-            let admin = *[USERS[0], USERS[1]]
-                .choose(&mut self.rng)
-                .unwrap_or(&USERS[0]);
-            let actor = Actor::new(admin, vec![Role::Admin], vec![]);
-            let Ok(events) = domain::decide(state.as_ref(), &command, &actor, self.clock) else {
-                continue;
-            };
-            if events.is_empty() {
-                continue;
-            }
-            let expected = match &state {
-                None => ExpectedVersion::NoStream,
-                Some(ticket) => ExpectedVersion::Exact(ticket.version),
-            };
-            let new_events = events
-                .iter()
-                .map(|e| new_event(domain::encode(e)))
-                .collect();
-            store
-                .append(&domain::stream_name(id), expected, new_events)
-                .await
-                .expect("append");
-            self.tickets[index].1 = events.iter().fold(state, domain::evolve);
+            self.act(store, index).await;
         }
+    }
+
+    /// Creates one more ticket, which the domain never refuses, and returns
+    /// the position of its event.
+    pub async fn create_ticket(&mut self, store: &dyn EventStore) -> Position {
+        self.clock += Duration::milliseconds(1);
+        self.tickets.push((Uuid::from_u128(self.rng.gen()), None));
+        let appended = self.act(store, self.tickets.len() - 1).await;
+        appended.expect("a creation is never refused").last_position
+    }
+
+    /// Decides a random command on ticket `index` (its creation if it has no
+    /// state yet) and appends its events; `None` when the domain refused it
+    /// or it changed nothing.
+    async fn act(&mut self, store: &dyn EventStore, index: usize) -> Option<AppendResult> {
+        let (id, state) = self.tickets[index].clone();
+        let command = match &state {
+            None => self.create(id),
+            Some(ticket) => self.change(ticket),
+        };
+        let admin = *[USERS[0], USERS[1]]
+            .choose(&mut self.rng)
+            .unwrap_or(&USERS[0]);
+        let actor = Actor::new(admin, vec![Role::Admin], vec![]);
+        let events = domain::decide(state.as_ref(), &command, &actor, self.clock).ok()?;
+        if events.is_empty() {
+            return None;
+        }
+        let expected = match &state {
+            None => ExpectedVersion::NoStream,
+            Some(ticket) => ExpectedVersion::Exact(ticket.version),
+        };
+        let new_events = events
+            .iter()
+            .map(|e| new_event(domain::encode(e)))
+            .collect();
+        let appended = store
+            .append(&domain::stream_name(id), expected, new_events)
+            .await
+            .expect("append");
+        self.tickets[index].1 = events.iter().fold(state, domain::evolve);
+        Some(appended)
     }
 
     fn create(&mut self, id: Uuid) -> Command {
