@@ -49,30 +49,16 @@ impl Appends {
 
 /// Starts the writer task: `write` gets each group of at most `max_group`
 /// queued appends and answers every one of them.
-pub(crate) fn start<F, Fut>(max_group: usize, write: F) -> (Appends, JoinHandle<()>)
-where
-    F: FnMut(Vec<AppendRequest>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    run(max_group, false, write)
-}
-
-/// Like [`start`], but before cutting a group the writer steps aside (one
-/// `yield_now`) for as long as that brings more appends. Callers whose last
-/// append was just answered are runnable then but have not queued yet: tokio
-/// runs the writer, woken by the first of them, before the rest, so without
-/// this the groups come out about half as large as the number of callers.
+///
+/// Before cutting a group the writer steps aside (one `yield_now`) for as
+/// long as that brings more appends. Callers whose last append was just
+/// answered are runnable then but have not queued yet: tokio runs the writer,
+/// woken by the first of them, before the rest, so without this the groups
+/// come out about half as large as the number of callers, and each group
+/// pays a commit (and on PostgreSQL the lock's hand-over and round trips).
 /// Each step aside costs the writer one trip through the run queue, nothing
 /// when nobody else is runnable.
-pub(crate) fn start_gathering<F, Fut>(max_group: usize, write: F) -> (Appends, JoinHandle<()>)
-where
-    F: FnMut(Vec<AppendRequest>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    run(max_group, true, write)
-}
-
-fn run<F, Fut>(max_group: usize, gather: bool, mut write: F) -> (Appends, JoinHandle<()>)
+pub(crate) fn start<F, Fut>(max_group: usize, mut write: F) -> (Appends, JoinHandle<()>)
 where
     F: FnMut(Vec<AppendRequest>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
@@ -81,7 +67,7 @@ where
     let task = tokio::spawn(async move {
         let mut group = Vec::with_capacity(max_group);
         while requests.recv_many(&mut group, max_group).await > 0 {
-            while gather && group.len() < max_group {
+            while group.len() < max_group {
                 tokio::task::yield_now().await;
                 let before = group.len();
                 while group.len() < max_group {

@@ -72,7 +72,7 @@ pub(super) struct Writer {
 /// Starts the writer task; appends go into the returned sender.
 pub(super) fn start(writer: Writer) -> (Appends, JoinHandle<()>) {
     let writer = Arc::new(writer);
-    append_queue::start_gathering(MAX_GROUP, move |group| {
+    append_queue::start(MAX_GROUP, move |group| {
         let writer = writer.clone();
         async move { writer.write(group).await }
     })
