@@ -229,11 +229,11 @@ fn repeated(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An event with a fresh id and an empty payload (the group tests use it too).
-    pub(super) fn event() -> NewEvent {
+    pub(crate) fn event() -> NewEvent {
         NewEvent {
             id: Uuid::new_v4(),
             event_type: "Tested".into(),

@@ -85,3 +85,65 @@ where
     });
     (Appends(sender), task)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::append::tests::event;
+    use crate::{AppendResult, Position};
+
+    /// Sixteen callers, each appending again as soon as it is answered, on
+    /// a multi-threaded runtime (whose LIFO slot runs the writer right after
+    /// the first caller wakes it): the writer's groups take nearly all of
+    /// them, not the first one or two that queued.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_writer_gathers_every_ready_caller_into_its_group() {
+        const CALLERS: usize = 16;
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let (appends, _writer) = start(64, move |group: Vec<AppendRequest>| {
+            seen.lock().unwrap().push(group.len());
+            async move {
+                // The database's work, during which nobody can queue.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                for request in group {
+                    let _ = request.reply.send(Ok(AppendResult {
+                        last_version: 0,
+                        first_position: Position::START,
+                        last_position: Position::START,
+                        events: vec![],
+                    }));
+                }
+            }
+        });
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|i| {
+                let appends = appends.clone();
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        let stream = format!("caller-{i}");
+                        appends
+                            .append(&stream, ExpectedVersion::Any, vec![event()])
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        let total: usize = sizes.iter().sum();
+        assert_eq!(total, CALLERS * 20);
+        // 20 rounds of 16; a round split in two costs one group more.
+        assert!(
+            sizes.len() <= 24,
+            "{} groups for {total} appends: {sizes:?}",
+            sizes.len()
+        );
+    }
+}
