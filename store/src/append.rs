@@ -232,7 +232,8 @@ fn repeated(
 pub(crate) mod tests {
     use super::*;
 
-    /// An event with a fresh id and an empty payload (the group tests use it too).
+    /// An event with a fresh id and an empty payload (the group and queue tests
+    /// use it too).
     pub(crate) fn event() -> NewEvent {
         NewEvent {
             id: Uuid::new_v4(),

@@ -62,6 +62,10 @@ pub const TABLES: &[&str] = &[
     "notification_users",
 ];
 
+/// Of [`TABLES`], those only ever inserted into (see `batch::insert`): a
+/// rebuild builds their unique indexes after the load.
+pub const INSERT_ONLY_TABLES: &[&str] = &["notifications"];
+
 /// A notification just committed to `recipient`'s inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotification {
@@ -126,9 +130,8 @@ impl Projection for NotificationsProjection {
         TABLES
     }
 
-    /// Notifications are only inserted (see `batch::insert`).
     fn insert_only_tables(&self) -> &[&'static str] {
-        &["notifications"]
+        INSERT_ONLY_TABLES
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {

@@ -412,7 +412,7 @@ impl Projection for RepeatsOneNotification {
     }
 
     fn insert_only_tables(&self) -> &[&'static str] {
-        &["notifications"]
+        projections::notifications::INSERT_ONLY_TABLES
     }
 
     async fn apply(
