@@ -49,6 +49,7 @@
 
 mod bind;
 pub mod checkpoint;
+mod copy;
 pub mod db;
 pub mod error;
 pub mod fanout;

@@ -221,7 +221,9 @@ impl Started {
                 return Err(e);
             }
         };
-        let runner = Runner::new(store.clone(), shadow.db.clone()).with_batch_size(REBUILD_BATCH);
+        let runner = Runner::new(store.clone(), shadow.db.clone())
+            .with_batch_size(REBUILD_BATCH)
+            .for_bulk_load();
         Ok(Started {
             name,
             tables,

@@ -98,6 +98,32 @@ pub trait Projection: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Applies a batch to a rebuild's shadow while it loads: every event
+    /// before the batch was applied exactly once, in this process, and the
+    /// [`Projection::insert_only_tables`] have no unique index yet. So their
+    /// rows can be written without a conflict check (PostgreSQL: COPY, see
+    /// [`crate::copy`]); every other row as `apply_batch` writes it. It must
+    /// leave the same rows as `apply_batch`; the default is `apply_batch`.
+    /// A poison is handled as for `apply_batch`.
+    async fn load_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        self.apply_batch(tx, events).await
+    }
+}
+
+/// How a projection writes the rows of its [`Projection::insert_only_tables`]
+/// in a batch: what tells its `apply_batch` from its `load_batch`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Load {
+    /// Inserted with a conflict check (`ON CONFLICT DO NOTHING`).
+    Apply,
+    /// Into a rebuild's shadow before its unique indexes are built: no row
+    /// is there yet, so PostgreSQL copies them in (COPY).
+    Bulk,
 }
 
 /// Feeds projections the log of `store`, writing into `db`. Cheap to clone.
@@ -107,6 +133,8 @@ pub struct Runner {
     db: ReadDb,
     batch_size: usize,
     lease_retry: Duration,
+    /// Batches go through [`Projection::load_batch`]: a rebuild's load.
+    bulk_load: bool,
 }
 
 impl Runner {
@@ -116,7 +144,16 @@ impl Runner {
             db,
             batch_size: BATCH,
             lease_retry: LEASE_RETRY,
+            bulk_load: false,
         }
+    }
+
+    /// Every batch through [`Projection::load_batch`]: only for a rebuild's
+    /// shadow before its deferred indexes are built, fed the log once from
+    /// its start.
+    pub(crate) fn for_bulk_load(mut self) -> Runner {
+        self.bulk_load = true;
+        self
     }
 
     /// At most `batch_size` events per transaction (at least 1).
@@ -341,7 +378,12 @@ impl Runner {
             tx.rollback().await?;
             return Ok(checkpoint);
         };
-        match projection.apply_batch(&mut tx, &fresh).await {
+        let applied = if self.bulk_load {
+            projection.load_batch(&mut tx, &fresh).await
+        } else {
+            projection.apply_batch(&mut tx, &fresh).await
+        };
+        match applied {
             Ok(()) => {
                 checkpoint::save(&mut tx, name, last.position, None).await?;
                 tx.commit().await?;

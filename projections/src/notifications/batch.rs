@@ -12,13 +12,15 @@
 use std::collections::{HashMap, HashSet};
 
 use domain::{Actor, Role, Ticket, TicketChange};
-use sqlx::{Postgres, QueryBuilder, Sqlite};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite};
 use store::Position;
 use uuid::Uuid;
 
 use crate::bind::{any_id, fetch, AnyRow, Arg};
+use crate::copy::CopyRows;
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
+use crate::runner::Load;
 use crate::ticket_event::TicketRecord;
 
 /// A recipient's roles and teams as of the batch so far.
@@ -241,7 +243,7 @@ impl Batch {
 
     /// Writes the ticket and profile rows, then the notifications and their
     /// counts; returns the notifications that were new, in log order.
-    pub async fn flush(self, tx: &mut ReadTx) -> Result<Vec<NewRow>, ApplyError> {
+    pub async fn flush(self, tx: &mut ReadTx, load: Load) -> Result<Vec<NewRow>, ApplyError> {
         let mut tickets = Vec::with_capacity(self.ticket_order.len());
         for ticket_id in &self.ticket_order {
             let Some(Some(t)) = self.tickets.get(ticket_id) else {
@@ -261,15 +263,23 @@ impl Batch {
             };
             super::save_profile(tx, user, &u.roles, &u.teams, u.position).await?;
         }
-        let mut inserted = HashSet::new();
-        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
-            inserted.extend(insert(tx, chunk).await?);
-        }
-        let fresh: Vec<NewRow> = self
-            .rows
-            .into_iter()
-            .filter(|row| inserted.contains(&row.id))
-            .collect();
+        let fresh: Vec<NewRow> = match tx {
+            // No notification is there yet: every one is new.
+            ReadTx::Postgres(pg) if load == Load::Bulk => {
+                copy(pg, &self.rows).await?;
+                self.rows
+            }
+            _ => {
+                let mut inserted = HashSet::new();
+                for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+                    inserted.extend(insert(tx, chunk).await?);
+                }
+                self.rows
+                    .into_iter()
+                    .filter(|row| inserted.contains(&row.id))
+                    .collect()
+            }
+        };
         let mut counts: Vec<(&str, i64)> = vec![];
         for row in &fresh {
             match counts.iter_mut().find(|(r, _)| *r == row.recipient) {
@@ -388,6 +398,37 @@ const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, p
 /// ([`crate::Projection::insert_only_tables`]), which a named target would
 /// need.
 const INSERT_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING id";
+
+/// [`Load::Bulk`]: the columns in `INSERT_HEAD`'s order.
+const COPY: &str = "COPY notifications (id, recipient, event_id, position, ticket_id, \
+    event_type, title, body, url, tag, require_interaction, created_at, prepare_offset) \
+    FROM STDIN (FORMAT binary)";
+
+/// Copies `rows` in, as `insert` would insert them into an empty table.
+async fn copy(conn: &mut PgConnection, rows: &[NewRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut copy = CopyRows::new(13);
+    for r in rows {
+        copy.row()
+            .uuid(r.id)
+            .text(&r.recipient)?
+            .uuid(r.event_id)
+            .int8(r.position.position)
+            .uuid(r.ticket_id)
+            .text(r.event_type)?
+            .text(&r.title)?
+            .text(&r.body)?
+            .text(&format!("/support/tickets/{}", r.ticket_id))?
+            .text(&format!("ticket-{}", r.ticket_id))?
+            .bool(r.require_interaction)
+            .time(r.created_at)?
+            .int8(r.position.prepare_offset);
+    }
+    copy.copy(conn, COPY).await?;
+    Ok(())
+}
 
 /// Inserts `rows`; the ids of those that were not there yet.
 async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Error> {

@@ -37,7 +37,7 @@ use crate::bind::{execute, Arg};
 use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
-use crate::runner::Projection;
+use crate::runner::{Load, Projection};
 use crate::ticket_event::{self, TicketRecord};
 use batch::{Batch, NewRow};
 
@@ -144,6 +144,26 @@ impl Projection for NotificationsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
+        self.apply_events(tx, events, Load::Apply).await
+    }
+
+    /// As `apply_batch`, the notifications copied in on PostgreSQL.
+    async fn load_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        self.apply_events(tx, events, Load::Bulk).await
+    }
+}
+
+impl NotificationsProjection {
+    async fn apply_events(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+        load: Load,
+    ) -> Result<(), ApplyError> {
         let mut batch = Batch::default();
         // Each event decoded once, and every ticket and user the batch can
         // need read in one query each rather than one per row.
@@ -152,7 +172,7 @@ impl Projection for NotificationsProjection {
         for (event, record) in events.iter().zip(records) {
             apply_one(&mut batch, tx, event, record).await?;
         }
-        for row in batch.flush(tx).await? {
+        for row in batch.flush(tx, load).await? {
             self.gate.stage(
                 row.event_position,
                 NewNotification {

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
-use crate::runner::Projection;
+use crate::runner::{Load, Projection};
 use crate::ticket_event::{self, TicketRecord};
 use writes::Writes;
 
@@ -76,13 +76,30 @@ impl Projection for TicketsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        let mut tickets = Tickets::default();
-        tickets.preload(tx, events).await?;
-        for event in events {
-            tickets.apply(tx, event).await?;
-        }
-        tickets.flush(tx).await
+        apply_events(tx, events, Load::Apply).await
     }
+
+    /// As `apply_batch`, the activity rows copied in on PostgreSQL.
+    async fn load_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        apply_events(tx, events, Load::Bulk).await
+    }
+}
+
+async fn apply_events(
+    tx: &mut ReadTx,
+    events: &[&RecordedEvent],
+    load: Load,
+) -> Result<(), ApplyError> {
+    let mut tickets = Tickets::default();
+    tickets.preload(tx, events).await?;
+    for event in events {
+        tickets.apply(tx, event).await?;
+    }
+    tickets.flush(tx, load).await
 }
 
 /// A ticket's row as stored: its position and its state's JSON text.
@@ -205,7 +222,7 @@ impl Tickets {
 
     /// Writes the row of every ticket changed since the last flush, then the
     /// activity and child rows.
-    async fn flush(&mut self, tx: &mut ReadTx) -> Result<(), ApplyError> {
+    async fn flush(&mut self, tx: &mut ReadTx, load: Load) -> Result<(), ApplyError> {
         let changed = std::mem::take(&mut self.changed);
         for ticket_id in &changed {
             if let Some(Some((_, _, changed))) = self.known.get_mut(ticket_id) {
@@ -254,7 +271,7 @@ impl Tickets {
         }
         match tx {
             ReadTx::Sqlite(tx) => sqlite::write(tx, &pending).await?,
-            ReadTx::Postgres(tx) => postgres::write(tx, &pending).await?,
+            ReadTx::Postgres(tx) => postgres::write(tx, &pending, load).await?,
         }
         Ok(())
     }
@@ -323,6 +340,11 @@ pub(crate) mod sql {
         $3::uuid[], $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::timestamptz[], \
         $9::text[]) AS r(p, o, e, t, v, ty, a, at, c) \
         ON CONFLICT DO NOTHING";
+
+    /// [`super::Load::Bulk`]: the columns in `INSERT_ACTIVITY_POSTGRES`'s order.
+    pub const COPY_ACTIVITY_POSTGRES: &str = "COPY ticket_activity (position, prepare_offset, \
+        event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
+        FROM STDIN (FORMAT binary)";
 
     pub const INSERT_COMMENT_HEAD: &str = "INSERT INTO ticket_comments (ticket_id, id, body, \
         internal, author, created_at, position, prepare_offset) ";

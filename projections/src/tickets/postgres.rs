@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::writes::{split, Writes};
 use super::{sql, StoredRow, TicketRow};
+use crate::copy::CopyRows;
 use crate::db::RowPosition;
+use crate::runner::Load;
 
 /// The stored rows of those of `ids` that exist.
 pub(super) async fn load(
@@ -75,8 +77,27 @@ pub(super) async fn write_tickets(
 }
 
 /// The activity and child rows of a batch.
-pub(super) async fn write(conn: &mut PgConnection, w: &Writes) -> Result<(), sqlx::Error> {
-    if !w.activity.is_empty() {
+pub(super) async fn write(
+    conn: &mut PgConnection,
+    w: &Writes,
+    load: Load,
+) -> Result<(), sqlx::Error> {
+    if !w.activity.is_empty() && load == Load::Bulk {
+        let mut rows = CopyRows::new(9);
+        for r in &w.activity {
+            rows.row()
+                .int8(r.position.position)
+                .int8(r.position.prepare_offset)
+                .uuid(r.event_id)
+                .uuid(r.ticket_id)
+                .int8(r.version)
+                .text(r.event_type)?
+                .text(&r.actor)?
+                .time(r.occurred_at)?
+                .jsonb(&r.changes)?;
+        }
+        rows.copy(&mut *conn, sql::COPY_ACTIVITY_POSTGRES).await?;
+    } else if !w.activity.is_empty() {
         let a = &w.activity;
         sqlx::query(sql::INSERT_ACTIVITY_POSTGRES)
             .bind(a.iter().map(|r| r.position.position).collect::<Vec<_>>())
