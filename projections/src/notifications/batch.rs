@@ -9,6 +9,7 @@
 //! notification is inserted `ON CONFLICT DO NOTHING` and counted only when
 //! it was new, which the multi-row insert reports with `RETURNING`.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use domain::{Actor, Role, Ticket, TicketChange};
@@ -280,11 +281,17 @@ impl Batch {
                     .collect()
             }
         };
+        // In the order recipients first appear; found by a map, since a
+        // rebuild's batch has tens of thousands of rows.
         let mut counts: Vec<(&str, i64)> = vec![];
+        let mut slot: HashMap<&str, usize> = HashMap::new();
         for row in &fresh {
-            match counts.iter_mut().find(|(r, _)| *r == row.recipient) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((&row.recipient, 1)),
+            match slot.entry(&row.recipient) {
+                Entry::Occupied(at) => counts[*at.get()].1 += 1,
+                Entry::Vacant(at) => {
+                    at.insert(counts.len());
+                    counts.push((&row.recipient, 1));
+                }
             }
         }
         // One row per recipient, so a multi-row upsert touches each once.
