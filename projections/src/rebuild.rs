@@ -5,6 +5,9 @@
 //! `<schema>_rb_<name>`, tables created `LIKE` the live ones; SQLite: a file
 //! beside the database, `<file>.rebuild-<name>`, tables created from the live
 //! ones' DDL), with a checkpoint of its own, reporting [`Progress`] per batch.
+//! The load goes through [`Projection::load_batch`]: the shadow's tables are
+//! empty and their insert-only tables have no unique index yet, so on
+//! PostgreSQL the rows of those are copied in (COPY) rather than inserted.
 //! Then one transaction on the live database swaps it in:
 //!
 //! 1. lock the live checkpoint row (PostgreSQL; SQLite holds the only writer
