@@ -161,6 +161,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let head = state.ctx.store.head().await.ok();
     let projections = projections::status(&state.ctx.read_db)
         .await
+        .map(crate::readiness::with_served)
         .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

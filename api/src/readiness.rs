@@ -14,7 +14,7 @@ use serde::Serialize;
 use store::{EventStore, Position};
 
 use projections::report::{status_report, ProjectionReport};
-use projections::{ProjectionState, ReadDb};
+use projections::{ProjectionState, ProjectionStatus, ReadDb};
 
 /// The projections the server runs (`app.rs`): a projection that has written
 /// no checkpoint yet counts as at the start of the log.
@@ -24,6 +24,24 @@ pub const SERVED_PROJECTIONS: [&str; 4] = [
     projections::metrics::NAME,
     projections::notifications::NAME,
 ];
+
+/// `statuses` and, for each served projection that has written no checkpoint
+/// yet, a status at the start of the log: what `/metrics` lists, so every
+/// projection the server runs has its gauges from the start (its lag then
+/// the whole log), as `/readyz` counts it.
+pub fn with_served(mut statuses: Vec<ProjectionStatus>) -> Vec<ProjectionStatus> {
+    for name in SERVED_PROJECTIONS {
+        if !statuses.iter().any(|s| s.name == name) {
+            statuses.push(ProjectionStatus {
+                name: name.to_string(),
+                position: Position::START,
+                state: ProjectionState::Running,
+                error: None,
+            });
+        }
+    }
+    statuses
+}
 
 /// The answer of `/readyz` (its JSON body).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -144,6 +162,26 @@ mod tests {
             state,
             error: (state == ProjectionState::Failed).then(|| "poison at 7".to_string()),
             rebuild_position: None,
+        }
+    }
+
+    /// `/metrics` lists a served projection without a checkpoint yet at the
+    /// start of the log, and keeps the checkpoints it has.
+    #[test]
+    fn metrics_list_every_served_projection_even_before_its_first_checkpoint() {
+        let tickets = ProjectionStatus {
+            name: projections::tickets::NAME.to_string(),
+            position: Position::from_sequence(7),
+            state: ProjectionState::Failed,
+            error: Some("poison at 7".into()),
+        };
+        let listed = with_served(vec![tickets.clone()]);
+        assert_eq!(listed.len(), SERVED_PROJECTIONS.len());
+        assert_eq!(listed[0], tickets);
+        for name in &SERVED_PROJECTIONS[1..] {
+            let one = listed.iter().find(|s| s.name == *name).unwrap();
+            assert_eq!(one.position, Position::START, "{name}");
+            assert_eq!(one.state, ProjectionState::Running, "{name}");
         }
     }
 
