@@ -9,11 +9,17 @@
 //! header, then per row the number of fields and each field as its length
 //! and its bytes in the type's binary send format, then a trailer.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// PostgreSQL's epoch for times: 2000-01-01 00:00:00 UTC.
+const POSTGRES_EPOCH: DateTime<Utc> = match DateTime::from_timestamp(946_684_800, 0) {
+    Some(epoch) => epoch,
+    None => panic!("2000-01-01 is a valid time"),
+};
 
 /// Rows of one table being built for one COPY.
 pub(crate) struct CopyRows {
@@ -83,8 +89,7 @@ impl CopyRows {
     /// A `timestamptz`: microseconds since 2000-01-01 UTC, the fraction
     /// below a microsecond dropped (as sqlx encodes a bound time).
     pub fn time(&mut self, at: DateTime<Utc>) -> Result<&mut CopyRows, sqlx::Error> {
-        let epoch = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
-        let micros = (at - epoch)
+        let micros = (at - POSTGRES_EPOCH)
             .num_microseconds()
             .ok_or_else(|| sqlx::Error::Protocol(format!("time {at} is out of range")))?;
         self.buf.extend_from_slice(&8i32.to_be_bytes());

@@ -133,8 +133,9 @@ pub struct Runner {
     db: ReadDb,
     batch_size: usize,
     lease_retry: Duration,
-    /// Batches go through [`Projection::load_batch`]: a rebuild's load.
-    bulk_load: bool,
+    /// [`Load::Bulk`]: batches go through [`Projection::load_batch`] (a
+    /// rebuild's load).
+    load: Load,
 }
 
 impl Runner {
@@ -144,7 +145,7 @@ impl Runner {
             db,
             batch_size: BATCH,
             lease_retry: LEASE_RETRY,
-            bulk_load: false,
+            load: Load::Apply,
         }
     }
 
@@ -152,7 +153,7 @@ impl Runner {
     /// shadow before its deferred indexes are built, fed the log once from
     /// its start.
     pub(crate) fn for_bulk_load(mut self) -> Runner {
-        self.bulk_load = true;
+        self.load = Load::Bulk;
         self
     }
 
@@ -378,10 +379,9 @@ impl Runner {
             tx.rollback().await?;
             return Ok(checkpoint);
         };
-        let applied = if self.bulk_load {
-            projection.load_batch(&mut tx, &fresh).await
-        } else {
-            projection.apply_batch(&mut tx, &fresh).await
+        let applied = match self.load {
+            Load::Apply => projection.apply_batch(&mut tx, &fresh).await,
+            Load::Bulk => projection.load_batch(&mut tx, &fresh).await,
         };
         match applied {
             Ok(()) => {
