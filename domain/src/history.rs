@@ -13,12 +13,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The contract's `FieldChange`; `field` is the `SupportTicket` field name.
+///
+/// The fields are declared in the order of their JSON names, so serialising
+/// one straight to text gives the same text as going through a
+/// [`serde_json::Value`] (whose keys are sorted), without building it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldChange {
     pub field: String,
-    pub old_value: Value,
     pub new_value: Value,
+    pub old_value: Value,
 }
 
 /// What one event did: the ticket right before and right after it.

@@ -62,14 +62,14 @@ impl Writes {
         before: Option<&Ticket>,
         after: &Ticket,
     ) -> Result<(), ApplyError> {
-        let changes = serde_json::to_value(domain::diff(before, after))
-            .map_err(|e| {
-                ApplyError::Poison(format!(
-                    "cannot serialise the changes of ticket {}: {e}",
-                    after.id
-                ))
-            })?
-            .to_string();
+        // Straight to text: the same text as through a `Value` (see
+        // `domain::FieldChange`), which stored activity rows always had.
+        let changes = serde_json::to_string(&domain::diff(before, after)).map_err(|e| {
+            ApplyError::Poison(format!(
+                "cannot serialise the changes of ticket {}: {e}",
+                after.id
+            ))
+        })?;
         let id = after.id;
         self.activity.push(ActivityRow {
             position,
