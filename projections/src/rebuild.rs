@@ -45,6 +45,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Executor, PgPool, SqlitePool};
@@ -140,7 +142,8 @@ pub struct Rebuilt {
 /// reading of the log: each page is read once (the next one while this one
 /// is applied) and applied to every shadow at once, each shadow on a
 /// connection of its own. Then every shadow gets its deferred indexes and
-/// statistics, all at once, and each is swapped in, in the order given.
+/// statistics, all at once, and each is swapped in, in the order given, as
+/// soon as it is ready and the one before it is in.
 /// `progress` is called after every batch with each projection's name.
 /// On an error no further projection is swapped in (those before stay
 /// swapped in) and every shadow is dropped.
@@ -162,30 +165,9 @@ pub async fn rebuild_all(
     if result.is_ok() {
         result = load(&store, db, &started, &progress).await;
     }
-    if result.is_ok() {
-        // Every shadow's at once, each on its own connection: the index
-        // sorts of one overlap the statistics or journal switch of another.
-        // All of them finish before the first error is taken, so no shadow
-        // is dropped while a statement of its own still runs in it.
-        result = futures::future::join_all(started.iter_mut().map(Started::prepare))
-            .await
-            .into_iter()
-            .collect();
-    }
     let mut rebuilt = Vec::with_capacity(started.len());
-    for one in &mut started {
-        if result.is_err() {
-            break;
-        }
-        let began = Instant::now();
-        match one.swap(&store, db).await {
-            Ok(position) => rebuilt.push(Rebuilt {
-                name: one.name.clone(),
-                position,
-                swap: began.elapsed(),
-            }),
-            Err(e) => result = Err(e),
-        }
+    if result.is_ok() {
+        result = prepare_and_swap(&store, db, &started, &mut rebuilt).await;
     }
     for one in started {
         if result.is_err() {
@@ -195,6 +177,54 @@ pub async fn rebuild_all(
         one.lease.release().await;
     }
     result.map(|()| rebuilt)
+}
+
+/// Every shadow's deferred indexes and statistics at once, each on its own
+/// connection, so the index sorts of one overlap the statistics or journal
+/// switch of another; and meanwhile the swaps, one at a time in the order
+/// given, each as soon as its shadow is ready: the first swaps copy rows
+/// into the live database while the biggest shadows still sort. Every
+/// preparation finishes before this returns, so no shadow is dropped while
+/// a statement of its own still runs in it. A failed preparation stops the
+/// swaps at its projection (those before stay swapped in); the first error
+/// is returned.
+async fn prepare_and_swap(
+    store: &Arc<dyn EventStore>,
+    db: &ReadDb,
+    started: &[Started],
+    rebuilt: &mut Vec<Rebuilt>,
+) -> Result<(), RebuildError> {
+    let (ready, readiness): (Vec<_>, Vec<_>) =
+        started.iter().map(|_| oneshot::channel::<bool>()).unzip();
+    let prepares =
+        futures::future::join_all(started.iter().zip(ready).map(|(one, ready)| async move {
+            let prepared = one.prepare().await;
+            // The swaps may have stopped at an earlier failure: no one listens.
+            let _ = ready.send(prepared.is_ok());
+            prepared
+        }));
+    let swaps = async {
+        for (one, ready) in started.iter().zip(readiness) {
+            if ready.await != Ok(true) {
+                // Its preparation failed: its error is among the prepares'.
+                return Ok(());
+            }
+            let began = Instant::now();
+            let position = one.swap(store, db).await?;
+            rebuilt.push(Rebuilt {
+                name: one.name.clone(),
+                position,
+                swap: began.elapsed(),
+            });
+        }
+        Ok::<(), RebuildError>(())
+    };
+    let (prepared, swapped) = tokio::join!(prepares, swaps);
+    prepared
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .and(swapped)
+        .map(|_| ())
 }
 
 /// A projection being rebuilt: its lease and its shadow.
@@ -243,7 +273,7 @@ impl Started {
     }
 
     /// The deferred indexes and statistics ([`Shadow::prepare_swap`]).
-    async fn prepare(&mut self) -> Result<(), RebuildError> {
+    async fn prepare(&self) -> Result<(), RebuildError> {
         let began = Instant::now();
         self.shadow.prepare_swap(&self.tables).await?;
         tracing::debug!(projection = %self.name, elapsed = ?began.elapsed(),
@@ -253,7 +283,7 @@ impl Started {
 
     /// The swap (module docs, steps 1 to 3), once [`Started::prepare`] is done.
     async fn swap(
-        &mut self,
+        &self,
         store: &Arc<dyn EventStore>,
         db: &ReadDb,
     ) -> Result<Position, RebuildError> {
@@ -364,16 +394,21 @@ impl Shadow {
     /// indexes, so the shadow's tables are exactly the live ones (the
     /// catch-up and the copy do not care, but a shadow kept for inspection
     /// would), then (PostgreSQL) the statistics of `tables`, so the
-    /// planner knows moved tables at once. A SQLite shadow first goes back
-    /// to WAL mode, as the swap expects:
+    /// planner knows moved tables at once. A SQLite shadow then goes back
+    /// to WAL mode (after its indexes, which so are written once, to the
+    /// file, rather than to the WAL and again to the file), as the swap
+    /// expects:
     /// the swap attaches it to the live connection, and with a rollback
     /// journal a read of it there locks out any writer of it (a shadow in
     /// that mode once made the rebuild-under-load test fail with
     /// SQLITE_BUSY, when the swap began with BEGIN IMMEDIATE).
-    async fn prepare_swap(&mut self, tables: &[&str]) -> Result<(), sqlx::Error> {
-        let deferred = std::mem::take(&mut self.deferred);
+    async fn prepare_swap(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+        let deferred = &self.deferred;
         match &self.db {
             ReadDb::Sqlite(pool) => {
+                for statement in deferred {
+                    pool.execute(statement.as_str()).await?;
+                }
                 let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
                     .fetch_one(pool)
                     .await?;
@@ -381,9 +416,6 @@ impl Shadow {
                     return Err(sqlx::Error::Protocol(format!(
                         "the rebuild's file stayed in journal mode {mode}, not WAL"
                     )));
-                }
-                for statement in deferred {
-                    pool.execute(statement.as_str()).await?;
                 }
             }
             ReadDb::Postgres(pool) => {
@@ -525,8 +557,8 @@ impl Shadow {
                 // read after a crash (`create` starts it afresh): no fsyncs,
                 // and while it loads, its journal in memory, so each page is
                 // written once, to the file (in WAL mode a page went to the
-                // WAL and then again to the file). The swap turns it to WAL
-                // first (`Shadow::prepare_swap`).
+                // WAL and then again to the file). It turns to WAL before
+                // the swap (`Shadow::prepare_swap`).
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
