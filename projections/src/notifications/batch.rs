@@ -397,8 +397,7 @@ async fn raise_counts(tx: &mut ReadTx, counts: &[(&str, i64)]) -> Result<(), sql
 }
 
 const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
-    ticket_id, event_type, title, body, url, tag, require_interaction, created_at, \
-    prepare_offset) ";
+    ticket_id, event_type, title, body, require_interaction, created_at, prepare_offset) ";
 /// No conflict target: a notification already there conflicts on both its id
 /// and its (recipient, position) (the id is made of the event's id and the
 /// recipient), and a rebuild loads the table before building either index
@@ -408,7 +407,7 @@ const INSERT_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING id";
 
 /// [`Load::Bulk`]: the columns in `INSERT_HEAD`'s order.
 const COPY: &str = "COPY notifications (id, recipient, event_id, position, ticket_id, \
-    event_type, title, body, url, tag, require_interaction, created_at, prepare_offset) \
+    event_type, title, body, require_interaction, created_at, prepare_offset) \
     FROM STDIN (FORMAT binary)";
 
 /// Copies `rows` in, as `insert` would insert them into an empty table.
@@ -416,7 +415,7 @@ async fn copy(conn: &mut PgConnection, rows: &[NewRow]) -> Result<(), sqlx::Erro
     if rows.is_empty() {
         return Ok(());
     }
-    let mut copy = CopyRows::new(13);
+    let mut copy = CopyRows::new(11);
     for r in rows {
         copy.row()
             .uuid(r.id)
@@ -427,8 +426,6 @@ async fn copy(conn: &mut PgConnection, rows: &[NewRow]) -> Result<(), sqlx::Erro
             .text(r.event_type)?
             .text(&r.title)?
             .text(&r.body)?
-            .text(&format!("/support/tickets/{}", r.ticket_id))?
-            .text(&format!("ticket-{}", r.ticket_id))?
             .bool(r.require_interaction)
             .time(r.created_at)?
             .int8(r.position.prepare_offset);
@@ -455,8 +452,6 @@ async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Err
                     .push_bind(r.event_type)
                     .push_bind(r.title.clone())
                     .push_bind(r.body.clone())
-                    .push_bind(format!("/support/tickets/{}", r.ticket_id))
-                    .push_bind(format!("ticket-{}", r.ticket_id))
                     .push_bind(r.require_interaction)
                     .push_bind(crate::bind::sqlite_time(r.created_at))
                     .push_bind(r.position.prepare_offset);
@@ -483,8 +478,6 @@ async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Err
                     .push_bind(r.event_type)
                     .push_bind(r.title.clone())
                     .push_bind(r.body.clone())
-                    .push_bind(format!("/support/tickets/{}", r.ticket_id))
-                    .push_bind(format!("ticket-{}", r.ticket_id))
                     .push_bind(r.require_interaction)
                     .push_bind(r.created_at)
                     .push_bind(r.position.prepare_offset);

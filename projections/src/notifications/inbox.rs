@@ -35,6 +35,10 @@ pub struct Notification {
     pub title: String,
     pub body: String,
     pub ticket_id: Uuid,
+    /// Where the web app shows the ticket, `/support/tickets/<ticket id>`,
+    /// and the tag that lets a browser fold notifications of one ticket
+    /// together, `ticket-<ticket id>`: both made from the ticket's id when
+    /// read, not stored.
     pub url: String,
     pub tag: String,
     pub require_interaction: bool,
@@ -88,7 +92,7 @@ pub async fn notifications(
     };
     let limit = i64::try_from(first.min(1000)).unwrap_or(1000) + 1;
     let sql = format!(
-        "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, n.url, n.tag, \
+        "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, \
          n.require_interaction, n.created_at, n.position, n.prepare_offset, {IS_READ} AS is_read \
          FROM notifications n WHERE n.recipient = $1 \
          AND (n.position, n.prepare_offset) < ($2, $3) {} \
@@ -134,7 +138,7 @@ pub async fn notification(
     id: Uuid,
 ) -> Result<Option<Notification>, InboxError> {
     let sql = format!(
-        "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, n.url, n.tag, \
+        "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, \
          n.require_interaction, n.created_at, n.position, n.prepare_offset, {IS_READ} AS is_read \
          FROM notifications n WHERE n.id = $1 AND n.recipient = $2"
     );
@@ -144,15 +148,16 @@ pub async fn notification(
 
 /// One row of the `notifications` queries above.
 fn notification_of(row: &crate::bind::AnyRow) -> Result<Notification, sqlx::Error> {
+    let ticket_id = row.id("ticket_id")?;
     Ok(Notification {
         id: row.id("id")?,
         recipient: row.text("recipient")?,
         event_type: row.text("event_type")?,
         title: row.text("title")?,
         body: row.text("body")?,
-        ticket_id: row.id("ticket_id")?,
-        url: row.text("url")?,
-        tag: row.text("tag")?,
+        ticket_id,
+        url: format!("/support/tickets/{ticket_id}"),
+        tag: format!("ticket-{ticket_id}"),
         require_interaction: row.bool("require_interaction")?,
         read: row.bool("is_read")?,
         created_at: row.time("created_at")?,

@@ -366,3 +366,131 @@ async fn a_notification_is_found_by_id_in_its_recipients_inbox_only(kind: Kind) 
     assert!(read.read);
     backend.cleanup().await;
 }
+
+crate::on_every_backend! {
+    /// Migration 0006 stops storing a notification's `url` and `tag`; one
+    /// stored before it reads exactly as it did, links made from its ticket.
+    a_notification_stored_before_its_links_were_derived_reads_the_same
+}
+async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind: Kind) {
+    // The migrations up to 0005, as files of their own: a database as the
+    // release before 0006 left it.
+    let (sub, migrator) = match kind {
+        Kind::Sqlite => ("sqlite", store::sqlite_migrator()),
+        Kind::Postgres => ("postgres", store::postgres_migrator()),
+    };
+    let old = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(sub);
+    let mut copied = 0;
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0006" {
+            std::fs::copy(&path, old.path().join(&name)).unwrap();
+            copied += 1;
+        }
+    }
+    assert_eq!(copied, 5);
+    let before_0006 = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+
+    let (id, ticket) = (Uuid::new_v4(), Uuid::new_v4());
+    const INSERT: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
+        ticket_id, event_type, title, body, url, tag, require_interaction, created_at) \
+        VALUES ($1, 'bob', $2, 7, $3, 'ASSIGNED', 'Ticket assigned to you', 'TCK-1 was \
+        assigned to you', $4, $5, $6, $7)";
+    let (url, tag) = (
+        format!("/support/tickets/{ticket}"),
+        format!("ticket-{ticket}"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (db, schema) = match kind {
+        Kind::Sqlite => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.path().join("old.db"))
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            before_0006.run(&pool).await.unwrap();
+            sqlx::query(INSERT)
+                .bind(id.to_string())
+                .bind(Uuid::new_v4().to_string())
+                .bind(ticket.to_string())
+                .bind(&url)
+                .bind(&tag)
+                .bind(true)
+                .bind("2024-03-01T09:00:00.000000000Z")
+                .execute(&pool)
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            (ReadDb::Sqlite(pool), None)
+        }
+        Kind::Postgres => {
+            let url_pg = std::env::var("TICKETS_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("t_{}", Uuid::new_v4().simple());
+            let admin = sqlx::PgPool::connect(&url_pg).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let options = url_pg
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+            before_0006.run(&pool).await.unwrap();
+            sqlx::query(INSERT)
+                .bind(id)
+                .bind(Uuid::new_v4())
+                .bind(ticket)
+                .bind(&url)
+                .bind(&tag)
+                .bind(true)
+                .bind(t0())
+                .execute(&pool)
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            (ReadDb::Postgres(pool), Some((url_pg, schema)))
+        }
+    };
+
+    let read = notification(&db, "bob", id)
+        .await
+        .unwrap()
+        .expect("still there");
+    assert_eq!(read.url, url);
+    assert_eq!(read.tag, tag);
+    assert_eq!(read.ticket_id, ticket);
+    assert_eq!(read.title, "Ticket assigned to you");
+    assert!(read.require_interaction);
+    assert_eq!(read.created_at, t0());
+    // The columns are gone, not left behind empty.
+    let gone = match &db {
+        ReadDb::Sqlite(pool) => sqlx::query("SELECT url FROM notifications")
+            .execute(pool)
+            .await
+            .is_err(),
+        ReadDb::Postgres(pool) => sqlx::query("SELECT url FROM notifications")
+            .execute(pool)
+            .await
+            .is_err(),
+    };
+    assert!(gone, "the url column is dropped");
+
+    match db {
+        ReadDb::Sqlite(pool) => pool.close().await,
+        ReadDb::Postgres(pool) => pool.close().await,
+    }
+    if let Some((url_pg, schema)) = schema {
+        let admin = sqlx::PgPool::connect(&url_pg).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+}
