@@ -103,6 +103,34 @@ impl Fresh {
         }
     }
 
+    /// Puts what was just written at rest before something is timed:
+    /// SQLite's WAL checkpointed into the database file, which is synced,
+    /// and truncated; PostgreSQL's dirty buffers written out and synced
+    /// (`CHECKPOINT`, which the bench's superuser may run). Without it a
+    /// timed rebuild shares the disk with the generator's writes still on
+    /// their way, and a run depends on how far they got.
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        match &self.kind {
+            Kind::Sqlite { store, .. } => {
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(store.writer_pool())
+                        .await
+                        .context("checkpointing the SQLite WAL")?;
+                if busy != 0 {
+                    anyhow::bail!("the SQLite WAL could not be checkpointed: a reader held it");
+                }
+            }
+            Kind::Postgres { store, .. } => {
+                sqlx::query("CHECKPOINT")
+                    .execute(store.pool())
+                    .await
+                    .context("CHECKPOINT (needs a superuser or the pg_checkpoint role)")?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the pools and removes the data (the SQLite directory goes with
     /// the temp dir; the PostgreSQL schema is dropped).
     pub async fn close(self) -> anyhow::Result<()> {
