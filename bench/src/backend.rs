@@ -112,13 +112,22 @@ impl Fresh {
     pub async fn settle(&self) -> anyhow::Result<()> {
         match &self.kind {
             Kind::Sqlite { store, .. } => {
-                let (busy, _, _): (i64, i64, i64) =
-                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(store.writer_pool())
-                        .await
-                        .context("checkpointing the SQLite WAL")?;
-                if busy != 0 {
-                    anyhow::bail!("the SQLite WAL could not be checkpointed: a reader held it");
+                // The store's own checkpointer may hold the WAL a moment.
+                let mut tries = 0;
+                loop {
+                    let (busy, _, _): (i64, i64, i64) =
+                        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                            .fetch_one(store.writer_pool())
+                            .await
+                            .context("checkpointing the SQLite WAL")?;
+                    if busy == 0 {
+                        break;
+                    }
+                    tries += 1;
+                    if tries == 100 {
+                        anyhow::bail!("the SQLite WAL stayed busy for 10 s: cannot checkpoint it");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
             Kind::Postgres { store, .. } => {
