@@ -44,9 +44,16 @@ enum Opened {
     Postgres(PostgresEventStore),
 }
 
-fn postgres_url() -> String {
+pub fn postgres_url() -> String {
     std::env::var("TICKETS_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs `sql` on the PostgreSQL test server, outside any test's schema.
+pub async fn on_postgres_server(sql: &str) {
+    let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    sqlx::query(sql).execute(&admin).await.unwrap();
+    admin.close().await;
 }
 
 impl Backend {

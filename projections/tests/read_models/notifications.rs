@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::commands::Script;
 use crate::harness::dump_tables;
-use crate::harness::{run_until_caught_up, Backend, Kind};
+use crate::harness::{on_postgres_server, postgres_url, run_until_caught_up, Backend, Kind};
 
 const PROJECTION_TABLES: [&str; 4] = [
     "notifications",
@@ -427,16 +427,9 @@ async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind
             (ReadDb::Sqlite(pool), None)
         }
         Kind::Postgres => {
-            let url_pg = std::env::var("TICKETS_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
             let schema = format!("t_{}", Uuid::new_v4().simple());
-            let admin = sqlx::PgPool::connect(&url_pg).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
-            let options = url_pg
+            on_postgres_server(&format!("CREATE SCHEMA \"{schema}\"")).await;
+            let options = postgres_url()
                 .parse::<sqlx::postgres::PgConnectOptions>()
                 .unwrap()
                 .options([("search_path", schema.as_str())]);
@@ -454,7 +447,7 @@ async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind
                 .await
                 .unwrap();
             migrator.run(&pool).await.unwrap();
-            (ReadDb::Postgres(pool), Some((url_pg, schema)))
+            (ReadDb::Postgres(pool), Some(schema))
         }
     };
 
@@ -485,12 +478,7 @@ async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind
         ReadDb::Sqlite(pool) => pool.close().await,
         ReadDb::Postgres(pool) => pool.close().await,
     }
-    if let Some((url_pg, schema)) = schema {
-        let admin = sqlx::PgPool::connect(&url_pg).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+    if let Some(schema) = schema {
+        on_postgres_server(&format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
     }
 }
