@@ -45,12 +45,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Executor, PgPool, SqlitePool};
 use store::{EventStore, Position, RecordedEvent};
+use tokio::sync::oneshot;
 
 use crate::checkpoint;
 use crate::db::{ReadDb, ReadTx};
@@ -220,11 +219,7 @@ async fn prepare_and_swap(
         Ok::<(), RebuildError>(())
     };
     let (prepared, swapped) = tokio::join!(prepares, swaps);
-    prepared
-        .into_iter()
-        .collect::<Result<Vec<()>, _>>()
-        .and(swapped)
-        .map(|_| ())
+    prepared.into_iter().collect::<Result<(), _>>().and(swapped)
 }
 
 /// A projection being rebuilt: its lease and its shadow.

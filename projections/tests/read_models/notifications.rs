@@ -305,11 +305,14 @@ async fn a_rebuild_of_notifications_gives_identical_tables_and_keeps_read_flags(
 }
 
 async fn sqlx_execute(db: &ReadDb, sql: &str) {
+    try_execute(db, sql).await.unwrap();
+}
+
+async fn try_execute(db: &ReadDb, sql: &str) -> Result<(), sqlx::Error> {
     match db {
         ReadDb::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
         ReadDb::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
     }
-    .unwrap();
 }
 
 crate::on_every_backend! {
@@ -462,16 +465,9 @@ async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind
     assert!(read.require_interaction);
     assert_eq!(read.created_at, t0());
     // The columns are gone, not left behind empty.
-    let gone = match &db {
-        ReadDb::Sqlite(pool) => sqlx::query("SELECT url FROM notifications")
-            .execute(pool)
-            .await
-            .is_err(),
-        ReadDb::Postgres(pool) => sqlx::query("SELECT url FROM notifications")
-            .execute(pool)
-            .await
-            .is_err(),
-    };
+    let gone = try_execute(&db, "SELECT url FROM notifications")
+        .await
+        .is_err();
     assert!(gone, "the url column is dropped");
 
     match db {
