@@ -146,23 +146,38 @@ pub struct Rebuilt {
 /// `progress` is called after every batch with each projection's name.
 /// On an error no further projection is swapped in (those before stay
 /// swapped in) and every shadow is dropped.
-#[tracing::instrument(skip_all, fields(projections = projections.len()), err)]
 pub async fn rebuild_all(
     store: Arc<dyn EventStore>,
     db: &ReadDb,
     projections: Vec<Arc<dyn Projection>>,
     progress: impl Fn(&str, Progress),
 ) -> Result<Vec<Rebuilt>, RebuildError> {
+    rebuild_all_in_pages(store, db, projections, REBUILD_BATCH, progress).await
+}
+
+/// [`rebuild_all`], reading the log `page` events at a time (one shadow
+/// transaction per page) instead of [`REBUILD_BATCH`]: for tests, so that a
+/// small log still spans many pages.
+#[doc(hidden)]
+#[tracing::instrument(skip_all, fields(projections = projections.len(), page), err)]
+pub async fn rebuild_all_in_pages(
+    store: Arc<dyn EventStore>,
+    db: &ReadDb,
+    projections: Vec<Arc<dyn Projection>>,
+    page: usize,
+    progress: impl Fn(&str, Progress),
+) -> Result<Vec<Rebuilt>, RebuildError> {
+    let page = page.max(1);
     let mut started = Vec::with_capacity(projections.len());
     let mut result = async {
         for projection in projections {
-            started.push(Started::start(&store, db, projection).await?);
+            started.push(Started::start(&store, db, projection, page).await?);
         }
         Ok(())
     }
     .await;
     if result.is_ok() {
-        result = load(&store, db, &started, &progress).await;
+        result = load(&store, db, &started, page, &progress).await;
     }
     let mut rebuilt = Vec::with_capacity(started.len());
     if result.is_ok() {
@@ -230,6 +245,8 @@ struct Started {
     lease: Lease,
     shadow: Shadow,
     runner: Runner,
+    /// Events per page of the log, and per shadow transaction.
+    page: usize,
 }
 
 impl Started {
@@ -237,6 +254,7 @@ impl Started {
         store: &Arc<dyn EventStore>,
         db: &ReadDb,
         projection: Arc<dyn Projection>,
+        page: usize,
     ) -> Result<Started, RebuildError> {
         let name = projection.name().to_string();
         let tables: Vec<&'static str> = projection.tables().to_vec();
@@ -255,7 +273,7 @@ impl Started {
             }
         };
         let runner = Runner::new(store.clone(), shadow.db.clone())
-            .with_batch_size(REBUILD_BATCH)
+            .with_batch_size(page)
             .for_bulk_load();
         Ok(Started {
             name,
@@ -264,6 +282,7 @@ impl Started {
             lease,
             shadow,
             runner,
+            page,
         })
     }
 
@@ -292,10 +311,12 @@ impl Started {
             let projection = self.projection.clone();
             let target = self.shadow.target.clone();
             let tables = self.tables.clone();
+            // Not a bulk load: the catch-up comes after the deferred indexes.
+            let shadow = Runner::new(store.clone(), shadow_db).with_batch_size(self.page);
             // On a task of its own: a swap cut short by cancellation must still
             // commit or roll back (see the runner's module docs).
             tokio::spawn(async move {
-                swap(store, &db, &shadow_db, projection, &name, &tables, &target).await
+                swap(store, &db, shadow, projection, &name, &tables, &target).await
             })
         };
         match swap.await {
@@ -305,23 +326,25 @@ impl Started {
     }
 }
 
-/// The whole log into every shadow, a page at a time.
+/// The whole log into every shadow, a page at a time, then what each
+/// projection left for the end of its load ([`Projection::finish_load`]).
 async fn load(
     store: &Arc<dyn EventStore>,
     db: &ReadDb,
     started: &[Started],
+    page: usize,
     progress: &impl Fn(&str, Progress),
 ) -> Result<(), RebuildError> {
     let began = Instant::now();
     let mut done = 0u64;
     let mut next = store
-        .read_all(Position::START, REBUILD_BATCH)
+        .read_all(Position::START, page)
         .await
         .map_err(ProjectionError::from)?;
     loop {
         let events: Arc<[RecordedEvent]> = std::mem::take(&mut next).into();
         let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(());
+            break;
         };
         done += events.len() as u64;
         let applied = futures::future::try_join_all(
@@ -329,7 +352,7 @@ async fn load(
                 .iter()
                 .map(|one| one.runner.apply_batch(&one.projection, events.clone())),
         );
-        let (applied, read) = tokio::join!(applied, store.read_all(last, REBUILD_BATCH));
+        let (applied, read) = tokio::join!(applied, store.read_all(last, page));
         applied?;
         next = read.map_err(ProjectionError::from)?;
         for one in started {
@@ -361,6 +384,13 @@ async fn load(
             );
         }
     }
+    futures::future::try_join_all(
+        started
+            .iter()
+            .map(|one| one.runner.finish_load(&*one.projection)),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Where the shadow of one projection lives.
@@ -604,25 +634,26 @@ fn remove_sqlite_files(path: &str) {
     }
 }
 
-/// Steps 1 to 3 of the module docs, in one live transaction.
+/// Steps 1 to 3 of the module docs, in one live transaction; the catch-up
+/// (step 2) through `shadow_runner`, a batch of its size at a time.
 async fn swap(
     store: Arc<dyn EventStore>,
     db: &ReadDb,
-    shadow: &ReadDb,
+    shadow_runner: Runner,
     projection: Arc<dyn Projection>,
     name: &str,
     tables: &[&'static str],
     target: &Target,
 ) -> Result<Position, RebuildError> {
-    let shadow_runner = Runner::new(store.clone(), shadow.clone()).with_batch_size(REBUILD_BATCH);
+    let page = shadow_runner.batch_size();
     let catch_up = |live_at: Position| {
         let store = store.clone();
         let projection = projection.clone();
         let shadow_runner = shadow_runner.clone();
         async move {
-            let mut at = checkpoint::read(shadow, name).await?;
+            let mut at = checkpoint::read(shadow_runner.db(), name).await?;
             while at < live_at {
-                let events = store.read_all(at, REBUILD_BATCH).await?;
+                let events = store.read_all(at, page).await?;
                 if events.is_empty() {
                     break;
                 }

@@ -113,6 +113,15 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ApplyError> {
         self.apply_batch(tx, events).await
     }
+
+    /// Called once after a rebuild's last [`Projection::load_batch`], in a
+    /// transaction of its own on the shadow, before its deferred indexes
+    /// are built: what the load left for its end. The batches of the load
+    /// followed by this must leave the same rows as `apply_batch` over the
+    /// same events. The default does nothing.
+    async fn finish_load(&self, _tx: &mut ReadTx) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
 
 /// How a projection writes the rows of its [`Projection::insert_only_tables`]
@@ -172,6 +181,11 @@ impl Runner {
 
     pub fn db(&self) -> &ReadDb {
         &self.db
+    }
+
+    /// At most this many events per transaction.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
     }
 
     /// [`Runner::run`] on a task of its own.
@@ -357,6 +371,17 @@ impl Runner {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(ProjectionError::Interrupted(e.to_string())),
         }
+    }
+
+    /// [`Projection::finish_load`], in a transaction of its own.
+    pub(crate) async fn finish_load(
+        &self,
+        projection: &dyn Projection,
+    ) -> Result<(), ProjectionError> {
+        let mut tx = self.db.begin().await?;
+        projection.finish_load(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// One transaction: the batch's writes and the new checkpoint.

@@ -25,7 +25,7 @@ use store::RecordedEvent;
 use uuid::Uuid;
 
 use super::facts::{self, Contribution, Facts};
-use super::{query, QueueUpdate};
+use super::{query, QueueUpdate, Refresh};
 use crate::bind::{execute_values, Arg};
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
@@ -192,9 +192,9 @@ impl Batch {
         write.at = at;
     }
 
-    /// Writes the facts rows, then each queue's sums and refresh, then the
-    /// daily counters.
-    pub async fn flush(self, tx: &mut ReadTx) -> Result<(), ApplyError> {
+    /// Writes the facts rows, then each queue's sums and refresh (unless
+    /// left to the end of the load), then the daily counters.
+    pub async fn flush(self, tx: &mut ReadTx, refresh: Refresh) -> Result<(), ApplyError> {
         let mut rows = Vec::with_capacity(self.changed.len());
         for ticket_id in &self.changed {
             let Some(Some(known)) = self.known.get(ticket_id) else {
@@ -213,7 +213,9 @@ impl Batch {
         facts::save_many(tx, &rows).await?;
         for (queue, write) in &self.queues {
             query::add(tx, queue, &write.delta, write.position, write.at).await?;
-            query::refresh(tx, queue, write.at).await?;
+            if refresh == Refresh::Now {
+                query::refresh(tx, queue, write.at).await?;
+            }
         }
         // One row per (queue, day), so a multi-row upsert touches each once.
         let days: Vec<Vec<Arg<'_>>> = self

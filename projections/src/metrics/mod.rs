@@ -177,13 +177,55 @@ impl Projection for MetricsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
+        self.fold(tx, events, Refresh::Now).await
+    }
+
+    /// As `apply_batch`, but the figures that are not sums are left to
+    /// [`Projection::finish_load`]: re-read per batch, they would scan the
+    /// facts, whose indexes a rebuild builds only after its load.
+    async fn load_batch(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        self.fold(tx, events, Refresh::AtEnd).await
+    }
+
+    /// Every queue's refresh that the load left out, each as of the last
+    /// event that refreshed it ([`query::refresh_as_last_updated`]).
+    async fn finish_load(&self, tx: &mut ReadTx) -> Result<(), sqlx::Error> {
+        query::refresh_as_last_updated(tx).await
+    }
+}
+
+impl MetricsProjection {
+    async fn fold(
+        &self,
+        tx: &mut ReadTx,
+        events: &[&RecordedEvent],
+        refresh: Refresh,
+    ) -> Result<(), ApplyError> {
         let mut batch = Batch::default();
         batch.preload(tx, events).await?;
         for event in events {
             batch.apply(tx, event, &self.policy, &self.gate).await?;
         }
-        batch.flush(tx).await
+        batch.flush(tx, refresh).await
     }
+}
+
+/// When a batch re-reads the figures of the queues it touched that are not
+/// sums ([`query::refresh`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Refresh {
+    /// At the end of the batch.
+    Now,
+    /// Once, at the end of a rebuild's load: a queue's refresh overwrites
+    /// what earlier ones wrote, and the last one reads what the last event
+    /// that changed what it reads left, so one refresh per queue at the end,
+    /// as of that event's time, leaves what refreshing each batch leaves
+    /// (see [`batch`] for why the same holds within a batch).
+    AtEnd,
 }
 
 /// Whole milliseconds, saturating.

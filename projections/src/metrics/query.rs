@@ -83,6 +83,17 @@ pub(super) async fn refresh(
     Ok(())
 }
 
+/// [`refresh`] of every queue as of its `updated_at`: the time of the last
+/// event that added to its sums, which every event that refreshes a queue
+/// does ([`add`] sets it, as `refresh` does, to the event's time).
+pub(super) async fn refresh_as_last_updated(tx: &mut ReadTx) -> Result<(), sqlx::Error> {
+    let queues = fetch(tx, "SELECT queue, updated_at FROM queue_metrics", &[]).await?;
+    for row in queues {
+        refresh(tx, &row.text("queue")?, row.time("updated_at")?).await?;
+    }
+    Ok(())
+}
+
 /// Queues whose "today" figures are for another day than `day`.
 pub(super) async fn stale_days(
     tx: &mut ReadTx,
