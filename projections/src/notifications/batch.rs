@@ -264,16 +264,23 @@ impl Batch {
             };
             super::save_profile(tx, user, &u.roles, &u.teams, u.position).await?;
         }
-        let fresh: Vec<NewRow> = match tx {
-            // No notification is there yet: every one is new.
-            ReadTx::Postgres(pg) if load == Load::Bulk => {
+        let fresh: Vec<NewRow> = match (&mut *tx, load) {
+            // No notification is there yet: every one is new, so none is
+            // checked (PostgreSQL: nor inserted, but copied).
+            (ReadTx::Postgres(pg), Load::Bulk) => {
                 copy(pg, &self.rows).await?;
                 self.rows
             }
-            _ => {
+            (tx, Load::Bulk) => {
+                for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+                    insert(tx, chunk, Inserted::Unasked).await?;
+                }
+                self.rows
+            }
+            (tx, Load::Apply) => {
                 let mut inserted = HashSet::new();
                 for chunk in self.rows.chunks(ROWS_PER_INSERT) {
-                    inserted.extend(insert(tx, chunk).await?);
+                    inserted.extend(insert(tx, chunk, Inserted::Returned).await?);
                 }
                 self.rows
                     .into_iter()
@@ -403,7 +410,16 @@ const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, p
 /// recipient), and a rebuild loads the table before building either index
 /// ([`crate::Projection::insert_only_tables`]), which a named target would
 /// need.
-const INSERT_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING id";
+const INSERT_TAIL: &str = " ON CONFLICT DO NOTHING";
+
+/// Whether [`insert`] asks which rows were new.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Inserted {
+    /// `RETURNING id`: the ids of the rows that were not there yet.
+    Returned,
+    /// Nothing returned (a load into an empty table: every row is new).
+    Unasked,
+}
 
 /// [`Load::Bulk`]: the columns in `INSERT_HEAD`'s order.
 const COPY: &str = "COPY notifications (id, recipient, event_id, position, ticket_id, \
@@ -434,8 +450,13 @@ async fn copy(conn: &mut PgConnection, rows: &[NewRow]) -> Result<(), sqlx::Erro
     Ok(())
 }
 
-/// Inserts `rows`; the ids of those that were not there yet.
-async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Error> {
+/// Inserts `rows`; the ids of those that were not there yet, if asked
+/// (otherwise none).
+async fn insert(
+    tx: &mut ReadTx,
+    rows: &[NewRow],
+    asked: Inserted,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -457,6 +478,11 @@ async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Err
                     .push_bind(r.position.prepare_offset);
             });
             builder.push(INSERT_TAIL);
+            if asked == Inserted::Unasked {
+                builder.build().execute(&mut **tx).await?;
+                return Ok(vec![]);
+            }
+            builder.push(" RETURNING id");
             let ids: Vec<String> = builder.build_query_scalar().fetch_all(&mut **tx).await?;
             ids.iter()
                 .map(|id| {
@@ -483,6 +509,11 @@ async fn insert(tx: &mut ReadTx, rows: &[NewRow]) -> Result<Vec<Uuid>, sqlx::Err
                     .push_bind(r.position.prepare_offset);
             });
             builder.push(INSERT_TAIL);
+            if asked == Inserted::Unasked {
+                builder.build().execute(&mut **tx).await?;
+                return Ok(vec![]);
+            }
+            builder.push(" RETURNING id");
             builder.build_query_scalar().fetch_all(&mut **tx).await
         }
     }
