@@ -255,8 +255,6 @@ struct Started {
     lease: Lease,
     shadow: Shadow,
     runner: Runner,
-    /// Events per page of the log, and per shadow transaction.
-    page: usize,
 }
 
 impl Started {
@@ -292,7 +290,6 @@ impl Started {
             lease,
             shadow,
             runner,
-            page,
         })
     }
 
@@ -322,7 +319,8 @@ impl Started {
             let target = self.shadow.target.clone();
             let tables = self.tables.clone();
             // Not a bulk load: the catch-up comes after the deferred indexes.
-            let shadow = Runner::new(store.clone(), shadow_db).with_batch_size(self.page);
+            let shadow =
+                Runner::new(store.clone(), shadow_db).with_batch_size(self.runner.batch_size());
             // On a task of its own: a swap cut short by cancellation must still
             // commit or roll back (see the runner's module docs).
             tokio::spawn(async move {
