@@ -76,9 +76,9 @@ const SHADOW_CACHE_SIZE: &str = "-16384";
 /// copies rows, not pages, so the sizes need not match): fewer, bigger
 /// pages mean fewer reads, writes and b-tree cells to handle. Its cache
 /// stays [`SHADOW_CACHE_SIZE`] bytes. 1M events, `tickets projections
-/// rebuild`, two runs each: 4 KiB 28.6 and 29.2 s to the last swap's
-/// commit, 16 KiB 26.1 and 26.8 s, 32 KiB 25.8 and 27.1 s, 64 KiB 25.4 and
-/// 25.8 s.
+/// rebuild`, time to the last swap's commit on a noisy day: 4 KiB 28.1-29.2 s
+/// (4 runs), 16 KiB 26.1-26.8 s (2), 32 KiB 25.8-27.1 s (2), 64 KiB
+/// 25.4-28.1 s (5): about 2 s less on average, the runs overlapping.
 const SHADOW_PAGE_SIZE: u32 = 65_536;
 /// The checkpoint row that marks a rebuild in progress.
 pub(crate) const REBUILDING: &str = "rebuild:";
