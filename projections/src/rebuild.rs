@@ -48,14 +48,14 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Executor, PgPool, SqlitePool};
-use store::{EventStore, Position, RecordedEvent};
+use store::{EventStore, Position};
 use tokio::sync::oneshot;
 
 use crate::checkpoint;
 use crate::db::{ReadDb, ReadTx};
 use crate::error::ProjectionError;
 use crate::lease::Lease;
-use crate::runner::{Projection, Runner};
+use crate::runner::{Page, Projection, Runner};
 
 /// Events per shadow transaction (and per page read from the log): much
 /// bigger than a live batch, since nobody waits on the shadow, and the
@@ -345,24 +345,27 @@ async fn load(
 ) -> Result<(), RebuildError> {
     let began = Instant::now();
     let mut done = 0u64;
-    let mut next = store
-        .read_all(Position::START, page)
-        .await
-        .map_err(ProjectionError::from)?;
+    // Each page is read from the log and decoded while the one before is
+    // applied, once for every shadow.
+    let read_page = |after: Position| async move {
+        let events = store.read_all(after, page).await?;
+        Page::read(events).await
+    };
+    let mut next = read_page(Position::START).await?;
     loop {
-        let events: Arc<[RecordedEvent]> = std::mem::take(&mut next).into();
-        let Some(last) = events.last().map(|e| e.position) else {
+        let events = next;
+        let Some(last) = events.events().last().map(|e| e.position) else {
             break;
         };
-        done += events.len() as u64;
+        done += events.events().len() as u64;
         let applied = futures::future::try_join_all(
             started
                 .iter()
                 .map(|one| one.runner.apply_batch(&one.projection, events.clone())),
         );
-        let (applied, read) = tokio::join!(applied, store.read_all(last, page));
+        let (applied, read) = tokio::join!(applied, read_page(last));
         applied?;
-        next = read.map_err(ProjectionError::from)?;
+        next = read?;
         for one in started {
             mark_rebuilding(db, &one.name, last).await?;
         }
@@ -668,7 +671,7 @@ async fn swap(
                     break;
                 }
                 at = shadow_runner
-                    .apply_batch(&projection, events.into())
+                    .apply_batch(&projection, Page::read(events).await?)
                     .await?;
             }
             Ok::<Position, ProjectionError>(at)

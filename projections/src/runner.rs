@@ -37,6 +37,7 @@ use crate::checkpoint;
 use crate::db::{ReadDb, ReadTx};
 use crate::error::{ApplyError, ProjectionError};
 use crate::lease::Lease;
+use crate::ticket_event::{self, Reads, TicketRead};
 
 /// Events per batch (and per transaction) unless [`Runner::with_batch_size`].
 pub const BATCH: usize = 500;
@@ -105,12 +106,17 @@ pub trait Projection: Send + Sync + 'static {
     /// rows can be written without a conflict check (PostgreSQL: COPY, see
     /// [`crate::copy`]); every other row as `apply_batch` writes it. It must
     /// leave the same rows as `apply_batch`; the default is `apply_batch`.
-    /// A poison is handled as for `apply_batch`.
+    /// A poison is handled as for `apply_batch`. `reads` holds what each of
+    /// `events` decodes to, decoded once for every projection loading the
+    /// page; a projection that folds ticket events uses it rather than
+    /// decoding them again.
     async fn load_batch(
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
+        reads: Reads<'_>,
     ) -> Result<(), ApplyError> {
+        let _ = reads;
         self.apply_batch(tx, events).await
     }
 
@@ -133,6 +139,52 @@ pub(crate) enum Load {
     /// Into a rebuild's shadow before its unique indexes are built: no row
     /// is there yet, so PostgreSQL copies them in (COPY).
     Bulk,
+}
+
+/// A run of the log handed to a runner's batch: its events in log order and,
+/// when read ahead for a rebuild's load, what each decodes to
+/// ([`ticket_event::read`]), shared by every projection loading it.
+#[derive(Clone)]
+pub(crate) struct Page {
+    events: Arc<[RecordedEvent]>,
+    reads: Option<Arc<[TicketRead]>>,
+}
+
+impl Page {
+    /// The events alone: a batch that decodes what it needs itself.
+    pub(crate) fn new(events: impl Into<Arc<[RecordedEvent]>>) -> Page {
+        Page {
+            events: events.into(),
+            reads: None,
+        }
+    }
+
+    /// The events with each one read, once for every projection that will
+    /// load them; on the blocking pool, being all CPU work.
+    pub(crate) async fn read(events: Vec<RecordedEvent>) -> Result<Page, ProjectionError> {
+        tokio::task::spawn_blocking(move || {
+            let reads: Arc<[TicketRead]> = events.iter().map(ticket_event::read).collect();
+            Page {
+                events: events.into(),
+                reads: Some(reads),
+            }
+        })
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => ProjectionError::Interrupted(e.to_string()),
+        })
+    }
+
+    pub(crate) fn events(&self) -> &[RecordedEvent] {
+        &self.events
+    }
+
+    /// How many of `events` (a run of the log, in order) are at or before
+    /// `checkpoint`: applied already.
+    fn applied(events: &[RecordedEvent], checkpoint: Position) -> usize {
+        events.partition_point(|e| e.position <= checkpoint)
+    }
 }
 
 /// Feeds projections the log of `store`, writing into `db`. Cheap to clone.
@@ -299,7 +351,7 @@ impl Runner {
             };
             let short = events.len() < self.batch_size;
             let last = last.position;
-            self.apply_batch(&projection, events.into()).await?;
+            self.apply_batch(&projection, Page::new(events)).await?;
             position = last;
             if short {
                 return Ok(position);
@@ -347,7 +399,7 @@ impl Runner {
                 }
             }
             if !events.is_empty() {
-                self.apply_batch(projection, events.into()).await?;
+                self.apply_batch(projection, Page::new(events)).await?;
                 *progressed = true;
             }
             if let Some(e) = failure {
@@ -361,11 +413,11 @@ impl Runner {
     pub(crate) async fn apply_batch(
         &self,
         projection: &Arc<dyn Projection>,
-        events: Arc<[RecordedEvent]>,
+        page: Page,
     ) -> Result<Position, ProjectionError> {
         let runner = self.clone();
         let projection = projection.clone();
-        let batch = tokio::spawn(async move { runner.write_batch(&*projection, &events).await });
+        let batch = tokio::spawn(async move { runner.write_batch(&*projection, &page).await });
         match batch.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -387,26 +439,39 @@ impl Runner {
     /// One transaction: the batch's writes and the new checkpoint.
     #[tracing::instrument(skip_all, fields(
         projection = %projection.name(),
-        first = %events.first().map(|e| e.position).unwrap_or_default(),
-        events = events.len(),
+        first = %page.events().first().map(|e| e.position).unwrap_or_default(),
+        events = page.events().len(),
     ), err)]
     async fn write_batch(
         &self,
         projection: &dyn Projection,
-        events: &[RecordedEvent],
+        page: &Page,
     ) -> Result<Position, ProjectionError> {
         let name = projection.name();
+        let events = &page.events[..];
         let mut tx = self.db.begin().await?;
         let checkpoint = checkpoint::load(&mut tx, name).await?;
-        let fresh: Vec<&RecordedEvent> =
-            events.iter().filter(|e| e.position > checkpoint).collect();
+        let skip = Page::applied(events, checkpoint);
+        let fresh: Vec<&RecordedEvent> = events[skip..].iter().collect();
         let Some(last) = fresh.last() else {
             tx.rollback().await?;
             return Ok(checkpoint);
         };
         let applied = match self.load {
             Load::Apply => projection.apply_batch(&mut tx, &fresh).await,
-            Load::Bulk => projection.load_batch(&mut tx, &fresh).await,
+            Load::Bulk => {
+                let read_here: Vec<TicketRead>;
+                let reads = match &page.reads {
+                    Some(reads) => &reads[skip..],
+                    None => {
+                        read_here = fresh.iter().map(|e| ticket_event::read(e)).collect();
+                        &read_here[..]
+                    }
+                };
+                projection
+                    .load_batch(&mut tx, &fresh, Reads::new(reads))
+                    .await
+            }
         };
         match applied {
             Ok(()) => {
@@ -422,7 +487,7 @@ impl Runner {
         let mut tx = self.db.begin().await?;
         let checkpoint = checkpoint::load(&mut tx, name).await?;
         let fresh: Vec<&RecordedEvent> =
-            events.iter().filter(|e| e.position > checkpoint).collect();
+            events[Page::applied(events, checkpoint)..].iter().collect();
         let Some(last) = fresh.last() else {
             tx.rollback().await?;
             return Ok(checkpoint);

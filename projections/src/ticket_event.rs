@@ -16,26 +16,52 @@ pub(crate) struct TicketRecord {
     pub event: TicketEvent,
 }
 
+/// What [`read`] made of one event: `None` for an event of another stream,
+/// the poison's reason for one that cannot be read.
+pub(crate) type TicketRead = Result<Option<TicketRecord>, String>;
+
 /// `None` for an event of another stream; poison for a ticket stream without
 /// a ticket id or an event that cannot be decoded.
-pub(crate) fn read(event: &RecordedEvent) -> Result<Option<TicketRecord>, ApplyError> {
+pub(crate) fn read(event: &RecordedEvent) -> TicketRead {
     let Some(stream_ticket) = event.stream_id.strip_prefix(domain::STREAM_PREFIX) else {
         return Ok(None);
     };
-    let ticket_id = Uuid::parse_str(stream_ticket).map_err(|e| {
-        ApplyError::Poison(format!(
-            "stream {} names no ticket id: {e}",
-            event.stream_id
-        ))
+    let ticket_id = Uuid::parse_str(stream_ticket)
+        .map_err(|e| format!("stream {} names no ticket id: {e}", event.stream_id))?;
+    let position = RowPosition::of(event.position).map_err(|e| match e {
+        ApplyError::Poison(reason) => reason,
+        other => other.to_string(),
     })?;
-    let position = RowPosition::of(event.position)?;
     let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
-        .map_err(|e| ApplyError::Poison(format!("cannot decode {}: {e}", event.event_type)))?;
+        .map_err(|e| format!("cannot decode {}: {e}", event.event_type))?;
     Ok(Some(TicketRecord {
         ticket_id,
         position,
         event: decoded,
     }))
+}
+
+/// `read` as a projection applies it: a poison is an [`ApplyError`].
+pub(crate) fn record(read: &TicketRead) -> Result<Option<&TicketRecord>, ApplyError> {
+    match read {
+        Ok(record) => Ok(record.as_ref()),
+        Err(reason) => Err(ApplyError::Poison(reason.clone())),
+    }
+}
+
+/// Every event of a batch [`read`] once, in order: what a rebuild hands
+/// each projection it loads (see [`crate::runner::Projection::load_batch`]),
+/// so that several projections loading the same page decode it once.
+pub struct Reads<'a>(&'a [TicketRead]);
+
+impl<'a> Reads<'a> {
+    pub(crate) fn new(reads: &'a [TicketRead]) -> Self {
+        Reads(reads)
+    }
+
+    pub(crate) fn get(&self) -> &'a [TicketRead] {
+        self.0
+    }
 }
 
 /// The ticket ids `events` name that `known` does not hold yet, sorted and

@@ -97,19 +97,21 @@ impl Batch {
         Ok(())
     }
 
-    /// One event, in memory (reading its ticket's facts if not preloaded).
+    /// One event, in memory (reading its ticket's facts if not preloaded);
+    /// `record` is what it decodes to.
     pub async fn apply(
         &mut self,
         tx: &mut ReadTx,
         event: &RecordedEvent,
+        record: Option<&TicketRecord>,
         policy: &SlaPolicy,
         gate: &CommitGate<QueueUpdate>,
     ) -> Result<(), ApplyError> {
-        let Some(TicketRecord {
+        let Some(&TicketRecord {
             ticket_id,
             position,
-            event: decoded,
-        }) = ticket_event::read(event)?
+            event: ref decoded,
+        }) = record
         else {
             return Ok(());
         };
@@ -121,7 +123,7 @@ impl Batch {
             return Ok(());
         }
         let before_state = stored.map(|s| s.state.clone());
-        let Some(after_state) = domain::evolve(before_state.clone(), &decoded) else {
+        let Some(after_state) = domain::evolve(before_state.clone(), decoded) else {
             return Err(ApplyError::Poison(format!(
                 "{} on ticket {ticket_id}, which has no TicketCreated event",
                 event.event_type

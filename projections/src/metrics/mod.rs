@@ -42,6 +42,7 @@ use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::{ApplyError, ProjectionError};
 use crate::gate::CommitGate;
 use crate::runner::Projection;
+use crate::ticket_event::{self, Reads, TicketRead};
 
 pub use facts::Contribution;
 pub use query::{queue_metrics, QueueMetricsRow};
@@ -177,7 +178,8 @@ impl Projection for MetricsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        self.fold(tx, events, Refresh::Now).await
+        let reads: Vec<TicketRead> = events.iter().map(|e| ticket_event::read(e)).collect();
+        self.fold(tx, events, &reads, Refresh::Now).await
     }
 
     /// As `apply_batch`, but the figures that are not sums are left to
@@ -187,8 +189,9 @@ impl Projection for MetricsProjection {
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
+        reads: Reads<'_>,
     ) -> Result<(), ApplyError> {
-        self.fold(tx, events, Refresh::AtEnd).await
+        self.fold(tx, events, reads.get(), Refresh::AtEnd).await
     }
 
     /// Every queue's refresh that the load left out, each as of the last
@@ -199,16 +202,21 @@ impl Projection for MetricsProjection {
 }
 
 impl MetricsProjection {
+    /// `reads`: what each of `events` decodes to.
     async fn fold(
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
+        reads: &[TicketRead],
         refresh: Refresh,
     ) -> Result<(), ApplyError> {
         let mut batch = Batch::default();
         batch.preload(tx, events).await?;
-        for event in events {
-            batch.apply(tx, event, &self.policy, &self.gate).await?;
+        for (event, read) in events.iter().zip(reads) {
+            let record = ticket_event::record(read)?;
+            batch
+                .apply(tx, event, record, &self.policy, &self.gate)
+                .await?;
         }
         batch.flush(tx, refresh).await
     }

@@ -22,7 +22,7 @@ use crate::copy::CopyRows;
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::Load;
-use crate::ticket_event::TicketRecord;
+use crate::ticket_event::TicketRead;
 
 /// A recipient's roles and teams as of the batch so far.
 pub(super) struct KnownUser {
@@ -78,7 +78,7 @@ impl Batch {
     pub async fn preload(
         &mut self,
         tx: &mut ReadTx,
-        records: &[Result<Option<TicketRecord>, ApplyError>],
+        records: &[TicketRead],
     ) -> Result<(), ApplyError> {
         let decoded = || records.iter().filter_map(|r| r.as_ref().ok()?.as_ref());
         let mut ids: Vec<Uuid> = decoded()

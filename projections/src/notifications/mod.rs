@@ -38,7 +38,7 @@ use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
 use crate::runner::{Load, Projection};
-use crate::ticket_event::{self, TicketRecord};
+use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use batch::{Batch, NewRow};
 
 pub use inbox::{
@@ -144,7 +144,8 @@ impl Projection for NotificationsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        self.apply_events(tx, events, Load::Apply).await
+        let reads: Vec<TicketRead> = events.iter().map(|e| ticket_event::read(e)).collect();
+        self.apply_events(tx, events, &reads, Load::Apply).await
     }
 
     /// As `apply_batch`, the notifications copied in on PostgreSQL.
@@ -152,8 +153,9 @@ impl Projection for NotificationsProjection {
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
+        reads: Reads<'_>,
     ) -> Result<(), ApplyError> {
-        self.apply_events(tx, events, Load::Bulk).await
+        self.apply_events(tx, events, reads.get(), Load::Bulk).await
     }
 }
 
@@ -162,15 +164,15 @@ impl NotificationsProjection {
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
+        reads: &[TicketRead],
         load: Load,
     ) -> Result<(), ApplyError> {
         let mut batch = Batch::default();
-        // Each event decoded once, and every ticket and user the batch can
-        // need read in one query each rather than one per row.
-        let records: Vec<_> = events.iter().map(|e| ticket_event::read(e)).collect();
-        batch.preload(tx, &records).await?;
-        for (event, record) in events.iter().zip(records) {
-            apply_one(&mut batch, tx, event, record).await?;
+        // Every ticket and user the batch can need read in one query each
+        // rather than one per row.
+        batch.preload(tx, reads).await?;
+        for (event, read) in events.iter().zip(reads) {
+            apply_one(&mut batch, tx, event, ticket_event::record(read)).await?;
         }
         for row in batch.flush(tx, load).await? {
             self.gate.stage(
@@ -192,7 +194,7 @@ async fn apply_one(
     batch: &mut Batch,
     tx: &mut ReadTx,
     event: &RecordedEvent,
-    record: Result<Option<TicketRecord>, ApplyError>,
+    record: Result<Option<&TicketRecord>, ApplyError>,
 ) -> Result<(), ApplyError> {
     if event.stream_id.starts_with("user-") && event.event_type == "UserProfileRecorded" {
         let position = RowPosition::of(event.position)?;
@@ -202,10 +204,10 @@ async fn apply_one(
             .set_user(tx, &profile.id, profile.roles, profile.teams, position)
             .await;
     }
-    let Some(TicketRecord {
+    let Some(&TicketRecord {
         ticket_id,
         position,
-        event: decoded,
+        event: ref decoded,
     }) = record?
     else {
         return Ok(());
@@ -215,7 +217,7 @@ async fn apply_one(
         Some(known) => Some(known.state.clone()),
         None => None,
     };
-    let Some(after) = domain::evolve(before.clone(), &decoded) else {
+    let Some(after) = domain::evolve(before.clone(), decoded) else {
         return Err(ApplyError::Poison(format!(
             "{} on ticket {ticket_id}, which has no TicketCreated event",
             event.event_type
@@ -226,9 +228,9 @@ async fn apply_one(
     compact.attachments.clear();
     batch.set_ticket(ticket_id, compact, position);
 
-    for recipient in recipients(before.as_ref(), &after, &decoded) {
+    for recipient in recipients(before.as_ref(), &after, decoded) {
         let actor = batch.actor(tx, &recipient).await?;
-        if !domain::may_receive(&actor, before.as_ref(), &after, &decoded) {
+        if !domain::may_receive(&actor, before.as_ref(), &after, decoded) {
             continue;
         }
         let sla = matches!(
@@ -238,7 +240,7 @@ async fn apply_one(
         if sla && !actor.is_staff() {
             continue;
         }
-        let Some(message) = text::message(before.as_ref(), &after, &decoded, &recipient) else {
+        let Some(message) = text::message(before.as_ref(), &after, decoded, &recipient) else {
             continue;
         };
         let require_interaction = matches!(&decoded.change,

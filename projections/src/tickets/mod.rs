@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::{Load, Projection};
-use crate::ticket_event::{self, TicketRecord};
+use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use writes::Writes;
 
 /// The checkpoint name of [`TicketsProjection`].
@@ -76,7 +76,8 @@ impl Projection for TicketsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        apply_events(tx, events, Load::Apply).await
+        let reads: Vec<TicketRead> = events.iter().map(|e| ticket_event::read(e)).collect();
+        apply_events(tx, events, &reads, Load::Apply).await
     }
 
     /// As `apply_batch`, the activity rows copied in on PostgreSQL.
@@ -84,20 +85,25 @@ impl Projection for TicketsProjection {
         &self,
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
+        reads: Reads<'_>,
     ) -> Result<(), ApplyError> {
-        apply_events(tx, events, Load::Bulk).await
+        apply_events(tx, events, reads.get(), Load::Bulk).await
     }
 }
 
+/// `reads`: what each of `events` decodes to.
 async fn apply_events(
     tx: &mut ReadTx,
     events: &[&RecordedEvent],
+    reads: &[TicketRead],
     load: Load,
 ) -> Result<(), ApplyError> {
     let mut tickets = Tickets::default();
     tickets.preload(tx, events).await?;
-    for event in events {
-        tickets.apply(tx, event).await?;
+    for (event, read) in events.iter().zip(reads) {
+        tickets
+            .apply(tx, event, ticket_event::record(read)?)
+            .await?;
     }
     tickets.flush(tx, load).await
 }
@@ -163,12 +169,18 @@ impl Tickets {
         Ok(())
     }
 
-    async fn apply(&mut self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let Some(TicketRecord {
+    /// `record`: what `event` decodes to.
+    async fn apply(
+        &mut self,
+        tx: &mut ReadTx,
+        event: &RecordedEvent,
+        record: Option<&TicketRecord>,
+    ) -> Result<(), ApplyError> {
+        let Some(&TicketRecord {
             ticket_id,
             position,
-            event: decoded,
-        }) = ticket_event::read(event)?
+            event: ref decoded,
+        }) = record
         else {
             return Ok(());
         };
@@ -186,7 +198,7 @@ impl Tickets {
         }
         let before = entry.take();
         let before_ticket = before.as_ref().map(|(_, t, _)| t);
-        let after = domain::evolve(before_ticket.cloned(), &decoded).ok_or_else(|| {
+        let after = domain::evolve(before_ticket.cloned(), decoded).ok_or_else(|| {
             ApplyError::Poison(format!(
                 "{} on ticket {ticket_id}, which has no TicketCreated event",
                 event.event_type
@@ -208,7 +220,7 @@ impl Tickets {
         }
         if let Err(e) = self
             .pending
-            .record(event, position, &decoded, before_ticket, &after)
+            .record(event, position, decoded, before_ticket, &after)
         {
             *entry = before;
             return Err(e);

@@ -539,3 +539,75 @@ async fn a_rebuild_that_loaded_a_duplicate_fails_and_keeps_the_live_model(kind: 
     }
     backend.cleanup().await;
 }
+
+on_every_backend!(
+    /// A rebuild of every projection at once over a log holding a ticket
+    /// event that cannot be decoded (each page is decoded once and shared
+    /// by the projections that load it) fails with that event named as
+    /// the poison: every live model, its checkpoint and the schema stay as
+    /// they were, and no rebuild is left marked in progress.
+    a_rebuild_meeting_an_undecodable_event_fails_naming_it_and_keeps_every_live_model
+);
+async fn a_rebuild_meeting_an_undecodable_event_fails_naming_it_and_keeps_every_live_model(
+    kind: Kind,
+) {
+    let backend = Backend::new(kind).await;
+    let store = &*backend.store;
+    let mut script = Script::new(21, 4);
+    script.record_profile(store).await;
+    script.run(store, 40).await;
+    let all = || -> Vec<Arc<dyn Projection>> {
+        vec![
+            Arc::new(TicketsProjection),
+            Arc::new(UsersProjection),
+            Arc::new(MetricsProjection::new(SlaPolicy::default())),
+            Arc::new(NotificationsProjection::new()),
+        ]
+    };
+    for projection in all() {
+        backend
+            .runner(&backend.db)
+            .catch_up(projection)
+            .await
+            .unwrap();
+    }
+    let poison_id = uuid::Uuid::new_v4();
+    let poison = store
+        .append(
+            &domain::stream_name(uuid::Uuid::new_v4()),
+            store::ExpectedVersion::Any,
+            vec![store::NewEvent {
+                id: poison_id,
+                event_type: "TicketCommented".into(),
+                schema_version: 1,
+                data: serde_json::json!({"garbage": true}),
+                metadata: serde_json::json!({}),
+            }],
+        )
+        .await
+        .unwrap()
+        .first_position;
+    script.run(store, 40).await;
+    let rows = dump(&backend.db).await;
+    let mut positions = Vec::new();
+    for projection in all() {
+        positions.push(checkpoint(&backend.db, projection.name()).await);
+    }
+    let layout = schema(&backend.db).await;
+
+    let failed = rebuild_all_in_pages(backend.store.clone(), &backend.db, all(), 16, |_, _| {})
+        .await
+        .expect_err("an undecodable event stops the rebuild");
+    let message = failed.to_string();
+    assert!(message.contains(&poison_id.to_string()), "{message}");
+    assert!(message.contains(&format!("position {poison}")), "{message}");
+
+    assert_eq!(dump(&backend.db).await, rows);
+    for (projection, at) in all().iter().zip(positions) {
+        assert_eq!(checkpoint(&backend.db, projection.name()).await, at);
+    }
+    assert_eq!(schema(&backend.db).await, layout);
+    let report = status_report(store, &backend.db).await.unwrap();
+    assert!(report.iter().all(|r| r.rebuild_position.is_none()));
+    backend.cleanup().await;
+}
