@@ -239,3 +239,25 @@ pub async fn strings(db: &ReadDb, sql: &str, ticket_id: Uuid) -> Vec<String> {
     }
     .unwrap()
 }
+
+/// Appends to a new ticket stream a `TicketCommented` whose payload no
+/// projection can decode; returns its id and position.
+pub async fn append_undecodable(store: &dyn EventStore) -> (Uuid, Position) {
+    let id = Uuid::new_v4();
+    let position = store
+        .append(
+            &domain::stream_name(Uuid::new_v4()),
+            store::ExpectedVersion::Any,
+            vec![store::NewEvent {
+                id,
+                event_type: "TicketCommented".into(),
+                schema_version: 1,
+                data: serde_json::json!({"garbage": true}),
+                metadata: serde_json::json!({}),
+            }],
+        )
+        .await
+        .unwrap()
+        .first_position;
+    (id, position)
+}

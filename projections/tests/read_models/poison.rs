@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::commands::Script;
-use crate::harness::{checkpoint, Backend, Kind};
+use crate::harness::{append_undecodable, checkpoint, Backend, Kind};
 
 crate::on_every_backend! {
     /// A `TicketCommented` event with a garbage payload stops the tickets
@@ -27,22 +27,7 @@ async fn a_poison_event_stops_its_projection_while_others_keep_running(kind: Kin
     let mut script = Script::new(13, 3);
     script.run(store, 30).await;
     let before_poison = store.head().await.unwrap();
-    let poison_id = Uuid::new_v4();
-    let poison = store
-        .append(
-            &domain::stream_name(Uuid::new_v4()),
-            ExpectedVersion::Any,
-            vec![NewEvent {
-                id: poison_id,
-                event_type: "TicketCommented".into(),
-                schema_version: 1,
-                data: serde_json::json!({"garbage": true}),
-                metadata: serde_json::json!({}),
-            }],
-        )
-        .await
-        .unwrap()
-        .first_position;
+    let (poison_id, poison) = append_undecodable(store).await;
     script.run(store, 30).await;
 
     let runner = backend.runner(&backend.db).with_batch_size(16);

@@ -13,7 +13,7 @@ use projections::{
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::Script;
-use crate::harness::{checkpoint, dump, dump_tables, Backend, Kind};
+use crate::harness::{append_undecodable, checkpoint, dump, dump_tables, Backend, Kind};
 use crate::on_every_backend;
 
 async fn ticket_count(db: &ReadDb) -> i64 {
@@ -21,6 +21,27 @@ async fn ticket_count(db: &ReadDb) -> i64 {
     match db {
         ReadDb::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await.unwrap(),
         ReadDb::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// Every projection the server runs, fresh.
+fn every_projection() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(TicketsProjection),
+        Arc::new(UsersProjection),
+        Arc::new(MetricsProjection::new(SlaPolicy::default())),
+        Arc::new(NotificationsProjection::new()),
+    ]
+}
+
+/// Every projection caught up with the log, live.
+async fn catch_up_every_projection(backend: &Backend) {
+    for projection in every_projection() {
+        backend
+            .runner(&backend.db)
+            .catch_up(projection)
+            .await
+            .unwrap();
     }
 }
 
@@ -143,21 +164,7 @@ async fn rebuild_all_equals_event_by_event(kind: Kind, mut script: Script, page:
     let mut backend = Backend::new(kind).await;
     script.record_profile(&*backend.store).await;
     script.run(&*backend.store, 200).await;
-    let all = || -> Vec<Arc<dyn Projection>> {
-        vec![
-            Arc::new(TicketsProjection),
-            Arc::new(UsersProjection),
-            Arc::new(MetricsProjection::new(SlaPolicy::default())),
-            Arc::new(NotificationsProjection::new()),
-        ]
-    };
-    for projection in all() {
-        backend
-            .runner(&backend.db)
-            .catch_up(projection)
-            .await
-            .unwrap();
-    }
+    catch_up_every_projection(&backend).await;
     script.run(&*backend.store, 200).await;
     script.record_profile(&*backend.store).await;
 
@@ -167,22 +174,22 @@ async fn rebuild_all_equals_event_by_event(kind: Kind, mut script: Script, page:
         let progress = move |name: &str, _| names.lock().unwrap().push(name.to_string());
         let (store, db) = (backend.store.clone(), &backend.db);
         match page {
-            Some(page) => rebuild_all_in_pages(store, db, all(), page, progress).await,
-            None => rebuild_all(store, db, all(), progress).await,
+            Some(page) => rebuild_all_in_pages(store, db, every_projection(), page, progress).await,
+            None => rebuild_all(store, db, every_projection(), progress).await,
         }
         .unwrap()
     };
     let head = backend.store.head().await.unwrap();
     assert_eq!(rebuilt.len(), 4);
     let names = names.lock().unwrap().clone();
-    for (projection, one) in all().iter().zip(&rebuilt) {
+    for (projection, one) in every_projection().iter().zip(&rebuilt) {
         assert_eq!(one.name, projection.name());
         assert_eq!(one.position, head);
         assert!(names.contains(&one.name), "{} reported progress", one.name);
     }
 
     let clean = backend.fresh_db().await;
-    for projection in all() {
+    for projection in every_projection() {
         let single = backend.runner(&clean).with_batch_size(1);
         single.catch_up(projection.clone()).await.unwrap();
         let tables = projection.tables();
@@ -273,15 +280,14 @@ async fn a_rebuild_leaves_the_live_schema_as_the_migrations_made_it(kind: Kind) 
         ReadDb::Postgres(pool) => Some(tickets_table_oid(pool).await),
         ReadDb::Sqlite(_) => None,
     };
-    let all: Vec<Arc<dyn Projection>> = vec![
-        Arc::new(TicketsProjection),
-        Arc::new(UsersProjection),
-        Arc::new(MetricsProjection::new(SlaPolicy::default())),
-        Arc::new(NotificationsProjection::new()),
-    ];
-    rebuild_all(backend.store.clone(), &backend.db, all, |_, _| {})
-        .await
-        .unwrap();
+    rebuild_all(
+        backend.store.clone(),
+        &backend.db,
+        every_projection(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(schema(&backend.db).await, before);
     assert!(ticket_count(&backend.db).await > 0);
     if let (ReadDb::Postgres(pool), Some(oid)) = (&backend.db, oid) {
@@ -556,54 +562,31 @@ async fn a_rebuild_meeting_an_undecodable_event_fails_naming_it_and_keeps_every_
     let mut script = Script::new(21, 4);
     script.record_profile(store).await;
     script.run(store, 40).await;
-    let all = || -> Vec<Arc<dyn Projection>> {
-        vec![
-            Arc::new(TicketsProjection),
-            Arc::new(UsersProjection),
-            Arc::new(MetricsProjection::new(SlaPolicy::default())),
-            Arc::new(NotificationsProjection::new()),
-        ]
-    };
-    for projection in all() {
-        backend
-            .runner(&backend.db)
-            .catch_up(projection)
-            .await
-            .unwrap();
-    }
-    let poison_id = uuid::Uuid::new_v4();
-    let poison = store
-        .append(
-            &domain::stream_name(uuid::Uuid::new_v4()),
-            store::ExpectedVersion::Any,
-            vec![store::NewEvent {
-                id: poison_id,
-                event_type: "TicketCommented".into(),
-                schema_version: 1,
-                data: serde_json::json!({"garbage": true}),
-                metadata: serde_json::json!({}),
-            }],
-        )
-        .await
-        .unwrap()
-        .first_position;
+    catch_up_every_projection(&backend).await;
+    let (poison_id, poison) = append_undecodable(store).await;
     script.run(store, 40).await;
     let rows = dump(&backend.db).await;
     let mut positions = Vec::new();
-    for projection in all() {
+    for projection in every_projection() {
         positions.push(checkpoint(&backend.db, projection.name()).await);
     }
     let layout = schema(&backend.db).await;
 
-    let failed = rebuild_all_in_pages(backend.store.clone(), &backend.db, all(), 16, |_, _| {})
-        .await
-        .expect_err("an undecodable event stops the rebuild");
+    let failed = rebuild_all_in_pages(
+        backend.store.clone(),
+        &backend.db,
+        every_projection(),
+        16,
+        |_, _| {},
+    )
+    .await
+    .expect_err("an undecodable event stops the rebuild");
     let message = failed.to_string();
     assert!(message.contains(&poison_id.to_string()), "{message}");
     assert!(message.contains(&format!("position {poison}")), "{message}");
 
     assert_eq!(dump(&backend.db).await, rows);
-    for (projection, at) in all().iter().zip(positions) {
+    for (projection, at) in every_projection().iter().zip(positions) {
         assert_eq!(checkpoint(&backend.db, projection.name()).await, at);
     }
     assert_eq!(schema(&backend.db).await, layout);
