@@ -464,7 +464,7 @@ impl Runner {
                 let reads = match &page.reads {
                     Some(reads) => &reads[skip..],
                     None => {
-                        read_here = fresh.iter().map(|e| ticket_event::read(e)).collect();
+                        read_here = ticket_event::read_each(&fresh);
                         &read_here[..]
                     }
                 };

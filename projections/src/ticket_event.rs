@@ -41,6 +41,12 @@ pub(crate) fn read(event: &RecordedEvent) -> TicketRead {
     }))
 }
 
+/// [`read`] of each event, in order: what a batch folds when no read of it
+/// is shared ([`Reads`]).
+pub(crate) fn read_each(events: &[&RecordedEvent]) -> Vec<TicketRead> {
+    events.iter().map(|e| read(e)).collect()
+}
+
 /// `read` as a projection applies it: a poison is an [`ApplyError`].
 pub(crate) fn record(read: &TicketRead) -> Result<Option<&TicketRecord>, ApplyError> {
     match read {

@@ -178,7 +178,7 @@ impl Projection for MetricsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        let reads: Vec<TicketRead> = events.iter().map(|e| ticket_event::read(e)).collect();
+        let reads = ticket_event::read_each(events);
         self.fold(tx, events, &reads, Refresh::Now).await
     }
 

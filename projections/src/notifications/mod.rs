@@ -144,7 +144,7 @@ impl Projection for NotificationsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        let reads: Vec<TicketRead> = events.iter().map(|e| ticket_event::read(e)).collect();
+        let reads = ticket_event::read_each(events);
         self.apply_events(tx, events, &reads, Load::Apply).await
     }
 

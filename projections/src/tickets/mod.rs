@@ -76,7 +76,7 @@ impl Projection for TicketsProjection {
         tx: &mut ReadTx,
         events: &[&RecordedEvent],
     ) -> Result<(), ApplyError> {
-        let reads: Vec<TicketRead> = events.iter().map(|e| ticket_event::read(e)).collect();
+        let reads = ticket_event::read_each(events);
         apply_events(tx, events, &reads, Load::Apply).await
     }
 
