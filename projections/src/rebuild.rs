@@ -671,7 +671,7 @@ async fn swap(
                     break;
                 }
                 at = shadow_runner
-                    .apply_batch(&projection, Page::read(events).await?)
+                    .apply_batch(&projection, Page::new(events))
                     .await?;
             }
             Ok::<Position, ProjectionError>(at)
