@@ -97,8 +97,8 @@ impl SqlDatabase {
 }
 
 impl Application {
-    /// Opens the stores (migrations run on connect), starts the projection
-    /// runners and binds the listener. Nothing is served before
+    /// Binds the listener, opens the stores (migrations run on connect) and
+    /// starts the projection runners. Nothing is served before
     /// [`Application::run_until_stopped`].
     pub async fn build(
         settings: ServeSettings,
@@ -108,6 +108,8 @@ impl Application {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Application> {
         let policy = settings.sla_policy().context("invalid SLA configuration")?;
+        // First, so a taken port is reported before any database work.
+        let listener = bind(settings.listen).await?;
         let database = SqlDatabase::open(&urls.database_url, database_schema).await?;
         let log = match &urls.event_store_url {
             Some(url) => open_store(url)
@@ -142,9 +144,6 @@ impl Application {
             .await
             .context("starting the live fan-out")?;
         let workers = vec![("the SLA process", sla), ("the fan-out worker", fanout)];
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("listening on {}", settings.listen))?;
         let ctx = ApiContext::new(
             settings,
             log,
@@ -212,6 +211,33 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Binds the server's address; a taken or forbidden address is an error that
+/// names it and the flag that changes it.
+async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    use std::io::ErrorKind;
+    TcpListener::bind(address).await.map_err(|e| {
+        let port = address.port();
+        let hint = match e.kind() {
+            ErrorKind::AddrInUse => format!("port {port} is already in use by another program"),
+            ErrorKind::PermissionDenied => {
+                format!(
+                    "this user may not listen on port {port} (ports below 1024 need privileges)"
+                )
+            }
+            ErrorKind::AddrNotAvailable => {
+                format!("{} is not an address of this machine", address.ip())
+            }
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot listen on {address}: {hint}; choose another address with \
+             --listen HOST:PORT (or TICKETS_LISTEN), e.g. --listen 127.0.0.1:{} \
+             (port 0 picks a free one)",
+            port.wrapping_add(1).max(1024)
+        )
+    })
 }
 
 /// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.

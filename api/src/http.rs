@@ -1,20 +1,19 @@
 //! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL, or the WebSocket
-//! of [`crate::ws`] when the request asks to upgrade), `/healthz`, `/readyz`,
-//! `/metrics`.
+//! of [`crate::ws`] when the request asks to upgrade), GraphiQL's embedded
+//! assets, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! A client's mistake is never a 500: an oversize body is a 413, a body that is
 //! not a GraphQL request a 400, both with a GraphQL-shaped error and a code.
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -39,6 +38,10 @@ pub fn router(state: AppState) -> Router {
     let limit = state.ctx.settings.max_body_bytes;
     Router::new()
         .route("/graphql", post(graphql_post).get(graphql_get))
+        .route(
+            &format!("{}/{{file}}", crate::graphiql::ASSETS),
+            get(crate::graphiql::asset),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -128,14 +131,7 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
     if upgrade {
         return crate::ws::upgrade(state, request).await;
     }
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("tickets")
-            .finish(),
-    )
-    .into_response()
+    crate::graphiql::page()
 }
 
 async fn healthz() -> &'static str {

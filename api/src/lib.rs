@@ -17,6 +17,7 @@
 //! - `read_models`: SQL over the projections' tables (ticket list, users).
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
+//! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
 //! - `http`: routes (GraphQL over HTTP and WebSocket, health, readiness, metrics).
 //! - `ws`: GraphQL over WebSocket (graphql-transport-ws and the legacy
 //!   graphql-ws): close codes, limits, token expiry, close on shutdown.
@@ -31,6 +32,7 @@ pub mod command_service;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod metrics;

@@ -1,4 +1,7 @@
-//! `tickets`: parse the command line, set up logging, run.
+//! `tickets`: parse the command line, set up logging, run; a failure is one
+//! `error: ...` line on standard error and exit status 1.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -9,9 +12,16 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = api::cli::Cli::parse();
     let level = if cli.serves() { "info" } else { "warn" };
-    api::telemetry::init(cli.log_format.eq_ignore_ascii_case("json"), level);
-    api::cli::run(cli).await
+    api::telemetry::init(cli.log_format, level);
+    match api::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}`: the whole chain of causes on one line.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -204,6 +204,11 @@ pub enum StoreError {
     /// The store cannot be reached or failed; retrying later may succeed.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The store could not be opened: a database file that cannot be created or
+    /// written, a server nobody answers at. The message names what was tried
+    /// and why it failed; the configuration needs fixing before a retry.
+    #[error("{0}")]
+    Open(String),
     /// A stored row could not be read back (corrupt data); a bug or tampering.
     #[error("corrupt stored event: {0}")]
     Corrupt(String),

@@ -29,6 +29,7 @@
 mod checkpointer;
 mod writer;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,10 +89,62 @@ impl Drop for Inner {
     }
 }
 
+/// Creates the database file if it is missing and checks that it can be
+/// written, so that a wrong path gets an error naming the path and the reason
+/// (SQLite's own says only "unable to open database file"). An empty file is a
+/// valid empty database to SQLite.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    let shown = path.display();
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let advice = "choose another file with --database-url sqlite://FILE";
+    match std::fs::metadata(folder) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(StoreError::Open(format!(
+                "cannot open the SQLite database {shown}: {} is not a folder ({advice})",
+                folder.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::Open(format!(
+                "cannot create the SQLite database {shown}: the folder {} does not exist \
+                 (create it, or {advice})",
+                folder.display()
+            )))
+        }
+        Err(e) => {
+            return Err(StoreError::Open(format!(
+            "cannot open the SQLite database {shown}: the folder {} cannot be read: {e} ({advice})",
+            folder.display()
+        )))
+        }
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(|e| {
+            let what = if path.exists() { "write" } else { "create" };
+            StoreError::Open(format!(
+                "cannot {what} the SQLite database {shown}: {e} (the folder {} must be \
+                 writable by this user, or {advice})",
+                folder.display()
+            ))
+        })
+}
+
 impl SqliteEventStore {
     /// Opens (creating if missing) the database at `url` — `sqlite://tickets.db`,
     /// `sqlite:relative/path.db` or `sqlite::memory:` — and runs the migrations.
-    #[tracing::instrument(skip_all, fields(url = %url), err)]
+    // Not `err`: the caller reports a failure to open (the command line as
+    // its one `error:` line), so logging it here too would say it twice.
+    #[tracing::instrument(skip_all, fields(url = %url))]
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("bad SQLite url {url:?}: {e}")))?
@@ -119,6 +172,7 @@ impl SqliteEventStore {
             migrate(&pool).await?;
             (pool.clone(), pool, None, None)
         } else {
+            check_file(options.get_filename())?;
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 // In WAL mode, NORMAL loses no committed data on a process
@@ -131,7 +185,15 @@ impl SqliteEventStore {
                 .max_connections(1)
                 .test_before_acquire(false)
                 .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
-                .await?;
+                .await
+                .map_err(|e| {
+                    // Past `check_file`, this is mostly a folder where the
+                    // write-ahead log (`FILE-wal`) cannot be created.
+                    StoreError::Open(format!(
+                        "cannot open the SQLite database {}: {e} (its folder must be writable)",
+                        options.get_filename().display()
+                    ))
+                })?;
             // Migrate before opening readers, so they find the file in WAL mode
             // with its tables.
             migrate(&writer).await?;

@@ -23,6 +23,7 @@ use crate::auth::parse_ttl;
 use crate::command_service::{CommandRequest, CommandService};
 use crate::config::{open_store, StoreUrls, DEFAULT_DATABASE_URL};
 use crate::settings::{parse_flag, Secret, ServeSettings};
+use crate::telemetry::LogFormat;
 use crate::users::{UserDirectory, UserProfile};
 
 #[derive(Debug, Parser)]
@@ -57,9 +58,11 @@ pub struct Cli {
         long,
         env = "TICKETS_LOG_FORMAT",
         global = true,
+        value_enum,
+        ignore_case = true,
         default_value = "text"
     )]
-    pub log_format: String,
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub serve: ServeSettings,
     /// What to do; default `serve`.

@@ -20,6 +20,9 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long a call waits for a free connection before reporting `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long opening the store waits for the server's first answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Channel names are identifiers (at most 63 bytes); the schema goes after this.
 const CHANNEL_PREFIX: &str = "tickets_events_";
 
@@ -30,9 +33,13 @@ pub const MAX_SCHEMA_LEN: usize = 63 - CHANNEL_PREFIX.len();
 impl PostgresEventStore {
     /// Connects to the database at `url`, using the schema its search path
     /// resolves to (usually `public`), and runs the migrations.
-    #[tracing::instrument(skip_all, err)]
+    // Not `err`: the caller reports a failure to open (the command line as
+    // its one `error:` line), so logging it here too would say it twice.
+    #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::open(parse_url(url)?, None).await
+        let options = parse_url(url)?;
+        first_connection(&options).await?.close().await?;
+        Self::open(options, None).await
     }
 
     /// Connects with every pooled connection's `search_path` set to `schema`,
@@ -40,13 +47,15 @@ impl PostgresEventStore {
     /// schema is a separate store with its own log, lock and channel (tests use a
     /// fresh schema each). `schema`: lowercase ASCII letters, digits and `_`, not
     /// starting with a digit, at most [`MAX_SCHEMA_LEN`] bytes.
-    #[tracing::instrument(skip_all, fields(schema = %schema), err)]
+    // Not `err`: the caller reports a failure to open (the command line as
+    // its one `error:` line), so logging it here too would say it twice.
+    #[tracing::instrument(skip_all, fields(schema = %schema))]
     pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
         check_schema_name(schema)?;
         let options = parse_url(url)?;
         // One plain connection for the DDL: the pool's connections will already
         // point their search path at the schema.
-        let mut conn = PgConnection::connect_with(&options).await?;
+        let mut conn = first_connection(&options).await?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
                 .bind(schema)
@@ -129,6 +138,29 @@ impl PostgresEventStore {
                 listener,
             }),
         })
+    }
+}
+
+/// One connection before the pool is built, so that a server nobody answers
+/// at, or one that refuses us, is reported at once with what was tried (the
+/// pool would retry until its acquire timeout, then say only "timed out").
+async fn first_connection(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
+    let target = format!("{}:{}", options.get_host(), options.get_port());
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(sqlx::Error::Io(e))) => Err(StoreError::Open(format!(
+            "no PostgreSQL server answered at {target}: {e} (is it running? check --database-url)"
+        ))),
+        Ok(Err(e @ sqlx::Error::Database(_))) => Err(StoreError::Open(format!(
+            "the PostgreSQL server at {target} refused the connection: {e}"
+        ))),
+        Ok(Err(e)) => Err(StoreError::Open(format!(
+            "cannot connect to PostgreSQL at {target}: {e}"
+        ))),
+        Err(_) => Err(StoreError::Open(format!(
+            "no PostgreSQL server answered at {target} within {} s (check --database-url)",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 

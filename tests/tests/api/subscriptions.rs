@@ -218,18 +218,63 @@ async fn the_legacy_graphql_ws_protocol_delivers_events_too() {
     );
 }
 
-/// GET /graphql without an upgrade serves the GraphiQL page.
+/// GET /graphql without an upgrade serves the GraphiQL page, and the page
+/// works offline: every script, style and icon it references is served by this
+/// server (or inline), none from another host.
 #[tokio::test]
-async fn a_browser_gets_graphiql() {
+async fn a_browser_gets_graphiql_with_every_asset_from_this_server() {
     let server = Server::start();
     let page = reqwest::get(server.graphql_url()).await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page
-        .text()
+    let html = page.text().await.unwrap();
+    assert!(html.contains("GraphiQL"), "{html}");
+    assert!(
+        !html.contains("http:") && !html.contains("https:") && !html.contains("//"),
+        "no external host in the page: {html}"
+    );
+    let mut references = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in html.match_indices(attribute) {
+            let rest = &html[at + attribute.len()..];
+            references.push(rest[..rest.find('"').unwrap()].to_string());
+        }
+    }
+    let scripts = references.iter().filter(|r| r.ends_with(".js")).count();
+    assert_eq!(scripts, 3, "React, ReactDOM and GraphiQL: {references:?}");
+    for reference in &references {
+        if reference.starts_with("data:") {
+            continue;
+        }
+        assert!(reference.starts_with('/'), "{reference} is on this server");
+        let asset = reqwest::get(server.url(reference)).await.unwrap();
+        assert_eq!(asset.status(), 200, "{reference}");
+        let kind = asset.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = asset.text().await.unwrap();
+        assert!(body.len() > 1000, "{reference} has content");
+        if reference.ends_with(".css") {
+            assert!(kind.starts_with("text/css"), "{reference}: {kind}");
+            assert!(
+                !body.contains("url(http") && !body.contains("url(//"),
+                "{reference}"
+            );
+        } else {
+            assert!(kind.starts_with("text/javascript"), "{reference}: {kind}");
+        }
+    }
+    // The licences are served beside the code they cover.
+    let css = references.iter().find(|r| r.ends_with(".css")).unwrap();
+    let licence = reqwest::get(server.url(&css.replace("graphiql.min.css", "LICENSE-graphiql")))
         .await
-        .unwrap()
-        .to_lowercase()
-        .contains("graphiql"));
+        .unwrap();
+    assert_eq!(licence.status(), 200);
+    assert!(licence.text().await.unwrap().contains("MIT License"));
+    let missing = reqwest::get(server.url(&css.replace("graphiql.min.css", "nope.js")))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }
 
 const ALL_EVENTS: &str = "subscription { supportTicketEvents(after: \"0\") { \
