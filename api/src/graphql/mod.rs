@@ -6,12 +6,14 @@
 //! - `pending`: contract types of the queue-metrics and notifications read models.
 //! - `query`, `mutation`, `subscription`: the three roots; `outcome` turns a
 //!   command's outcome into a mutation result.
+//! - `depth`: the `--max-query-depth` limit, which introspection is not held to.
 //! - `delivery`: which ticket events a subscriber receives ([`delivery::matches`]).
 //!
 //! Every root field starts with [`viewer`], so no operation of the contract runs
 //! without a valid token; introspection does, so GraphiQL can show the docs.
 
 pub mod delivery;
+pub mod depth;
 pub mod event;
 pub mod inputs;
 pub mod mutation;
@@ -43,7 +45,12 @@ pub fn build_schema(ctx: Option<ApiContext>) -> TicketsSchema {
         async_graphql::Schema::build(query::Query, mutation::Mutation, subscription::Subscription);
     if let Some(ctx) = ctx {
         builder = builder
-            .limit_depth(ctx.settings.max_query_depth)
+            // Introspection nests deeper than any query of the contract
+            // should: `depth` holds the contract's fields to the setting.
+            .limit_depth(ctx.settings.max_query_depth.max(depth::INTROSPECTION_DEPTH))
+            .extension(depth::SelectionDepth {
+                max: ctx.settings.max_query_depth,
+            })
             .limit_complexity(ctx.settings.max_query_complexity)
             .data(ctx);
     }

@@ -277,6 +277,68 @@ async fn a_browser_gets_graphiql_with_every_asset_from_this_server() {
     assert_eq!(missing.status(), 404);
 }
 
+/// The introspection query GraphiQL sends (graphql-js's, every option on).
+const INTROSPECTION: &str = "query IntrospectionQuery { __schema { description \
+    queryType { name } mutationType { name } subscriptionType { name } \
+    types { ...FullType } directives { name description isRepeatable locations \
+    args(includeDeprecated: true) { ...InputValue } } } } \
+    fragment FullType on __Type { kind name description specifiedByURL isOneOf \
+    fields(includeDeprecated: true) { name description args(includeDeprecated: true) \
+    { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason } \
+    inputFields(includeDeprecated: true) { ...InputValue } interfaces { ...TypeRef } \
+    enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } \
+    possibleTypes { ...TypeRef } } \
+    fragment InputValue on __InputValue { name description type { ...TypeRef } \
+    defaultValue isDeprecated deprecationReason } \
+    fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name \
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name \
+    ofType { kind name ofType { kind name ofType { kind name } } } } } } } } } }";
+
+/// GraphiQL loads the schema (docs, completion) from a server with the default
+/// `--max-query-depth`: introspection's 15 levels are not held to it, while
+/// the contract's own fields still are.
+#[tokio::test]
+async fn graphiql_loads_the_schema_under_the_default_depth_limit() {
+    let server = Server::start();
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(server.graphql_url())
+        .json(&json!({ "query": INTROSPECTION }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(answer["data"]["__schema"]["queryType"]["name"], "Query");
+    assert!(
+        answer["data"]["__schema"]["types"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 20
+    );
+
+    let nested = "relatedTickets { ".repeat(12);
+    let deep = format!(
+        "{{ __schema {{ queryType {{ name }} }} supportTicket(id: \"x\") {{ {nested} id {} }} }}",
+        "}".repeat(12)
+    );
+    let refused: Value = http
+        .post(server.graphql_url())
+        .json(&json!({ "query": deep }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("nested too deep"), "{refused}");
+    assert!(refused["data"].is_null(), "{refused}");
+}
+
 const ALL_EVENTS: &str = "subscription { supportTicketEvents(after: \"0\") { \
     eventType ticket { id request comments { comment } } comment { comment } previousState } }";
 
