@@ -98,6 +98,8 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "sub"]);
         // An expired token is expired: no grace period a client could rely on.
         validation.leeway = 0;
+        // `nbf`, when present, is honoured (auth.md, "Next round").
+        validation.validate_nbf = true;
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
@@ -119,6 +121,9 @@ impl JwtKeys {
             Ok(data) => Ok(Viewer::new(data.claims)),
             Err(e) => Err(match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("the token is not valid yet (nbf)".into())
+                }
                 ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
                 _ => AuthError::Invalid("malformed token".into()),
             }),
@@ -186,6 +191,32 @@ mod tests {
             JwtKeys::new("other").verify(&token),
             Err(AuthError::Invalid(_))
         ));
+    }
+
+    /// A token whose `nbf` lies ahead is not valid yet; once it has passed,
+    /// or without one, the token is.
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time() {
+        let keys = JwtKeys::new("s3cret");
+        let now = chrono::Utc::now().timestamp();
+        let with_nbf = |nbf: i64| {
+            let mut claims = serde_json::to_value(claims(now + 600)).unwrap();
+            claims["nbf"] = nbf.into();
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"s3cret"),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            keys.verify(&with_nbf(now + 300)),
+            Err(AuthError::Invalid(
+                "the token is not valid yet (nbf)".into()
+            ))
+        );
+        assert!(keys.verify(&with_nbf(now - 5)).is_ok());
+        assert!(keys.verify(&keys.mint(&claims(now + 600)).unwrap()).is_ok());
     }
 
     /// Expired, malformed and missing tokens are told apart, never accepted.

@@ -143,6 +143,10 @@ pub fn parse_flag(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Shortest secret accepted where it matters (off loopback, or in production
+/// mode): 32 bytes, HS256's own key size.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The JWT secret as configured, and whether the server may start with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Secret {
@@ -151,15 +155,47 @@ pub enum Secret {
     Development,
 }
 
+/// Where a secret is to be used: the address a server listens on, or none
+/// for the command line (`tickets token`), which serves nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    Serve(SocketAddr),
+    Mint,
+}
+
 impl Secret {
-    /// In production a missing (or empty) secret is an error.
-    pub fn choose(configured: Option<&str>, production: bool) -> Result<Secret, String> {
+    /// auth.md, "Next round": development mode (no secret, tokens signed with
+    /// a public one) exists only on a loopback address and outside production
+    /// mode; anywhere else the secret is required and must be at least
+    /// [`MIN_SECRET_BYTES`] long. The error says what to set.
+    pub fn choose(
+        configured: Option<&str>,
+        production: bool,
+        usage: SecretUse,
+    ) -> Result<Secret, String> {
+        let exposed = match usage {
+            SecretUse::Serve(address) => (!address.ip().is_loopback()).then_some(address),
+            SecretUse::Mint => None,
+        };
+        let strict = production || exposed.is_some();
+        let why = match (exposed, production) {
+            (Some(address), _) => {
+                format!("listening on {address}, which is not a loopback address, needs")
+            }
+            (None, _) => "production mode needs".to_string(),
+        };
         match configured.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) if strict && s.len() < MIN_SECRET_BYTES => Err(format!(
+                "{why} a TICKETS_JWT_SECRET (or --jwt-secret) of at least \
+                 {MIN_SECRET_BYTES} bytes; this one has {}. Refusing to start",
+                s.len()
+            )),
             Some(s) => Ok(Secret::Configured(s.to_string())),
-            None if production => Err(
-                "production mode needs TICKETS_JWT_SECRET (or --jwt-secret); refusing to start"
-                    .into(),
-            ),
+            None if strict => Err(format!(
+                "{why} TICKETS_JWT_SECRET (or --jwt-secret), at least {MIN_SECRET_BYTES} \
+                 bytes (e.g. `openssl rand -base64 48`); development mode, with its \
+                 public secret, is only for loopback addresses. Refusing to start"
+            )),
             None => Ok(Secret::Development),
         }
     }
@@ -176,15 +212,63 @@ impl Secret {
 mod tests {
     use super::*;
 
-    /// Production mode never falls back to the public development secret.
+    const LOOPBACK: SecretUse = SecretUse::Serve(SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        8080,
+    )));
+
+    fn exposed(address: &str) -> SecretUse {
+        SecretUse::Serve(address.parse().unwrap())
+    }
+
+    /// Production mode never falls back to the public development secret,
+    /// and takes no secret shorter than 32 bytes.
     #[test]
-    fn production_mode_refuses_a_missing_secret() {
-        assert!(Secret::choose(None, true).is_err());
-        assert!(Secret::choose(Some("  "), true).is_err());
-        assert_eq!(Secret::choose(None, false), Ok(Secret::Development));
+    fn production_mode_refuses_a_missing_or_short_secret() {
+        let long = "0123456789abcdef0123456789abcdef";
+        assert!(Secret::choose(None, true, LOOPBACK).is_err());
+        assert!(Secret::choose(Some("  "), true, LOOPBACK).is_err());
+        assert!(Secret::choose(Some("x"), true, LOOPBACK).is_err());
         assert_eq!(
-            Secret::choose(Some("x"), true),
-            Ok(Secret::Configured("x".into()))
+            Secret::choose(Some(long), true, LOOPBACK),
+            Ok(Secret::Configured(long.into()))
+        );
+    }
+
+    /// Development mode exists only on loopback: any other address (all
+    /// interfaces included) needs a secret of at least 32 bytes, and the error
+    /// names the address.
+    #[test]
+    fn off_loopback_a_server_needs_a_long_secret() {
+        let long = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            Secret::choose(None, false, LOOPBACK),
+            Ok(Secret::Development)
+        );
+        assert_eq!(
+            Secret::choose(None, false, exposed("[::1]:8080")),
+            Ok(Secret::Development)
+        );
+        assert_eq!(
+            Secret::choose(Some("short"), false, LOOPBACK),
+            Ok(Secret::Configured("short".into()))
+        );
+        for address in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:80"] {
+            let missing = Secret::choose(None, false, exposed(address)).unwrap_err();
+            assert!(
+                missing.contains(address) && missing.contains("TICKETS_JWT_SECRET"),
+                "{missing}"
+            );
+            let short = Secret::choose(Some("short"), false, exposed(address)).unwrap_err();
+            assert!(short.contains("32 bytes"), "{short}");
+            assert_eq!(
+                Secret::choose(Some(long), false, exposed(address)),
+                Ok(Secret::Configured(long.into()))
+            );
+        }
+        assert_eq!(
+            Secret::choose(None, false, SecretUse::Mint),
+            Ok(Secret::Development)
         );
     }
 

@@ -22,7 +22,7 @@ use crate::app::SqlDatabase;
 use crate::auth::parse_ttl;
 use crate::command_service::{CommandRequest, CommandService};
 use crate::config::{open_store, StoreUrls, DEFAULT_DATABASE_URL};
-use crate::settings::{parse_flag, Secret, ServeSettings};
+use crate::settings::{parse_flag, Secret, SecretUse, ServeSettings};
 use crate::telemetry::LogFormat;
 use crate::users::{UserDirectory, UserProfile};
 
@@ -76,8 +76,9 @@ impl Cli {
         matches!(self.command, None | Some(TopCommand::Serve))
     }
 
-    pub(crate) fn secret(&self) -> anyhow::Result<Secret> {
-        Secret::choose(self.jwt_secret.as_deref(), self.production).map_err(anyhow::Error::msg)
+    pub(crate) fn secret(&self, usage: SecretUse) -> anyhow::Result<Secret> {
+        Secret::choose(self.jwt_secret.as_deref(), self.production, usage)
+            .map_err(anyhow::Error::msg)
     }
 }
 

@@ -9,17 +9,18 @@ use domain::Role;
 use super::{Cli, TokenArgs};
 use crate::auth::{Claims, JwtKeys};
 use crate::config::StoreUrls;
-use crate::settings::Secret;
+use crate::settings::{Secret, SecretUse};
 
 /// `tickets serve`: build the application, say where it listens and how to get
 /// a token, and run until SIGINT/SIGTERM.
 pub(super) async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
-    let secret = cli.secret()?;
+    let secret = cli.secret(SecretUse::Serve(cli.serve.listen))?;
     if secret == Secret::Development {
         tracing::warn!(
             "DEVELOPMENT MODE: no TICKETS_JWT_SECRET is set, tokens are signed with a \
-             public well-known secret; anybody can mint a token for this server. \
-             Set TICKETS_JWT_SECRET (and TICKETS_PRODUCTION=1) in production."
+             public well-known secret; anybody who reaches this loopback address can \
+             mint a token for it. Set TICKETS_JWT_SECRET (at least 32 bytes) to serve \
+             any other address."
         );
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -50,7 +51,7 @@ pub(super) async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
 }
 
 pub(super) fn print_token(cli: &Cli, args: &TokenArgs) -> anyhow::Result<()> {
-    let secret = cli.secret()?;
+    let secret = cli.secret(SecretUse::Mint)?;
     if secret == Secret::Development {
         eprintln!("warning: no TICKETS_JWT_SECRET set; signing with the development secret");
     }
