@@ -5,6 +5,8 @@
 //! SQLite keeps some keys as separate indexes that a rebuild builds after
 //! loading). A migration added to one folder only fails here.
 
+// Only the schema helpers are used here, not the contract harness.
+#[allow(dead_code)]
 #[path = "support/postgres.rs"]
 mod support;
 
