@@ -14,6 +14,7 @@
 //!   when that turns out stale.
 
 mod cache;
+mod locks;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use crate::references::ReferenceAllocator;
 use cache::TicketCache;
+use locks::TicketLocks;
 
 /// How often a command is decided again after losing a race for its stream.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -124,6 +126,7 @@ pub struct CommandService {
     store: Arc<dyn EventStore>,
     references: Arc<ReferenceAllocator>,
     cache: Arc<TicketCache>,
+    locks: Arc<TicketLocks>,
 }
 
 impl CommandService {
@@ -133,6 +136,7 @@ impl CommandService {
             store,
             references,
             cache: Arc::new(TicketCache::new()),
+            locks: Arc::new(TicketLocks::default()),
         }
     }
 
@@ -164,8 +168,11 @@ impl CommandService {
     /// Creates a ticket: allocates its human reference, then appends `Created`.
     /// With an idempotency key the ticket id itself is derived from the key, so a
     /// retried create finds the first one.
-    #[allow(clippy::too_many_arguments)] // each is one field of the contract's input
-    #[tracing::instrument(name = "create ticket", skip_all, fields(actor = %actor.user_id), err)]
+    #[allow(clippy::too_many_arguments)]
+    // each is one field of the contract's input
+    // Failures at debug: a refusal or a conflict is the client's answer, and a
+    // store failure is logged at ERROR where it becomes an INTERNAL answer.
+    #[tracing::instrument(name = "create ticket", skip_all, fields(actor = %actor.user_id), err(level = "debug"))]
     pub async fn create(
         &self,
         actor: Actor,
@@ -285,7 +292,7 @@ impl CommandService {
         name = "execute command",
         skip_all,
         fields(ticket_id = %req.ticket_id, command = req.command.name(), actor = %req.actor.user_id),
-        err
+        err(level = "debug")
     )]
     pub async fn execute_at(
         &self,
@@ -293,6 +300,7 @@ impl CommandService {
         now: DateTime<Utc>,
     ) -> Result<CommandOutcome, CommandError> {
         let stream = domain::stream_name(req.ticket_id);
+        let _turn = self.locks.turn(req.ticket_id).await;
         if let Some(done) = self.execute_on_cached(&req, &stream, now).await? {
             return Ok(done);
         }

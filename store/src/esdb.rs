@@ -299,10 +299,9 @@ fn crypto_provider_check(client_created: bool, provider_installed: bool) -> Resu
     Ok(())
 }
 
-#[async_trait]
-impl EventStore for EsdbEventStore {
-    #[tracing::instrument(skip_all, fields(stream = %stream), err)]
-    async fn append(
+impl EsdbEventStore {
+    /// [`EventStore::append`], logged by the caller.
+    async fn append_events(
         &self,
         stream: &str,
         expected: ExpectedVersion,
@@ -362,6 +361,19 @@ impl EventStore for EsdbEventStore {
         Err(StoreError::Unavailable(format!(
             "stream {stream}: other writers kept moving it; gave up after {ANY_ATTEMPTS} tries"
         )))
+    }
+}
+
+#[async_trait]
+impl EventStore for EsdbEventStore {
+    #[tracing::instrument(skip_all, fields(stream = %stream))]
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        crate::log_append(self.append_events(stream, expected, events).await)
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]

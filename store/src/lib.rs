@@ -228,6 +228,19 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Logs a failed append in the current span at the level it deserves: a
+/// conflict is an expected outcome of optimistic concurrency, which the caller
+/// resolves (it decides again, or answers its client), so it is debug; any
+/// other failure is an error.
+pub(crate) fn log_append<T>(result: Result<T, StoreError>) -> Result<T, StoreError> {
+    match &result {
+        Err(e @ StoreError::Conflict { .. }) => tracing::debug!(error = %e, "append conflict"),
+        Err(e) => tracing::error!(error = %e, "append failed"),
+        Ok(_) => {}
+    }
+    result
+}
+
 /// The one interface over every backend.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {

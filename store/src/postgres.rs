@@ -127,14 +127,14 @@ impl PostgresEventStore {
 
 #[async_trait]
 impl EventStore for PostgresEventStore {
-    #[tracing::instrument(skip_all, fields(stream = %stream), err)]
+    #[tracing::instrument(skip_all, fields(stream = %stream))]
     async fn append(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        self.inner.appends.append(stream, expected, events).await
+        crate::log_append(self.inner.appends.append(stream, expected, events).await)
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]

@@ -261,14 +261,14 @@ impl SqliteEventStore {
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
-    #[tracing::instrument(skip_all, fields(stream = %stream), err)]
+    #[tracing::instrument(skip_all, fields(stream = %stream))]
     async fn append(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        self.inner.appends.append(stream, expected, events).await
+        crate::log_append(self.inner.appends.append(stream, expected, events).await)
     }
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]
