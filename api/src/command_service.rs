@@ -316,6 +316,15 @@ impl CommandService {
             let current = loaded.version();
             if let Some(expected) = req.expected_version {
                 if current != Some(expected) {
+                    // A ticket the caller may not see answers as one that does
+                    // not exist: its version is not theirs to learn.
+                    let visible = loaded
+                        .state
+                        .as_ref()
+                        .is_some_and(|ticket| domain::can_see(&req.actor, ticket));
+                    if !visible {
+                        return Err(DomainError::NotFound.into());
+                    }
                     return Err(CommandError::Conflict {
                         expected: Some(expected),
                         actual: current,

@@ -166,6 +166,11 @@ impl Query {
         at: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<Option<SupportTicket>> {
         let viewer = viewer(ctx)?;
+        // Checked before the ticket is looked up, so the answer is the same
+        // for a ticket that exists and one that does not.
+        if version.is_some_and(|v| v < 0) {
+            return Err(ApiError::Invalid("version must be at least 0".into()).into());
+        }
         let api = api(ctx);
         let Some(id) = ticket_id(api, &id).await? else {
             return Ok(None);
@@ -175,10 +180,7 @@ impl Query {
             return Ok(None);
         };
         let past = match (version, at) {
-            (Some(v), _) if v < 0 => {
-                return Err(ApiError::Invalid("version must be at least 0".into()).into())
-            }
-            (Some(v), _) => domain::as_of_version(&loaded.decoded, v as u64),
+            (Some(v), _) => domain::as_of_version(&loaded.decoded, v.unsigned_abs().into()),
             (None, Some(at)) => domain::as_of_time(&loaded.decoded, at),
             (None, None) => Some(current.clone()),
         };

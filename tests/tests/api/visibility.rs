@@ -192,3 +192,53 @@ async fn the_list_pages_filters_and_reads_its_own_writes() {
         .await;
     assert_eq!(crate::helpers::error_code(&bad), "INVALID", "{bad}");
 }
+
+/// auth.md, "Next round": existence never leaks. A requester who names
+/// someone else's ticket, by id or by reference, with a wrong
+/// `expectedVersion` or a bad `supportTicketAsOf` version, gets exactly the
+/// answer a ticket that does not exist gets: no CONFLICT carrying the real
+/// version, no INVALID that only an existing ticket triggers.
+#[tokio::test]
+async fn a_hidden_ticket_answers_exactly_as_a_missing_one() {
+    let server = Server::start();
+    let owner = Client::user(&server, "olga", &["REQUESTER"], &[]);
+    let snoop = Client::user(&server, "sid", &["REQUESTER"], &[]);
+    let (hidden, created) = create(&owner, "Olga's invoice", "billing").await;
+    let reference = created["ticket"]["reference"].as_str().unwrap().to_string();
+    let missing = "00000000-0000-4000-8000-000000000000".to_string();
+    let mutations = [
+        "addSupportTicketTag(id: $id, tag: \"x\", expectedVersion: 999)",
+        "commentOnSupportTicket(id: $id, comment: \"hi\", expectedVersion: 0)",
+        "addSupportTicketTag(id: $id, tag: \"x\")",
+    ];
+    for mutation in mutations {
+        for (name, nobody) in [(&hidden, &missing), (&reference, &"TCK-999999".to_string())] {
+            let ask = |id: &str| snoop.mutate(mutation, "($id: String!)", json!({ "id": id }));
+            let seen = ask(name).await;
+            let absent = ask(nobody).await;
+            assert_eq!(seen["errorCode"], "NOT_FOUND", "{mutation}: {seen}");
+            assert_eq!(
+                seen.to_string().replace(name.as_str(), "<id>"),
+                absent.to_string().replace(nobody.as_str(), "<id>"),
+                "{mutation}"
+            );
+        }
+    }
+    for version in ["-1", "0", "999"] {
+        let query = format!(
+            "query($id: String!) {{ supportTicketAsOf(id: $id, version: {version}) {{ id }} }}"
+        );
+        let seen = snoop.post(&query, json!({ "id": hidden })).await;
+        let absent = snoop.post(&query, json!({ "id": missing })).await;
+        assert_eq!(seen, absent, "version {version}");
+    }
+    // The owner still gets the real conflict, with the version.
+    let conflict = owner
+        .mutate(
+            "addSupportTicketTag(id: $id, tag: \"x\", expectedVersion: 999)",
+            "($id: String!)",
+            json!({ "id": hidden }),
+        )
+        .await;
+    assert_eq!(conflict["errorCode"], "CONFLICT", "{conflict}");
+}
