@@ -21,7 +21,7 @@ use crate::auth::JwtKeys;
 use crate::config::{open_store, redact, StoreUrls};
 use crate::context::ApiContext;
 use crate::graphql::build_schema;
-use crate::http::{router, AppState};
+use crate::http::{ops_router, router, AppState};
 use crate::settings::{Secret, ServeSettings};
 use crate::ws::Sockets;
 
@@ -35,6 +35,8 @@ const SOCKET_SHUTDOWN: Duration = Duration::from_secs(5);
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// `--ops-listen`: health, readiness and metrics on an address of their own.
+    ops: Option<(TcpListener, axum::Router)>,
     runners: Vec<JoinHandle<Result<(), projections::ProjectionError>>>,
     /// The SLA process and the fan-out worker: awaited at shutdown so no
     /// append of the SLA process is cut midway.
@@ -109,7 +111,11 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let policy = settings.sla_policy().context("invalid SLA configuration")?;
         // First, so a taken port is reported before any database work.
-        let listener = bind(settings.listen).await?;
+        let listener = bind(settings.listen, "--listen", "TICKETS_LISTEN").await?;
+        let ops_listener = match settings.ops_listen {
+            Some(address) => Some(bind(address, "--ops-listen", "TICKETS_OPS_LISTEN").await?),
+            None => None,
+        };
         let database = SqlDatabase::open(&urls.database_url, database_schema).await?;
         let log = match &urls.event_store_url {
             Some(url) => open_store(url)
@@ -155,13 +161,15 @@ impl Application {
         .with_hub(hub);
         let schema = build_schema(Some(ctx.clone()));
         let sockets = Sockets::new();
+        let state = AppState {
+            ctx,
+            schema,
+            sockets: sockets.clone(),
+        };
         Ok(Application {
             listener,
-            router: router(AppState {
-                ctx,
-                schema,
-                sockets: sockets.clone(),
-            }),
+            ops: ops_listener.map(|listener| (listener, ops_router(state.clone()))),
+            router: router(state),
             runners,
             workers,
             shutdown,
@@ -173,15 +181,41 @@ impl Application {
         Ok(self.listener.local_addr()?)
     }
 
+    /// Where `--ops-listen` serves, when it is set.
+    pub fn ops_address(&self) -> anyhow::Result<Option<SocketAddr>> {
+        Ok(match &self.ops {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        })
+    }
+
     /// Serves until the shutdown token is cancelled, then lets in-flight
     /// requests finish, waits for the SLA process to finish its tick and the
     /// fan-out to close, and for the runners to commit their batch.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let ops = self.ops.map(|(listener, router)| {
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+            })
+        });
         let shutdown = self.shutdown.clone();
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
+        // Whatever ended the public server ends the operators' one too.
+        self.shutdown.cancel();
+        if let Some(ops) = ops {
+            match ops.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "serving the ops address failed"),
+                Err(e) => tracing::error!(error = %e, "the ops server panicked"),
+            }
+        }
+        served?;
         self.shutdown.cancel();
         // The same token told every socket to close with 1001.
         if tokio::time::timeout(SOCKET_SHUTDOWN, self.sockets.all_closed())
@@ -215,7 +249,7 @@ impl Application {
 
 /// Binds the server's address; a taken or forbidden address is an error that
 /// names it and the flag that changes it.
-async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+async fn bind(address: SocketAddr, flag: &str, env: &str) -> anyhow::Result<TcpListener> {
     use std::io::ErrorKind;
     TcpListener::bind(address).await.map_err(|e| {
         let port = address.port();
@@ -233,7 +267,7 @@ async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
         };
         anyhow::anyhow!(
             "cannot listen on {address}: {hint}; choose another address with \
-             --listen HOST:PORT (or TICKETS_LISTEN), e.g. --listen 127.0.0.1:{} \
+             {flag} HOST:PORT (or {env}), e.g. {flag} 127.0.0.1:{} \
              (port 0 picks a free one)",
             port.wrapping_add(1).max(1024)
         )

@@ -34,19 +34,35 @@ pub struct AppState {
     pub sockets: Arc<Sockets>,
 }
 
+/// The public routes; `/readyz` and `/metrics` too unless `--ops-listen`
+/// serves them on an address of their own ([`ops_router`]).
 pub fn router(state: AppState) -> Router {
     let limit = state.ctx.settings.max_body_bytes;
-    Router::new()
+    let mut routes = Router::new()
         .route("/graphql", post(graphql_post).get(graphql_get))
         .route(
             &format!("{}/{{file}}", crate::graphiql::ASSETS),
             get(crate::graphiql::asset),
         )
+        .route("/healthz", get(healthz));
+    if state.ctx.settings.ops_listen.is_none() {
+        routes = routes
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics));
+    }
+    routes
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The operators' routes on `--ops-listen`: health, readiness, metrics.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -15,6 +15,11 @@ pub struct ServeSettings {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: SocketAddr,
+    /// A second address for operators: `/healthz`, `/readyz` and `/metrics`
+    /// there, and `/readyz` and `/metrics` (which query the database) no
+    /// longer on `--listen`. Default: all of them on `--listen`.
+    #[arg(long, global = true, env = "TICKETS_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
     /// Largest accepted request body, in bytes.
     #[arg(long, global = true, env = "TICKETS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

@@ -39,6 +39,12 @@ pub(super) async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on http://{address}");
     let _ = writeln!(out, "GraphiQL: http://{address}/graphql");
+    if let Some(ops) = app.ops_address()? {
+        let _ = writeln!(
+            out,
+            "health, readiness, metrics: http://{ops}/healthz /readyz /metrics"
+        );
+    }
     let _ = writeln!(
         out,
         "get a token: tickets token --sub alice --role AGENT --team support \\

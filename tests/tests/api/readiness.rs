@@ -103,3 +103,39 @@ async fn a_poisoned_projection_makes_the_server_unready_and_is_named() {
         "{last}"
     );
 }
+
+/// With `--ops-listen`, health, readiness and metrics are served on that
+/// address, and readiness and metrics (which query the database) are gone
+/// from the public one; the ops address serves nothing else.
+#[tokio::test]
+async fn ops_listen_moves_readiness_and_metrics_off_the_public_address() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ops = free.local_addr().unwrap().to_string();
+    drop(free);
+    let server = Server::start_with(&[("TICKETS_OPS_LISTEN", &ops)]);
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            status(format!("http://{ops}{path}")).await,
+            200,
+            "ops {path}"
+        );
+    }
+    let metrics = http
+        .get(format!("http://{ops}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tickets_open_sockets"), "{metrics}");
+    assert_eq!(status(server.url("/healthz")).await, 200);
+    assert_eq!(status(server.url("/readyz")).await, 404);
+    assert_eq!(status(server.url("/metrics")).await, 404);
+    assert_eq!(status(format!("http://{ops}/graphql")).await, 404);
+}
