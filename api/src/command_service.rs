@@ -31,6 +31,23 @@ use locks::TicketLocks;
 /// How often a command is decided again after losing a race for its stream.
 pub const MAX_ATTEMPTS: usize = 5;
 
+/// Longest idempotency key, in bytes: every event of the command stores it
+/// in its metadata.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+
+/// A key over [`MAX_IDEMPOTENCY_KEY_BYTES`] is the client's mistake.
+fn check_key(key: Option<&str>) -> Result<(), CommandError> {
+    match key {
+        Some(key) if key.len() > MAX_IDEMPOTENCY_KEY_BYTES => {
+            Err(CommandError::Domain(DomainError::Invalid(format!(
+                "idempotencyKey may be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes (got {})",
+                key.len()
+            ))))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Namespace of the v5 UUIDs derived from idempotency keys.
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c1e_2b9a_4f0d_4e7b_9a51_0b8e_0f2d_7c31);
 
@@ -184,6 +201,7 @@ impl CommandService {
         idempotency_key: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<CommandOutcome, CommandError> {
+        check_key(idempotency_key.as_deref())?;
         let ticket_id = match &idempotency_key {
             Some(key) => derived_id(&actor.user_id, key, "create", 0),
             None => Uuid::new_v4(),
@@ -299,6 +317,7 @@ impl CommandService {
         req: CommandRequest,
         now: DateTime<Utc>,
     ) -> Result<CommandOutcome, CommandError> {
+        check_key(req.idempotency_key.as_deref())?;
         let stream = domain::stream_name(req.ticket_id);
         let _turn = self.locks.turn(req.ticket_id).await;
         if let Some(done) = self.execute_on_cached(&req, &stream, now).await? {

@@ -94,7 +94,12 @@ pub fn encode_cursor(ticket: &Ticket) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::Invalid(format!("'{cursor}' is not a cursor of this list"));
+    let bad = || {
+        ApiError::Invalid(format!(
+            "{} is not a cursor of this list",
+            crate::graphql::bounds::quoted(cursor)
+        ))
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (time, id) = text.split_once('|').ok_or_else(bad)?;

@@ -2,7 +2,9 @@
 
 use async_graphql::InputObject;
 
+use super::bounds;
 use super::types::{EventType, TicketPriority, TicketStatus};
+use crate::error::ApiError;
 use crate::read_models::TicketFilter;
 
 /// Which ticket events a `supportTicketEvents` subscriber wants. Every given
@@ -35,6 +37,23 @@ pub struct SupportTicketFilter {
     pub tags: Option<Vec<String>>,
     pub search: Option<String>,
     pub include_deleted: Option<bool>,
+}
+
+impl SupportTicketFilter {
+    /// INVALID when a list or the search term is over its bound.
+    pub fn check_bounds(&self) -> Result<(), ApiError> {
+        bounds::items("queues", self.queues.as_ref(), bounds::MAX_FILTER_ITEMS)?;
+        bounds::items("tags", self.tags.as_ref(), bounds::MAX_FILTER_ITEMS)?;
+        bounds::bytes("search", self.search.as_deref(), bounds::MAX_SEARCH_BYTES)
+    }
+}
+
+impl SubscriptionFilter {
+    /// INVALID when a list is over its bound.
+    pub fn check_bounds(&self) -> Result<(), ApiError> {
+        bounds::items("ticketIds", self.ticket_ids.as_ref(), bounds::MAX_IDS)?;
+        bounds::items("queues", self.queues.as_ref(), bounds::MAX_FILTER_ITEMS)
+    }
 }
 
 impl From<SupportTicketFilter> for TicketFilter {

@@ -6,12 +6,14 @@
 //! - `pending`: contract types of the queue-metrics and notifications read models.
 //! - `query`, `mutation`, `subscription`: the three roots; `outcome` turns a
 //!   command's outcome into a mutation result.
+//! - `bounds`: limits on list and string arguments.
 //! - `depth`: the `--max-query-depth` limit, which introspection is not held to.
 //! - `delivery`: which ticket events a subscriber receives ([`delivery::matches`]).
 //!
 //! Every root field starts with [`viewer`], so no operation of the contract runs
 //! without a valid token; introspection does, so GraphiQL can show the docs.
 
+pub mod bounds;
 pub mod delivery;
 pub mod depth;
 pub mod event;

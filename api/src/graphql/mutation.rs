@@ -406,11 +406,16 @@ impl Mutation {
         ids: Vec<String>,
     ) -> async_graphql::Result<i32> {
         let viewer = viewer(ctx)?;
+        super::bounds::items("ids", Some(&ids), super::bounds::MAX_IDS)?;
         let parsed = ids
             .iter()
             .map(|id| {
-                Uuid::parse_str(id.trim())
-                    .map_err(|_| ApiError::Invalid(format!("{id:?} is not a notification id")))
+                Uuid::parse_str(id.trim()).map_err(|_| {
+                    ApiError::Invalid(format!(
+                        "{} is not a notification id",
+                        super::bounds::quoted(id)
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let marked =

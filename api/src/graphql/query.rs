@@ -31,6 +31,9 @@ pub const MAX_LOG_PAGE: i32 = 1000;
 
 /// A ticket id from a UUID or a `TCK-` reference; `None` when neither names one.
 pub(crate) async fn ticket_id(api: &ApiContext, id_or_ref: &str) -> Result<Option<Uuid>, ApiError> {
+    if id_or_ref.len() > super::bounds::MAX_TICKET_ID_BYTES {
+        return Ok(None);
+    }
     if let Ok(id) = Uuid::parse_str(id_or_ref.trim()) {
         return Ok(Some(id));
     }
@@ -97,8 +100,10 @@ impl Query {
                 ApiError::Invalid(format!("first must be between 0 and {MAX_PAGE}")).into(),
             );
         }
+        let filter = filter.unwrap_or_default();
+        filter.check_bounds()?;
         wait_for_own_writes(api, viewer.id(), projections::tickets::NAME).await;
-        let filter = filter.unwrap_or_default().into();
+        let filter = filter.into();
         let page = read_models::list_tickets(
             &api.read_db,
             &viewer.actor,
@@ -283,7 +288,12 @@ impl Query {
             );
         }
         let after = match after {
-            Some(a) => Position::from_str(&a).map_err(|e| ApiError::Invalid(e.to_string()))?,
+            Some(a) => Position::from_str(&a).map_err(|_| {
+                ApiError::Invalid(format!(
+                    "{} is not a valid log position",
+                    super::bounds::quoted(&a)
+                ))
+            })?,
             None => Position::START,
         };
         let events = api(ctx)
@@ -310,7 +320,7 @@ pub(crate) fn may_see_queue(actor: &domain::Actor, queue: &str) -> bool {
 pub(crate) fn inbox_error(e: projections::notifications::InboxError) -> ApiError {
     match e {
         projections::notifications::InboxError::InvalidCursor(c) => {
-            ApiError::Invalid(format!("invalid cursor {c:?}"))
+            ApiError::Invalid(format!("invalid cursor {}", super::bounds::quoted(&c)))
         }
         other => ApiError::internal(other),
     }

@@ -79,7 +79,14 @@ async fn ticket_stream(
     let viewer = viewer(ctx)?.clone();
     let api = api(ctx).clone();
     let after = after
-        .map(|cursor| Position::from_str(&cursor).map_err(|e| ApiError::Invalid(e.to_string())))
+        .map(|cursor| {
+            Position::from_str(&cursor).map_err(|_| {
+                ApiError::Invalid(format!(
+                    "{} is not a valid log position",
+                    super::bounds::quoted(&cursor)
+                ))
+            })
+        })
         .transpose()?;
     let Some(hub) = api.hub.clone() else {
         return Err(ApiError::NotImplemented(operation));
@@ -125,7 +132,9 @@ impl Subscription {
         filter: Option<SubscriptionFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<EventStream> {
-        let selection = Selection::Filter(filter.unwrap_or_default());
+        let filter = filter.unwrap_or_default();
+        filter.check_bounds()?;
+        let selection = Selection::Filter(filter);
         Ok(ticket_stream(ctx, "supportTicketEvents", selection, after).await?)
     }
 

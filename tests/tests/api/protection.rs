@@ -86,3 +86,74 @@ async fn sigterm_stops_the_server_cleanly() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// Every list and string argument has a bound: over it, the answer is
+/// INVALID naming the bound, nothing is written, and no message quotes more
+/// than a little of what the client sent.
+#[tokio::test]
+async fn oversized_arguments_are_refused_naming_their_bound() {
+    let server = Server::start();
+    let client = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let admin = Client::user(&server, "root", &["ADMIN"], &[]);
+    // Both users' profiles are recorded on their first request.
+    client.data("{ me { id } }", json!({})).await;
+    let before = crate::helpers::log_len(&admin).await;
+
+    let ids: Vec<String> = (0..501).map(|i| format!("id-{i}")).collect();
+    let body = client
+        .post(
+            "mutation($ids: [String!]!) { markNotificationsRead(ids: $ids) }",
+            json!({ "ids": ids }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "INVALID", "{body}");
+    assert!(body.to_string().contains("at most 500"), "{body}");
+
+    let list = "query($f: SupportTicketFilter, $a: String) { supportTickets(filter: $f, after: $a) { totalCount } }";
+    for (filter, bound) in [
+        (json!({ "search": "x".repeat(201) }), "at most 200 bytes"),
+        (json!({ "search": "é".repeat(101) }), "at most 200 bytes"),
+        (json!({ "tags": vec!["t"; 101] }), "at most 100"),
+        (json!({ "queues": vec!["q"; 101] }), "at most 100"),
+    ] {
+        let body = client.post(list, json!({ "f": filter })).await;
+        assert_eq!(error_code(&body), "INVALID", "{body}");
+        assert!(body.to_string().contains(bound), "{bound}: {body}");
+    }
+    let garbage = "z".repeat(10_000);
+    let body = client.post(list, json!({ "a": garbage })).await;
+    assert_eq!(error_code(&body), "INVALID", "{body}");
+    assert!(
+        body.to_string().len() < 500,
+        "the cursor is not echoed whole: {body}"
+    );
+
+    let key = "k".repeat(201);
+    let created = client
+        .mutate(
+            "createSupportTicket(input: {request: \"x\"}, idempotencyKey: $k)",
+            "($k: String)",
+            json!({ "k": key }),
+        )
+        .await;
+    crate::helpers::refused(&created, "INVALID");
+    assert!(
+        created.to_string().contains("at most 200 bytes"),
+        "{created}"
+    );
+
+    let long_id = "TCK-".to_string() + &"9".repeat(10_000);
+    let found = client
+        .data(
+            "query($id: String!) { supportTicket(id: $id) { id } }",
+            json!({ "id": long_id }),
+        )
+        .await;
+    assert!(found["supportTicket"].is_null(), "{found}");
+
+    assert_eq!(
+        crate::helpers::log_len(&admin).await,
+        before,
+        "nothing written"
+    );
+}
