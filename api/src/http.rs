@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Viewer};
 use crate::context::ApiContext;
-use crate::graphql::{Authentication, TicketsSchema};
+use crate::graphql::{bounds, Authentication, TicketsSchema};
 use crate::metrics::Metrics;
 use crate::ws::Sockets;
 
@@ -119,19 +119,36 @@ async fn graphql_post(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth = authenticate(&state.ctx, authorization).await;
-    let user = auth
-        .as_ref()
-        .map(|v| v.id().to_string())
-        .unwrap_or_default();
-    let operation = request.operation_name.clone().unwrap_or_default();
-    let span = tracing::info_span!("graphql", user = %user, operation = %operation);
     Metrics::inc(&state.ctx.metrics.graphql_requests);
-    let response = state
-        .schema
-        .execute(request.data(Authentication(auth)))
-        .instrument(span)
-        .await;
+    // The timeout covers everything that may wait on the database: recording
+    // the caller's profile as well as executing the request.
+    let timeout = state.ctx.settings.request_timeout;
+    let work = async {
+        let auth = authenticate(&state.ctx, authorization).await;
+        let user = auth.as_ref().map(|v| v.id()).unwrap_or_default();
+        let operation = request.operation_name.as_deref().unwrap_or_default();
+        // What the client chose is logged only in part.
+        let span = tracing::info_span!(
+            "graphql",
+            user = %bounds::prefix(user),
+            operation = %bounds::prefix(operation)
+        );
+        let request = request.data(Authentication(auth));
+        state.schema.execute(request).instrument(span).await
+    };
+    let Ok(response) = tokio::time::timeout(timeout, work).await else {
+        Metrics::inc(&state.ctx.metrics.graphql_errors);
+        tracing::warn!("a request stopped at its timeout");
+        return client_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TIMEOUT",
+            format!(
+                "the request ran longer than {} s and was stopped; a mutation may or may not \
+                 have been applied: retry it with the same idempotencyKey",
+                timeout.as_secs()
+            ),
+        );
+    };
     if response.is_err() {
         Metrics::inc(&state.ctx.metrics.graphql_errors);
     }

@@ -81,20 +81,32 @@ pub async fn check(store: &dyn EventStore, db: &ReadDb, max_lag: u64) -> Readine
             status_report(store, db).await?,
         ))
     };
-    match report.await {
-        Ok((head, reports)) => judge(reports, head, max_lag),
-        Err(e) => {
+    let unready = |reason: String| Readiness {
+        ready: false,
+        max_lag,
+        reason: Some(reason),
+        failing: vec![],
+        projections: vec![],
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, report).await {
+        Ok(Ok((head, reports))) => judge(reports, head, max_lag),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
-            Readiness {
-                ready: false,
-                max_lag,
-                reason: Some("the database or the event log is unreachable".into()),
-                failing: vec![],
-                projections: vec![],
-            }
+            unready("the database or the event log is unreachable".into())
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: the database did not answer in time");
+            unready(format!(
+                "the database or the event log did not answer within {} s",
+                CHECK_TIMEOUT.as_secs()
+            ))
         }
     }
 }
+
+/// How long `/readyz` waits for the database: a load balancer polling it
+/// needs an answer (503) while the database is away, not a hung request.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The verdict on a status report: pure, so the rules are tested without a
 /// database.

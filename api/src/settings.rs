@@ -23,6 +23,16 @@ pub struct ServeSettings {
     /// Largest accepted request body, in bytes.
     #[arg(long, global = true, env = "TICKETS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Longest a GraphQL query or mutation over HTTP may run (`30s`, `2m`; a
+    /// bare number is seconds); then it is stopped and answered `TIMEOUT`.
+    #[arg(
+        long,
+        global = true,
+        env = "TICKETS_REQUEST_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_timeout
+    )]
+    pub request_timeout: std::time::Duration,
     /// Deepest accepted query (selection nesting).
     #[arg(
         long,
@@ -137,6 +147,15 @@ impl ServeSettings {
     pub fn sla_policy(&self) -> Result<domain::SlaPolicy, domain::sla::SlaConfigError> {
         domain::SlaPolicy::configured(&self.sla_targets, self.sla_warning_percent)
     }
+}
+
+/// A timeout such as `30s` or `2m`; at least one second.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let timeout = crate::auth::parse_ttl(s)?;
+    if timeout.is_zero() {
+        return Err("the timeout must be at least 1s".into());
+    }
+    Ok(timeout)
 }
 
 /// `1`, `true`, `yes`, `on` (any case) are true; `0`, `false`, `no`, `off`, `` false.

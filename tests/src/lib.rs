@@ -3,7 +3,10 @@
 //! the command line, `api/` the server over HTTP and WebSocket. This library
 //! finds (and if needed builds) the binary under test, runs its commands, and
 //! starts and stops real servers ([`Server`]), so every test drives the real
-//! program as a user would.
+//! program as a user would; [`proxy::StallingProxy`] stands between a server
+//! and its database to make the database stop answering.
+
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -41,14 +41,22 @@ pub fn bytes(field: &str, text: Option<&str>, max: usize) -> Result<(), ApiError
 /// `value` as a message may quote it: its first bytes, cut at a character
 /// boundary, with `…` when something was left out.
 pub fn quoted(value: &str) -> String {
-    if value.len() <= QUOTED_BYTES {
-        return format!("{value:?}");
+    let start = prefix(value);
+    if start.len() == value.len() {
+        format!("{value:?}")
+    } else {
+        format!("{start:?}…")
     }
-    let mut end = QUOTED_BYTES;
+}
+
+/// The first bytes of `value` that a message or a log line may carry, cut at
+/// a character boundary.
+pub fn prefix(value: &str) -> &str {
+    let mut end = value.len().min(QUOTED_BYTES);
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{:?}…", &value[..end])
+    &value[..end]
 }
 
 #[cfg(test)]

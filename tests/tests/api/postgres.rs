@@ -77,3 +77,98 @@ async fn the_server_creates_and_reads_tickets_on_postgres() {
         .unwrap()
         .contains(&json!({ "field": "status", "oldValue": "OPEN", "newValue": "IN_PROGRESS" })));
 }
+
+/// The database stops answering (a stalled connection, not a refused one):
+/// `/readyz` answers 503 within a few seconds, naming the database, and a
+/// query is stopped at `--request-timeout` with `TIMEOUT` instead of hanging;
+/// once the database answers again, the node is ready and serves.
+#[tokio::test]
+async fn a_database_that_stops_answering_is_reported_within_bounded_time() {
+    let schema = format!(
+        "api_stall_{}_{}",
+        std::process::id(),
+        tests::unique() % 1_000_000
+    );
+    let target = postgres_url();
+    let host = target
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_string();
+    let proxy = tests::proxy::StallingProxy::start(&host);
+    let url = target.replacen(&host, proxy.address(), 1);
+    let server = Server::spawn(
+        url,
+        &[
+            ("TICKETS_DATABASE_SCHEMA", &schema),
+            ("TICKETS_REQUEST_TIMEOUT", "2s"),
+        ],
+        None,
+    );
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    create(&sam, "Before the stall", "support").await;
+    // A hung answer fails the test instead of hanging it.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .unwrap();
+    assert_eq!(
+        http.get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    proxy.stall();
+    let started = std::time::Instant::now();
+    let ready = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("database"),
+        "{body}"
+    );
+
+    let started = std::time::Instant::now();
+    let stopped = http
+        .post(server.graphql_url())
+        .bearer_auth(server.token("sam", &["AGENT"], &["support"]))
+        .json(&json!({ "query": "{ supportTicket(id: \"00000000-0000-4000-8000-000000000001\") { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    let status = stopped.status().as_u16();
+    let body: serde_json::Value = stopped.json().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{body}"
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
+
+    proxy.resume();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready again once the database answers");
+    create(&sam, "After the stall", "support").await;
+}
