@@ -1,7 +1,7 @@
 //! What a caller asks of a ticket. Commands are imperative and carry every new
 //! id and every fact looked up outside the domain, so deciding stays pure.
 
-use crate::access::Role;
+use crate::actor::Role;
 use crate::ticket::{TicketPriority, TicketStatus};
 use uuid::Uuid;
 

@@ -7,7 +7,8 @@
 //! command that would change nothing succeeds with no events, which makes
 //! retries and double clicks harmless.
 
-use crate::access::{authorize, Actor, Role};
+use crate::access::authorize;
+use crate::actor::{Actor, Role};
 use crate::command::Command;
 use crate::error::DomainError;
 use crate::event::{TicketChange, TicketEvent};

@@ -7,11 +7,13 @@
 //!
 //! # Layout
 //!
-//! - [`access`]: who is acting ([`Actor`], [`Role`]), who sees a ticket
-//!   ([`can_see`]), who may run which command ([`authorize`]) and who receives
-//!   an event ([`may_receive`]). The rules of `contract/auth.md`.
-//! - [`ticket`]: the [`Ticket`] state with its comments and attachments, and
-//!   the status workflow.
+//! - [`actor`]: who is acting ([`Actor`], [`Role`]).
+//! - [`access`]: who sees a ticket ([`can_see`]), who may run which command
+//!   ([`authorize`]) and who receives an event ([`may_receive`]). The rules
+//!   of `contract/auth.md`.
+//! - [`ticket`]: the [`Ticket`] state with its comments and attachments, the
+//!   values of its fields ([`TicketStatus`], [`TicketPriority`],
+//!   [`SlaTarget`]) and the status workflow.
 //! - [`command`]: the imperative [`Command`]s a caller may ask for.
 //! - [`event`]: the past-tense [`TicketEvent`]s that record what happened.
 //! - [`validate`]: trimming, length limits and tag normalisation of user input.
@@ -32,6 +34,7 @@
 //! test-only `spec` module.
 
 pub mod access;
+pub mod actor;
 pub mod codec;
 pub mod command;
 pub mod decide;
@@ -46,7 +49,8 @@ pub mod validate;
 #[cfg(test)]
 mod spec;
 
-pub use access::{authorize, can_see, may_receive, redact, Actor, Role};
+pub use access::{authorize, can_see, may_receive, redact};
+pub use actor::{Actor, Role};
 pub use codec::{decode, encode, DecodeError, EncodedEvent};
 pub use command::Command;
 pub use decide::decide;
@@ -54,10 +58,8 @@ pub use error::DomainError;
 pub use event::{TicketChange, TicketEvent, TicketEventType};
 pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
-pub use sla::{
-    decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTarget, SlaTargets, TargetClock,
-};
-pub use ticket::{Attachment, Comment, Ticket, TicketPriority, TicketStatus};
+pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
+pub use ticket::{Attachment, Comment, SlaTarget, Ticket, TicketPriority, TicketStatus};
 
 use uuid::Uuid;
 
