@@ -2,7 +2,7 @@
 //! place so queries, commands and subscriptions cannot disagree.
 
 use crate::actor::{Actor, Role};
-use crate::command::Command;
+use crate::command::{Command, RelatedTicket};
 use crate::error::DomainError;
 use crate::event::TicketEvent;
 use crate::ticket::Ticket;
@@ -45,6 +45,24 @@ pub fn redact(actor: &Actor, ticket: &Ticket) -> Ticket {
         visible.comments.retain(|comment| !comment.internal);
     }
     visible
+}
+
+/// What `actor` finds when they look up `other` (`None`: no such ticket) as
+/// the other ticket of a relation. A ticket they may not see reads as one that
+/// does not exist, as everywhere else.
+pub fn related_ticket(actor: &Actor, other: Option<&Ticket>) -> RelatedTicket {
+    match other {
+        Some(ticket) if can_see(actor, ticket) => {
+            if ticket.deleted {
+                RelatedTicket::Deleted {
+                    reference: ticket.reference.clone(),
+                }
+            } else {
+                RelatedTicket::Live
+            }
+        }
+        _ => RelatedTicket::Unknown,
+    }
 }
 
 /// auth.md, "Who may do what", for a command on an existing ticket. Whether
