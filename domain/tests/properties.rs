@@ -215,7 +215,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Every script starts from a created ticket, so the properties below are
-    /// never vacuous. (Measured when written: ~30 commands give ~9 events.)
+    /// never vacuous.
     #[test]
     fn every_script_creates_a_ticket(script in script()) {
         let (events, _) = run(&script);
