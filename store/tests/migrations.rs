@@ -5,6 +5,9 @@
 //! SQLite keeps some keys as separate indexes that a rebuild builds after
 //! loading). A migration added to one folder only fails here.
 
+// Shared with the PostgreSQL store tests; this one needs only a schema and a
+// connection, not the contract harness.
+#[allow(dead_code)]
 #[path = "support/postgres.rs"]
 mod support;
 
