@@ -19,7 +19,7 @@ mod locks;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::{Actor, Command, DomainError, Ticket, TicketEvent};
+use domain::{Actor, Command, DomainError, RelatedTicket, Ticket, TicketEvent};
 use serde_json::json;
 use store::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use uuid::Uuid;
@@ -243,64 +243,73 @@ impl CommandService {
         self.execute_at(req, now).await
     }
 
+    /// What `actor` finds when they look up `ticket_id` as the other ticket of
+    /// a relation: the `related` fact that [`Command::Relate`] and
+    /// [`Command::Unrelate`] carry.
+    pub async fn related_ticket(
+        &self,
+        actor: &Actor,
+        ticket_id: Uuid,
+    ) -> Result<RelatedTicket, StoreError> {
+        let loaded = self.load(ticket_id).await?;
+        Ok(domain::related_ticket(actor, loaded.state.as_ref()))
+    }
+
     /// Executes a command on an existing ticket (or `Create` with a known id).
     /// Relating and unrelating are recorded on both tickets.
     pub async fn execute(&self, req: CommandRequest) -> Result<CommandOutcome, CommandError> {
         let now = Utc::now();
-        match req.command {
-            Command::Relate { related_id } | Command::Unrelate { related_id } => {
-                self.execute_relation(req, related_id, now).await
+        let relation = match &req.command {
+            Command::Relate {
+                related_id,
+                related,
             }
-            _ => self.execute_at(req, now).await,
+            | Command::Unrelate {
+                related_id,
+                related,
+            } => Some((*related_id, related)),
+            _ => None,
+        };
+        match relation {
+            Some((related_id, related)) => {
+                // A deleted ticket takes no command, so unrelating from one
+                // leaves its side as is.
+                let mirrored = !matches!(related, RelatedTicket::Deleted { .. });
+                self.execute_relation(req, related_id, mirrored, now).await
+            }
+            None => self.execute_at(req, now).await,
         }
     }
 
     /// A relation is recorded on both tickets: first on the one the caller named,
-    /// then the mirror on the other. The two appends are separate (streams are the
-    /// unit of atomicity); when the mirror fails, repeating the call repairs it,
-    /// since the first half is then a no-op.
+    /// then (when `mirrored`) the mirror on `related_id`. The two appends are
+    /// separate (streams are the unit of atomicity); when the mirror fails,
+    /// repeating the call repairs it, since the first half is then a no-op.
     async fn execute_relation(
         &self,
         req: CommandRequest,
         related_id: Uuid,
+        mirrored: bool,
         now: DateTime<Utc>,
     ) -> Result<CommandOutcome, CommandError> {
-        // A deleted ticket takes no command, so an unrelate leaves its side as is.
-        let mut other_deleted = false;
-        if related_id != req.ticket_id {
-            let other = self.load(related_id).await?;
-            match &other.state {
-                Some(t) if domain::can_see(&req.actor, t) => {
-                    other_deleted = t.deleted;
-                    if t.deleted && matches!(req.command, Command::Relate { .. }) {
-                        return Err(DomainError::Invalid(format!(
-                            "ticket {} is deleted and cannot be related",
-                            t.reference
-                        ))
-                        .into());
-                    }
-                }
-                _ => {
-                    return Err(DomainError::Invalid(format!(
-                        "related ticket {related_id} does not exist"
-                    ))
-                    .into())
-                }
-            }
-        }
-        let mirror_command = match req.command {
-            Command::Relate { .. } => Command::Relate {
-                related_id: req.ticket_id,
-            },
-            _ => Command::Unrelate {
-                related_id: req.ticket_id,
-            },
-        };
-        let mut mirror = CommandRequest::new(related_id, mirror_command, req.actor.clone());
+        let ticket_id = req.ticket_id;
+        let mut mirror = CommandRequest::new(related_id, req.command.clone(), req.actor.clone());
         mirror.idempotency_key = req.idempotency_key.clone();
         mirror.metadata = req.metadata.clone();
         let outcome = self.execute_at(req, now).await?;
-        if !other_deleted {
+        if mirrored {
+            // The mirror relates the ticket just decided on, as the actor finds it now.
+            let related = domain::related_ticket(&mirror.actor, Some(&outcome.ticket));
+            mirror.command = match mirror.command {
+                Command::Relate { .. } => Command::Relate {
+                    related_id: ticket_id,
+                    related,
+                },
+                _ => Command::Unrelate {
+                    related_id: ticket_id,
+                    related,
+                },
+            };
             self.execute_at(mirror, now).await?;
         }
         Ok(outcome)

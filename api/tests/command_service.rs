@@ -195,14 +195,28 @@ async fn relating_is_recorded_on_both_tickets() {
     let service = service().await;
     let a = create(&service, "A", None).await;
     let b = create(&service, "B", None).await;
-    let relate = CommandRequest::new(a.id, Command::Relate { related_id: b.id }, admin());
-    let done = service.execute(relate).await.expect("relate");
+    let related = service.related_ticket(&admin(), b.id).await.unwrap();
+    let relate = Command::Relate {
+        related_id: b.id,
+        related,
+    };
+    let done = service
+        .execute(CommandRequest::new(a.id, relate, admin()))
+        .await
+        .expect("relate");
     assert_eq!(done.ticket.related, vec![b.id]);
     let b_now = service.load(b.id).await.unwrap().state.unwrap();
     assert_eq!(b_now.related, vec![a.id]);
 
-    let unrelate = CommandRequest::new(b.id, Command::Unrelate { related_id: a.id }, admin());
-    service.execute(unrelate).await.expect("unrelate");
+    let related = service.related_ticket(&admin(), a.id).await.unwrap();
+    let unrelate = Command::Unrelate {
+        related_id: a.id,
+        related,
+    };
+    service
+        .execute(CommandRequest::new(b.id, unrelate, admin()))
+        .await
+        .expect("unrelate");
     assert!(service
         .load(a.id)
         .await
@@ -227,10 +241,13 @@ async fn relating_to_a_missing_ticket_is_refused() {
     let service = service().await;
     let a = create(&service, "A", None).await;
     let before = log_len(&service).await;
+    let missing = Uuid::new_v4();
+    let related = service.related_ticket(&admin(), missing).await.unwrap();
     let relate = CommandRequest::new(
         a.id,
         Command::Relate {
-            related_id: Uuid::new_v4(),
+            related_id: missing,
+            related,
         },
         admin(),
     );

@@ -3,10 +3,11 @@
 //!
 //! Cores, memory and model name are not enough for that: a cloud machine of
 //! one kind reports "AMD EPYC" whatever host it lands on, and two such hosts
-//! ran the same build 1.6 times apart (SQLite commands 11,694 and 7,219 cmd/s
-//! a day apart). So a run also states the clock the OS reports and the time
-//! of a fixed single-threaded workload measured at its start: rows whose
-//! reference times differ were measured on hosts of different speed.
+//! can run the same build at clearly different speeds (BENCHMARKS.md's
+//! introduction gives an example). So a run also states the clock the OS
+//! reports and the time of a fixed single-threaded workload measured at its
+//! start: rows whose reference times differ were measured on hosts of
+//! different speed.
 
 use std::fmt;
 use std::hint::black_box;

@@ -1,55 +1,11 @@
-//! Who is acting and what they may see and do: the rules of
-//! `contract/auth.md`, in one place so queries, commands and subscriptions
-//! cannot disagree.
+//! What an [`Actor`] may see and do: the rules of `contract/auth.md`, in one
+//! place so queries, commands and subscriptions cannot disagree.
 
-use crate::command::Command;
+use crate::actor::{Actor, Role};
+use crate::command::{Command, RelatedTicket};
 use crate::error::DomainError;
 use crate::event::TicketEvent;
 use crate::ticket::Ticket;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Role {
-    Requester,
-    Agent,
-    Admin,
-}
-
-/// The authenticated user behind a command or a subscription, as the token's
-/// claims describe them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub user_id: String,
-    pub roles: Vec<Role>,
-    /// Queue names whose tickets an agent sees.
-    pub teams: Vec<String>,
-}
-
-impl Actor {
-    pub fn new(user_id: impl Into<String>, roles: Vec<Role>, teams: Vec<String>) -> Actor {
-        Actor {
-            user_id: user_id.into(),
-            roles,
-            teams,
-        }
-    }
-
-    /// The actor of automated changes (imports, migrations, scheduled jobs).
-    pub fn system() -> Actor {
-        Actor::new("system", vec![Role::Admin], vec![])
-    }
-
-    pub fn has_role(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    /// Agents and admins. Anyone else (including a user with no roles at
-    /// all) is treated as a requester: the least privilege that exists.
-    pub fn is_staff(&self) -> bool {
-        self.has_role(Role::Agent) || self.has_role(Role::Admin)
-    }
-}
 
 /// auth.md, "Who sees a ticket". Deletion does not hide a ticket here: the
 /// API decides whether to list deleted tickets, and watchers must still hear
@@ -89,6 +45,24 @@ pub fn redact(actor: &Actor, ticket: &Ticket) -> Ticket {
         visible.comments.retain(|comment| !comment.internal);
     }
     visible
+}
+
+/// What `actor` finds when they look up `other` (`None`: no such ticket) as
+/// the other ticket of a relation. A ticket they may not see reads as one that
+/// does not exist, as everywhere else.
+pub fn related_ticket(actor: &Actor, other: Option<&Ticket>) -> RelatedTicket {
+    match other {
+        Some(ticket) if can_see(actor, ticket) => {
+            if ticket.deleted {
+                RelatedTicket::Deleted {
+                    reference: ticket.reference.clone(),
+                }
+            } else {
+                RelatedTicket::Live
+            }
+        }
+        _ => RelatedTicket::Unknown,
+    }
 }
 
 /// auth.md, "Who may do what", for a command on an existing ticket. Whether

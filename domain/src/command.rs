@@ -1,7 +1,7 @@
 //! What a caller asks of a ticket. Commands are imperative and carry every new
 //! id and every fact looked up outside the domain, so deciding stays pure.
 
-use crate::access::Role;
+use crate::actor::Role;
 use crate::ticket::{TicketPriority, TicketStatus};
 use uuid::Uuid;
 
@@ -54,13 +54,18 @@ pub enum Command {
     RemoveTag {
         tag: String,
     },
-    /// The caller checks that the other ticket exists and runs the mirror
-    /// command on it, so both sides of a relation stay in step.
+    /// `related` is what the caller found when it looked up `related_id`.
+    /// The caller also runs the mirror command on the other ticket, so both
+    /// sides of a relation stay in step.
     Relate {
         related_id: Uuid,
+        related: RelatedTicket,
     },
+    /// Like `Relate`. The other ticket may be deleted: then only this side
+    /// lets go of it, since a deleted ticket takes no command.
     Unrelate {
         related_id: Uuid,
+        related: RelatedTicket,
     },
     Watch {
         user_id: String,
@@ -74,6 +79,21 @@ pub enum Command {
     Delete {
         reason: Option<String>,
     },
+}
+
+/// The other ticket of a relation, as the acting user found it when the
+/// caller looked it up ([`crate::access::related_ticket`] says what a lookup
+/// finds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelatedTicket {
+    /// No such ticket, or one the actor may not see: the two read the same,
+    /// so a relation cannot tell whether a hidden ticket exists.
+    Unknown,
+    /// The actor sees the ticket and it is deleted; `reference` names it in
+    /// the refusal.
+    Deleted { reference: String },
+    /// The actor sees the ticket and it is not deleted.
+    Live,
 }
 
 impl Command {

@@ -3,17 +3,20 @@
 //!
 //! The order of checks is part of the contract: existence, then visibility
 //! and role (so a hidden ticket is `NotFound` whatever the command), then
-//! deletion, then the input, and last whether anything would change. A
+//! deletion, then the input (with what the caller found of a related
+//! ticket), and last whether anything would change. A
 //! command that would change nothing succeeds with no events, which makes
 //! retries and double clicks harmless.
 
-use crate::access::{authorize, Actor, Role};
-use crate::command::Command;
+use crate::access::authorize;
+use crate::actor::{Actor, Role};
+use crate::command::{Command, RelatedTicket};
 use crate::error::DomainError;
 use crate::event::{TicketChange, TicketEvent};
 use crate::ticket::Ticket;
 use crate::validate;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 pub fn decide(
     state: Option<&Ticket>,
@@ -78,6 +81,26 @@ fn create(command: &Command) -> Result<Vec<TicketChange>, DomainError> {
 /// does not count, nor do internal notes.
 fn is_first_response(ticket: &Ticket, actor: &Actor) -> bool {
     ticket.first_response_at.is_none() && actor.is_staff() && actor.user_id != ticket.created_by
+}
+
+/// The other ticket of a relation must be one the actor sees. Relating also
+/// needs it not deleted, since a deleted ticket takes no command and so could
+/// not record its side; unrelating does not, so a ticket can let go of one
+/// deleted since.
+fn other_side(
+    related_id: Uuid,
+    related: &RelatedTicket,
+    relating: bool,
+) -> Result<(), DomainError> {
+    match related {
+        RelatedTicket::Unknown => Err(DomainError::Invalid(format!(
+            "related ticket {related_id} does not exist"
+        ))),
+        RelatedTicket::Deleted { reference } if relating => Err(DomainError::Invalid(format!(
+            "ticket {reference} is deleted and cannot be related"
+        ))),
+        RelatedTicket::Deleted { .. } | RelatedTicket::Live => Ok(()),
+    }
 }
 
 /// `vec![change]` when `changed`, else nothing.
@@ -214,23 +237,35 @@ fn change(
             let tag = validate::tag(tag)?;
             only_if(ticket.tags.contains(&tag), C::TagRemoved { tag })
         }
-        Command::Relate { related_id } | Command::Unrelate { related_id }
+        Command::Relate { related_id, .. } | Command::Unrelate { related_id, .. }
             if *related_id == ticket.id =>
         {
             return Err(DomainError::invalid("a ticket cannot be related to itself"))
         }
-        Command::Relate { related_id } => only_if(
-            !ticket.related.contains(related_id),
-            C::RelatedAdded {
-                related_id: *related_id,
-            },
-        ),
-        Command::Unrelate { related_id } => only_if(
-            ticket.related.contains(related_id),
-            C::RelatedRemoved {
-                related_id: *related_id,
-            },
-        ),
+        Command::Relate {
+            related_id,
+            related,
+        } => {
+            other_side(*related_id, related, true)?;
+            only_if(
+                !ticket.related.contains(related_id),
+                C::RelatedAdded {
+                    related_id: *related_id,
+                },
+            )
+        }
+        Command::Unrelate {
+            related_id,
+            related,
+        } => {
+            other_side(*related_id, related, false)?;
+            only_if(
+                ticket.related.contains(related_id),
+                C::RelatedRemoved {
+                    related_id: *related_id,
+                },
+            )
+        }
         Command::Watch { user_id } => {
             let user_id = validate::user_id(user_id)?;
             only_if(!ticket.is_watched_by(&user_id), C::WatcherAdded { user_id })

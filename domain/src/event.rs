@@ -6,8 +6,7 @@
 //! [`crate::codec`]): renaming a variant or a field is a schema change and
 //! needs a new schema version and an upcaster.
 
-use crate::sla::SlaTarget;
-use crate::ticket::{TicketPriority, TicketStatus};
+use crate::ticket::{SlaTarget, TicketPriority, TicketStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;

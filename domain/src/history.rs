@@ -64,8 +64,8 @@ pub const DIFFED_FIELDS: [&str; 18] = [
 pub fn diff(before: Option<&Ticket>, after: &Ticket) -> Vec<FieldChange> {
     // Field by field in `DIFFED_FIELDS` order, each valued as it appears in
     // the ticket's serialisation. A field whose typed value is unchanged
-    // serialises the same, so only a changed one is turned into JSON (the
-    // whole ticket used to be, twice, for every event a projection applied).
+    // serialises the same, so only a changed one is turned into JSON, rather
+    // than both whole tickets for every event a projection applies.
     let mut changes = Vec::new();
     let mut field = |name: &str, old: Option<Value>, new: Value| {
         let old = old.unwrap_or(Value::Null);

@@ -3,16 +3,21 @@
 //!
 //! The crate is pure: no I/O, no async, no clock, no randomness. The caller
 //! passes in the time (`now`) and every new id, and looks up anything external
-//! (for example the roles of a would-be assignee) before building a command.
+//! (for example the roles of a would-be assignee, or the other ticket of a
+//! relation) before building a command.
 //!
 //! # Layout
 //!
-//! - [`access`]: who is acting ([`Actor`], [`Role`]), who sees a ticket
-//!   ([`can_see`]), who may run which command ([`authorize`]) and who receives
-//!   an event ([`may_receive`]). The rules of `contract/auth.md`.
-//! - [`ticket`]: the [`Ticket`] state with its comments and attachments, and
-//!   the status workflow.
-//! - [`command`]: the imperative [`Command`]s a caller may ask for.
+//! - [`actor`]: who is acting ([`Actor`], [`Role`]).
+//! - [`access`]: who sees a ticket ([`can_see`]), who may run which command
+//!   ([`authorize`]), who receives an event ([`may_receive`]) and what a
+//!   relation finds of the other ticket ([`related_ticket`]). The rules of
+//!   `contract/auth.md`.
+//! - [`ticket`]: the [`Ticket`] state with its comments and attachments, the
+//!   values of its fields ([`TicketStatus`], [`TicketPriority`],
+//!   [`SlaTarget`]) and the status workflow.
+//! - [`command`]: the imperative [`Command`]s a caller may ask for, with the
+//!   facts the caller looked up (such as the [`RelatedTicket`]).
 //! - [`event`]: the past-tense [`TicketEvent`]s that record what happened.
 //! - [`validate`]: trimming, length limits and tag normalisation of user input.
 //! - [`mod@decide`]: `decide(state, command, actor, now)`, which turns a command into
@@ -32,6 +37,7 @@
 //! test-only `spec` module.
 
 pub mod access;
+pub mod actor;
 pub mod codec;
 pub mod command;
 pub mod decide;
@@ -46,18 +52,17 @@ pub mod validate;
 #[cfg(test)]
 mod spec;
 
-pub use access::{authorize, can_see, may_receive, redact, Actor, Role};
+pub use access::{authorize, can_see, may_receive, redact, related_ticket};
+pub use actor::{Actor, Role};
 pub use codec::{decode, encode, DecodeError, EncodedEvent};
-pub use command::Command;
+pub use command::{Command, RelatedTicket};
 pub use decide::decide;
 pub use error::DomainError;
 pub use event::{TicketChange, TicketEvent, TicketEventType};
 pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
-pub use sla::{
-    decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTarget, SlaTargets, TargetClock,
-};
-pub use ticket::{Attachment, Comment, Ticket, TicketPriority, TicketStatus};
+pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
+pub use ticket::{Attachment, Comment, SlaTarget, Ticket, TicketPriority, TicketStatus};
 
 use uuid::Uuid;
 

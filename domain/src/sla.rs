@@ -23,6 +23,7 @@
 
 mod config;
 
+pub use crate::ticket::SlaTarget;
 pub use config::{
     ConfiguredTargets, SlaConfigError, SlaTargetOverrides, DEFAULT_WARNING_PERCENT, LONGEST,
 };
@@ -31,27 +32,6 @@ use crate::event::{TicketChange, TicketEvent};
 use crate::evolve::evolve;
 use crate::ticket::{Ticket, TicketPriority, TicketStatus};
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
-
-/// What an SLA promises for a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SlaTarget {
-    FirstResponse,
-    Resolution,
-}
-
-impl SlaTarget {
-    pub const ALL: [SlaTarget; 2] = [SlaTarget::FirstResponse, SlaTarget::Resolution];
-
-    /// The stored name, e.g. `FIRST_RESPONSE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SlaTarget::FirstResponse => "FIRST_RESPONSE",
-            SlaTarget::Resolution => "RESOLUTION",
-        }
-    }
-}
 
 /// The targets of one priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

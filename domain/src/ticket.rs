@@ -1,11 +1,12 @@
-//! The state of one support ticket, as rebuilt from its events, and the status
-//! workflow it follows.
+//! The state of one support ticket, as rebuilt from its events, the values
+//! its fields take (status, priority, SLA target) and the status workflow it
+//! follows. Events and the SLA process both speak of these values, so they
+//! live here, below both.
 //!
 //! Serialised field names are the contract's `SupportTicket` names, so the
 //! JSON of a ticket, its `previousState` and the `field` of a `FieldChange`
 //! all speak the same language.
 
-use crate::sla::SlaTarget;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -112,6 +113,27 @@ pub struct Attachment {
     pub added_by: String,
     #[serde(rename = "addedDate")]
     pub added_at: DateTime<Utc>,
+}
+
+/// What an SLA promises for a ticket. The policy and the clock that measure
+/// each target are in [`crate::sla`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SlaTarget {
+    FirstResponse,
+    Resolution,
+}
+
+impl SlaTarget {
+    pub const ALL: [SlaTarget; 2] = [SlaTarget::FirstResponse, SlaTarget::Resolution];
+
+    /// The stored name, e.g. `FIRST_RESPONSE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaTarget::FirstResponse => "FIRST_RESPONSE",
+            SlaTarget::Resolution => "RESOLUTION",
+        }
+    }
 }
 
 /// One ticket as it stands after some prefix of its stream. Only

@@ -28,12 +28,12 @@
 //!   schema stays exactly as the migrations made it. No row is copied, but
 //!   each table must be locked exclusively: when readers hold one longer
 //!   than [`MOVE_LOCK_TIMEOUT`], the swap starts again and copies the rows
-//!   instead (readers are never blocked then; about a second per 100,000
-//!   rows). A table carrying something an operator added that a move would
-//!   lose (a grant, a comment, a trigger, a view over it...) is copied too,
-//!   and one another table's foreign key points at makes the swap start
-//!   again as a copy. The shadow is `ANALYZE`d first, so the planner knows
-//!   the moved tables at once.
+//!   instead (readers are never blocked then, but the copy takes time in
+//!   proportion to the rows). A table carrying something an operator added
+//!   that a move would lose (a grant, a comment, a trigger, a view over
+//!   it...) is copied too, and one another table's foreign key points at
+//!   makes the swap start again as a copy. The shadow is `ANALYZE`d first,
+//!   so the planner knows the moved tables at once.
 //! - SQLite: a table cannot move between database files, so the swap copies
 //!   the rows under the write lock.
 //!
@@ -63,22 +63,18 @@ use crate::runner::{Page, Projection, Runner};
 /// per table plus one live checkpoint write and one head read for progress.
 const REBUILD_BATCH: usize = 20_000;
 /// The shadow SQLite file's page cache, in KiB (negative: a size, not pages),
-/// each shadow's own: 16 MiB, 8 times SQLite's default. Bigger did not pay:
-/// a page evicted is read back from the operating system's file cache,
-/// while a cache that keeps growing makes the kernel hand out and zero fresh
-/// memory (page faults under `pcache1Fetch` in the profile). 1M events, the
-/// bench's whole process: 256 MiB gave 31.6-33.9k events/s and a 1.4-1.5 GB
-/// peak; 64 MiB 33.9-38.6k and 0.6-0.7 GB; 16 MiB 35.9-39.5k and 0.45 GB.
+/// each shadow's own: 16 MiB, 8 times SQLite's default. Not more: a page
+/// evicted is read back from the operating system's file cache, while a
+/// cache that keeps growing makes the kernel hand out and zero fresh memory
+/// (page faults under `pcache1Fetch`), which costs more than the re-reads
+/// save and raises the process's peak memory.
 const SHADOW_CACHE_SIZE: &str = "-16384";
 /// The page size of a shadow SQLite file, in bytes: SQLite's largest, where
 /// the live file has the default 4 KiB. A shadow is written in bulk, its
 /// indexes built by sorting, and then read whole by the swap's copy (which
 /// copies rows, not pages, so the sizes need not match): fewer, bigger
 /// pages mean fewer reads, writes and b-tree cells to handle. Its cache
-/// stays [`SHADOW_CACHE_SIZE`] bytes. 1M events, `tickets projections
-/// rebuild`, time to the last swap's commit on a noisy day: 4 KiB 28.1-29.2 s
-/// (4 runs), 16 KiB 26.1-26.8 s (2), 32 KiB 25.8-27.1 s (2), 64 KiB
-/// 25.4-28.1 s (5): about 2 s less on average, the runs overlapping.
+/// stays [`SHADOW_CACHE_SIZE`] bytes.
 const SHADOW_PAGE_SIZE: u32 = 65_536;
 /// The checkpoint row that marks a rebuild in progress.
 pub(crate) const REBUILDING: &str = "rebuild:";
@@ -544,9 +540,7 @@ impl Shadow {
                     // Every shadow builds its deferred indexes at once (see
                     // `rebuild_all`), one build per shadow already: parallel
                     // workers per build only add processes that compete for
-                    // the same cores (1M events on 2 cores: the indexes and
-                    // statistics took 6.6-6.8 s with the default of 2
-                    // workers, 4.8-6.1 s without).
+                    // the same cores.
                     ("max_parallel_maintenance_workers", "0"),
                 ]);
                 let shadow_pool: PgPool = PgPoolOptions::new()
@@ -774,7 +768,7 @@ enum PgSwap {
     /// [`movable`] has its rows copied instead.
     Move,
     /// Replace the live rows with copies of the shadow's: readers are never
-    /// blocked, but it costs about a second per 100,000 rows.
+    /// blocked, but it takes time in proportion to the rows.
     Copy,
 }
 

@@ -154,7 +154,7 @@ impl SqliteEventStore {
             // The transient b-trees of `IN (SELECT value FROM json_each(..))`
             // and sorts stay in memory: by default SQLite gives each one a
             // temporary file, created and deleted about every other append
-            // group (3,000 files in a 27,000-command benchmark).
+            // group.
             .pragma("temp_store", "memory");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
 

@@ -266,17 +266,26 @@ impl Mutation {
         expected_version: Option<i32>,
         idempotency_key: Option<String>,
     ) -> MutationResult {
-        viewer(ctx)?;
-        let Some(related_id) = ticket_id(api(ctx), &related_id).await? else {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let Some(related_id) = ticket_id(api, &related_id).await? else {
             return Ok(SupportTicketMutationResult::rejected(
                 "INVALID",
                 "the related ticket does not exist",
             ));
         };
+        let related = api
+            .commands
+            .related_ticket(&viewer.actor, related_id)
+            .await
+            .map_err(ApiError::from)?;
         run(
             ctx,
             &id,
-            Command::Relate { related_id },
+            Command::Relate {
+                related_id,
+                related,
+            },
             expected_version,
             idempotency_key,
             json!({}),
@@ -292,17 +301,26 @@ impl Mutation {
         expected_version: Option<i32>,
         idempotency_key: Option<String>,
     ) -> MutationResult {
-        viewer(ctx)?;
-        let Some(related_id) = ticket_id(api(ctx), &related_id).await? else {
+        let viewer = viewer(ctx)?;
+        let api = api(ctx);
+        let Some(related_id) = ticket_id(api, &related_id).await? else {
             return Ok(SupportTicketMutationResult::rejected(
                 "INVALID",
                 "the related ticket does not exist",
             ));
         };
+        let related = api
+            .commands
+            .related_ticket(&viewer.actor, related_id)
+            .await
+            .map_err(ApiError::from)?;
         run(
             ctx,
             &id,
-            Command::Unrelate { related_id },
+            Command::Unrelate {
+                related_id,
+                related,
+            },
             expected_version,
             idempotency_key,
             json!({}),

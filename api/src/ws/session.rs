@@ -108,7 +108,7 @@ impl Session {
         loop {
             // The handlers' futures are boxed, each only while it runs:
             // inline, the biggest of them would be part of this loop's state,
-            // which every idle socket's task carries (4.5 KB instead of 2.5).
+            // which every idle socket's task carries.
             let step = tokio::select! {
                 () = shutdown.cancelled() => Step::Close(GOING_AWAY, "server shutting down".into()),
                 () = &mut deadline => Box::pin(self.on_deadline()).await,

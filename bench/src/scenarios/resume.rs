@@ -43,8 +43,9 @@ use verdict::{judge, Verdict};
 
 /// How long after the driver stops the clients may take to reach the final
 /// head before what is still missing counts as in flight at the deadline:
-/// generous (a loaded machine has taken 160 s), and well inside the
-/// scenario's own deadline (600 s, tiny 120 s), so a slow run still reports.
+/// generous, since a machine loaded by other work catches up far more
+/// slowly, and well inside the scenario's own deadline (600 s, tiny 120 s),
+/// so a slow run still reports.
 fn catch_up_limit(settings: &Settings) -> Duration {
     Duration::from_secs(if settings.tiny() { 60 } else { 300 })
 }

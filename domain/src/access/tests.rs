@@ -104,6 +104,36 @@ fn a_requester_reads_a_ticket_without_its_internal_comments() {
 }
 
 #[test]
+fn a_relation_finds_a_hidden_ticket_as_it_finds_a_missing_one() {
+    let ticket = ticket();
+    assert_eq!(related_ticket(&admin(), None), RelatedTicket::Unknown);
+    assert_eq!(
+        related_ticket(&other_agent(), Some(&ticket)),
+        RelatedTicket::Unknown
+    );
+    assert_eq!(related_ticket(&agent(), Some(&ticket)), RelatedTicket::Live);
+}
+
+#[test]
+fn a_relation_finds_a_deleted_ticket_by_its_reference() {
+    let history = [
+        created(),
+        then(&admin(), TicketChange::Deleted { reason: None }),
+    ];
+    let ticket = fold(&history).unwrap();
+    assert_eq!(
+        related_ticket(&agent(), Some(&ticket)),
+        RelatedTicket::Deleted {
+            reference: "TCK-000001".into()
+        }
+    );
+    assert_eq!(
+        related_ticket(&other_agent(), Some(&ticket)),
+        RelatedTicket::Unknown
+    );
+}
+
+#[test]
 fn the_system_actor_is_an_admin() {
     let system = Actor::system();
     assert_eq!(system.user_id, "system");

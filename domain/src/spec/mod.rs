@@ -16,7 +16,8 @@ mod status;
 mod tags;
 mod update;
 
-use crate::{decide, fold, Actor, Command, DomainError, Role, Ticket, TicketChange, TicketEvent};
+use crate::{decide, fold, Actor, Command, DomainError, RelatedTicket, Role};
+use crate::{Ticket, TicketChange, TicketEvent};
 use crate::{TicketPriority, TicketStatus};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;

@@ -58,9 +58,11 @@ fn it_should_append_nothing_for_a_command_that_changes_nothing() {
         },
         Command::Relate {
             related_id: OTHER_TICKET,
+            related: RelatedTicket::Live,
         },
         Command::Unrelate {
             related_id: Uuid::from_u128(0x99),
+            related: RelatedTicket::Live,
         },
         Command::Update {
             request: Some("Printer on fire".into()),

@@ -44,6 +44,7 @@ fn every_command() -> Vec<Command> {
         Command::AddTag { tag: "x".into() },
         Command::Relate {
             related_id: OTHER_TICKET,
+            related: RelatedTicket::Live,
         },
         Command::Watch {
             user_id: "erin".into(),

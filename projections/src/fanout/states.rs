@@ -32,8 +32,8 @@ pub enum BuildError {
 ///
 /// The cache grows as tickets are seen instead of reserving room for
 /// `capacity` up front: every subscription that resumes with `after` has one
-/// (most replay a few events, or none), and a reserved map of 1,000 entries
-/// was ~25 KB per subscriber.
+/// (most replay a few events, or none), and a map reserved for `capacity`
+/// tickets would cost each of them that memory from the start.
 pub struct TicketStates {
     cache: LruCache<Uuid, Ticket>,
     capacity: NonZeroUsize,

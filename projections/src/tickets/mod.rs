@@ -246,8 +246,8 @@ impl Tickets {
             let Some(Some((position, ticket, _))) = self.known.get(&ticket_id) else {
                 continue;
             };
-            // Through a `Value`, whose keys are sorted: the text SQLite
-            // stores stays what it always was.
+            // Through a `Value`, whose keys are sorted: every state SQLite
+            // stores has its keys in that one order, whichever path wrote it.
             let state = serde_json::to_value(ticket)
                 .map_err(|e| {
                     ApplyError::Poison(format!(

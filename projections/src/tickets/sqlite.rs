@@ -2,8 +2,8 @@
 //! as text (times with nine fraction digits, so text order is time order).
 //!
 //! A batch is written with multi-row statements: each statement is one trip
-//! to sqlx's SQLite worker thread, and that hand-over, not SQLite itself, was
-//! what a statement per row spent its time on.
+//! to sqlx's SQLite worker thread, and that hand-over, not SQLite itself, is
+//! what a statement per row would spend its time on.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::query_builder::Separated;

@@ -63,7 +63,7 @@ impl Writes {
         after: &Ticket,
     ) -> Result<(), ApplyError> {
         // Straight to text: the same text as through a `Value` (see
-        // `domain::FieldChange`), which stored activity rows always had.
+        // `domain::FieldChange`), the one form every stored activity row has.
         let changes = serde_json::to_string(&domain::diff(before, after)).map_err(|e| {
             ApplyError::Poison(format!(
                 "cannot serialise the changes of ticket {}: {e}",

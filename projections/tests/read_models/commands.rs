@@ -2,7 +2,7 @@
 //! store, as the command service would (without depending on it).
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{Actor, Command, Role, Ticket, TicketPriority, TicketStatus};
+use domain::{Actor, Command, RelatedTicket, Role, Ticket, TicketPriority, TicketStatus};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -182,9 +182,15 @@ impl Script {
             10 => Command::RemoveTag {
                 tag: ticket.tags.first().cloned().unwrap_or_else(|| "vip".into()),
             },
-            11 => Command::Relate { related_id: other },
+            // The other side is taken as live: these logs feed the read
+            // models, which record whatever relations the log holds.
+            11 => Command::Relate {
+                related_id: other,
+                related: RelatedTicket::Live,
+            },
             12 => Command::Unrelate {
                 related_id: ticket.related.first().copied().unwrap_or(other),
+                related: RelatedTicket::Live,
             },
             13 => Command::Watch {
                 user_id: self.pick(&USERS),

@@ -84,10 +84,9 @@ impl PostgresEventStore {
         // each statement once per connection, and PostgreSQL then switches to a
         // generic plan that it keeps until the table is next analysed. A plan
         // made while the log was small is a sequential scan, and on a server
-        // whose autovacuum is off (this one's, say) nothing ever analyses the
-        // log: the append writer's facts query then read the whole `events`
-        // table on every group, and appending a 1M-event log slowed to about
-        // 700 events/s with the backend CPU-bound. Our statements are short;
+        // whose autovacuum is off nothing ever analyses the log: the append
+        // writer's facts query would read the whole `events` table on every
+        // group, slower with every event appended. Our statements are short;
         // planning each costs far less than one wrong plan.
         let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()

@@ -5,20 +5,19 @@
 //! `synchronous = NORMAL`, that anything is flushed to disk (the WAL first,
 //! then the database). SQLite's automatic checkpoint runs inside whichever
 //! commit takes the WAL past 1,000 pages, so on the single writer connection
-//! one append group in thirty or so waited for a whole checkpoint with its
-//! two fsyncs: two thirds of the writer's time in the commands benchmark, and
-//! every p99.
+//! that append group would wait for a whole checkpoint and its two fsyncs,
+//! and every append queued behind it would wait too: such waits would take
+//! most of the writer's time and make its slowest appends.
 //!
 //! So the writer connection has automatic checkpoints off, and this task
 //! runs a `PASSIVE` checkpoint on a connection of its own every
 //! [`CHECKPOINT_EVERY`]. A passive checkpoint never blocks the writer nor
 //! readers; it copies what is committed and not in use by a reader, and
 //! does nothing (no fsync) when nothing was committed since the last one.
-//! What a power loss can take is now bounded in time, about one interval
-//! of commits (longer only while a long read keeps the checkpoint from
-//! copying anything), where before it was up to 1,000 pages of commits
-//! however old they were on a quiet server. A process crash still loses
-//! nothing committed.
+//! What a power loss can take is bounded in time, about one interval of
+//! commits (longer only while a long read keeps the checkpoint from copying
+//! anything), rather than up to 1,000 pages of commits however old they are
+//! on a quiet server. A process crash loses nothing committed.
 
 use std::time::Duration;
 

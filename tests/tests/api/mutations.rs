@@ -242,3 +242,87 @@ async fn a_retried_idempotency_key_returns_the_first_result_and_appends_nothing(
     assert_eq!(c2["ticket"]["comments"].as_array().unwrap().len(), 1);
     assert_eq!(log_len(&root).await, appended);
 }
+
+/// The other ticket of a relation must be one the caller sees and not
+/// deleted: relating to a deleted, missing or hidden ticket is INVALID, a
+/// deleted ticket cannot be related itself (DELETED), and none of these
+/// appends anything. Unrelating from a deleted ticket lets go of it on the
+/// live side only, since a deleted ticket takes no command.
+#[tokio::test]
+async fn a_relation_needs_a_live_ticket_the_caller_sees_on_the_other_side() {
+    let server = Server::start();
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    let (live, _) = create(&sam, "Printer on fire", "support").await;
+    let (gone, gone_created) = create(&sam, "Toner low", "support").await;
+    let (fresh, _) = create(&sam, "Scanner jammed", "support").await;
+    let (hidden, _) = create(&root, "Payroll", "billing").await;
+    let relate = "relateSupportTickets(id: $id, relatedId: $other)";
+    let unrelate = "unrelateSupportTickets(id: $id, relatedId: $other)";
+    let args = "($id: String!, $other: String!)";
+    ok(sam
+        .mutate(relate, args, json!({ "id": live, "other": gone }))
+        .await);
+    ok(root
+        .mutate(
+            "deleteSupportTicket(id: $id)",
+            "($id: String!)",
+            json!({ "id": gone }),
+        )
+        .await);
+    let before = log_len(&root).await;
+
+    let gone_reference = gone_created["ticket"]["reference"].as_str().unwrap();
+    for other in [gone.as_str(), gone_reference] {
+        let r = sam
+            .mutate(relate, args, json!({ "id": fresh, "other": other }))
+            .await;
+        refused(&r, "INVALID");
+        assert_eq!(
+            r["error"],
+            format!("invalid: ticket {gone_reference} is deleted and cannot be related")
+        );
+    }
+    let missing = "00000000-0000-0000-0000-000000000000";
+    for other in [missing, hidden.as_str()] {
+        let r = sam
+            .mutate(relate, args, json!({ "id": fresh, "other": other }))
+            .await;
+        refused(&r, "INVALID");
+        assert_eq!(
+            r["error"],
+            format!("invalid: related ticket {other} does not exist")
+        );
+        let r = sam
+            .mutate(unrelate, args, json!({ "id": fresh, "other": other }))
+            .await;
+        refused(&r, "INVALID");
+        assert_eq!(
+            r["error"],
+            format!("invalid: related ticket {other} does not exist")
+        );
+    }
+    let r = sam
+        .mutate(relate, args, json!({ "id": gone, "other": fresh }))
+        .await;
+    refused(&r, "DELETED");
+    assert_eq!(log_len(&root).await, before, "refusals append nothing");
+
+    let r = ok(sam
+        .mutate(unrelate, args, json!({ "id": live, "other": gone }))
+        .await);
+    assert_eq!(r["event"]["eventType"], "RELATED_REMOVED");
+    assert_eq!(r["ticket"]["relatedTickets"], json!([]));
+    assert_eq!(log_len(&root).await, before + 1, "only the live side");
+    let deleted = root
+        .data(
+            "query($id: String!) { supportTicket(id: $id) { deleted relatedTickets { id } } }",
+            json!({ "id": gone }),
+        )
+        .await;
+    assert_eq!(deleted["supportTicket"]["deleted"], true);
+    assert_eq!(
+        deleted["supportTicket"]["relatedTickets"],
+        json!([{ "id": live }])
+    );
+}

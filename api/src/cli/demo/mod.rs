@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use chrono::Utc;
 use clap::Args;
-use domain::Command;
+use domain::{Command, RelatedTicket};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use store::Position;
@@ -150,11 +150,14 @@ pub(super) async fn run(
     bar.set_prefix("relations");
     for (n, r) in relations.iter().enumerate() {
         // Both halves by hand, at the planned time: `execute` would stamp now.
+        // The plan relates only tickets it keeps, in a queue the actor's team
+        // works, so each side finds the other live.
         for (this, that) in [(r.from, r.to), (r.to, r.from)] {
             let mut req = CommandRequest::new(
                 ids[this],
                 Command::Relate {
                     related_id: ids[that],
+                    related: RelatedTicket::Live,
                 },
                 r.actor.clone(),
             );

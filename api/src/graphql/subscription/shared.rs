@@ -10,7 +10,8 @@
 //! subscriber that needs it and kept on the delivery
 //! ([`projections::fanout::Views`]) for the others of the same kind. Any
 //! other selection (users looked up, related tickets "as they stand now",
-//! fragments, arguments, directives) is resolved per subscriber, as before.
+//! fragments, arguments, directives) is resolved for each subscriber on its
+//! own.
 //!
 //! To GraphQL it is a `SupportTicketEvent`: same type, same schema.
 
