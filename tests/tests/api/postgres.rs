@@ -10,14 +10,19 @@ fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// A schema name of this test process's own, starting with `prefix`.
+fn fresh_schema(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        tests::unique() % 1_000_000
+    )
+}
+
 /// Create, query (by id and in the list) and read the history on PostgreSQL.
 #[tokio::test]
 async fn the_server_creates_and_reads_tickets_on_postgres() {
-    let schema = format!(
-        "api_test_{}_{}",
-        std::process::id(),
-        tests::unique() % 1_000_000
-    );
+    let schema = fresh_schema("api_test");
     let server = Server::spawn(
         postgres_url(),
         &[("TICKETS_DATABASE_SCHEMA", &schema)],
@@ -84,11 +89,7 @@ async fn the_server_creates_and_reads_tickets_on_postgres() {
 /// once the database answers again, the node is ready and serves.
 #[tokio::test]
 async fn a_database_that_stops_answering_is_reported_within_bounded_time() {
-    let schema = format!(
-        "api_stall_{}_{}",
-        std::process::id(),
-        tests::unique() % 1_000_000
-    );
+    let schema = fresh_schema("api_stall");
     let target = postgres_url();
     let host = target
         .split('@')

@@ -300,16 +300,8 @@ const INTROSPECTION: &str = "query IntrospectionQuery { __schema { description \
 #[tokio::test]
 async fn graphiql_loads_the_schema_under_the_default_depth_limit() {
     let server = Server::start();
-    let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(server.graphql_url())
-        .json(&json!({ "query": INTROSPECTION }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let anonymous = Client::new(&server, None);
+    let answer = anonymous.post(INTROSPECTION, json!({})).await;
     assert!(answer.get("errors").is_none(), "{answer}");
     assert_eq!(answer["data"]["__schema"]["queryType"]["name"], "Query");
     assert!(
@@ -325,15 +317,7 @@ async fn graphiql_loads_the_schema_under_the_default_depth_limit() {
         "{{ __schema {{ queryType {{ name }} }} supportTicket(id: \"x\") {{ {nested} id {} }} }}",
         "}".repeat(12)
     );
-    let refused: Value = http
-        .post(server.graphql_url())
-        .json(&json!({ "query": deep }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused = anonymous.post(&deep, json!({})).await;
     let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("nested too deep"), "{refused}");
     assert!(refused["data"].is_null(), "{refused}");
