@@ -205,8 +205,9 @@ pub enum StoreError {
     #[error("event store unavailable: {0}")]
     Unavailable(String),
     /// The store could not be opened: a database file that cannot be created or
-    /// written, a server nobody answers at. The message names what was tried
-    /// and why it failed; the configuration needs fixing before a retry.
+    /// written, a server that refuses the connection. The message names what
+    /// was tried and why it failed; the configuration needs fixing before a
+    /// retry. (A server nobody answers at is `Unavailable`.)
     #[error("{0}")]
     Open(String),
     /// A stored row could not be read back (corrupt data); a bug or tampering.

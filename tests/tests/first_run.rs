@@ -125,6 +125,8 @@ fn a_sqlite_file_in_an_unwritable_folder_is_one_line_naming_the_file() {
 fn a_postgres_url_nobody_answers_is_one_line_saying_what_was_tried() {
     // Port 1 on loopback: nothing listens there, so the connection is refused.
     let url = "postgres://tickets:s3cret@127.0.0.1:1/tickets";
+    // Built (if need be) before the clock starts.
+    tickets_bin();
     let started = Instant::now();
     let line = one_error_line(&tickets(url, &["ticket", "create", "--request", "x"]));
     assert!(

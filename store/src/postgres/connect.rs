@@ -143,20 +143,22 @@ impl PostgresEventStore {
 /// One connection before the pool is built, so that a server nobody answers
 /// at, or one that refuses us, is reported at once with what was tried (the
 /// pool would retry until its acquire timeout, then say only "timed out").
+/// Nobody answering is `Unavailable` (it may be back later); a server that
+/// answers and refuses (credentials, a missing database) is `Open`.
 async fn first_connection(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
     let target = format!("{}:{}", options.get_host(), options.get_port());
     match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(sqlx::Error::Io(e))) => Err(StoreError::Open(format!(
+        Ok(Err(sqlx::Error::Io(e))) => Err(StoreError::Unavailable(format!(
             "no PostgreSQL server answered at {target}: {e} (is it running? check --database-url)"
         ))),
         Ok(Err(e @ sqlx::Error::Database(_))) => Err(StoreError::Open(format!(
             "the PostgreSQL server at {target} refused the connection: {e}"
         ))),
-        Ok(Err(e)) => Err(StoreError::Open(format!(
+        Ok(Err(e)) => Err(StoreError::Unavailable(format!(
             "cannot connect to PostgreSQL at {target}: {e}"
         ))),
-        Err(_) => Err(StoreError::Open(format!(
+        Err(_) => Err(StoreError::Unavailable(format!(
             "no PostgreSQL server answered at {target} within {} s (check --database-url)",
             CONNECT_TIMEOUT.as_secs()
         ))),
