@@ -3,7 +3,8 @@
 //! assets, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! A client's mistake is never a 500: an oversize body is a 413, a body that is
-//! not a GraphQL request a 400, both with a GraphQL-shaped error and a code.
+//! not a GraphQL request or a query nested too deep to parse safely a 400, all
+//! with a GraphQL-shaped error and a code.
 
 use std::sync::Arc;
 
@@ -100,6 +101,16 @@ async fn graphql_post(
             )
         }
     };
+    // Before anything parses the query: a deeply nested one would overflow
+    // the parser's stack (see `crate::nesting`).
+    if let Err(too_deep) = crate::nesting::check(&request.query) {
+        tracing::info!("query refused before parsing: {too_deep}");
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            crate::nesting::QUERY_TOO_DEEP,
+            too_deep.to_string(),
+        );
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -37,6 +37,9 @@
 //!   `connection_error` followed by the same close code as on
 //!   graphql-transport-ws; other mistakes are an `error` message and the
 //!   socket stays up, as in the reference server.
+//! - An operation whose query nests deeper than [`crate::nesting::MAX_NESTING`]
+//!   is refused before it is parsed, on both protocols with an `error` for its
+//!   id (code `QUERY_TOO_DEEP`); the socket stays up.
 //! - The per-socket limit counts every live operation, queries included; the
 //!   per-user limit counts acknowledged sockets, so an unauthenticated socket
 //!   holds no slot (it is bounded by the initialisation timeout instead).

@@ -6,6 +6,7 @@ mod cluster;
 mod esdb;
 mod fanout;
 mod helpers;
+mod hostile;
 mod mutations;
 mod postgres;
 mod protection;
