@@ -12,7 +12,7 @@ use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -81,11 +81,18 @@ async fn graphql_post(
         Ok(bytes) => bytes,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let limit = state.ctx.settings.max_body_bytes;
-            return client_error(
+            let mut response = client_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
                 format!("the request body is larger than {limit} bytes"),
             );
+            // The rest of the body is left unread on the connection, so the
+            // server closes it after this answer; saying so keeps a client
+            // that pools connections from sending its next request into it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
         Err(rejection) => {
             return client_error(rejection.status(), "BAD_REQUEST", rejection.body_text())
