@@ -263,3 +263,43 @@ async fn a_deep_query_in_a_websocket_operation_gets_an_error_and_the_socket_stay
 
     still_serving(&mut server).await;
 }
+
+/// An `authToken` with a multi-byte character where a `Bearer ` prefix would
+/// end is a bad token like any other: `connection_init` is refused with 4403
+/// `Forbidden` (a `connection_error` first on the legacy protocol), nothing
+/// panics, and the server still serves.
+#[tokio::test]
+async fn an_auth_token_with_a_multibyte_character_is_refused_without_a_panic() {
+    let mut server = Server::start();
+    for token in ["abcdefé-not-a-token", "Bearer😀x", "bearer ééé"] {
+        for protocol in [crate::ws_protocol::TRANSPORT, LEGACY] {
+            let mut socket = open(&server, protocol).await;
+            let init = json!({ "type": "connection_init", "payload": { "authToken": token } });
+            send(&mut socket, init).await;
+            let mut heard = hear(&mut socket).await;
+            if protocol == LEGACY {
+                match heard {
+                    Heard::Message(m) => assert_eq!(m["type"], "connection_error", "{token}: {m}"),
+                    other => {
+                        panic!("{token} on {protocol}: expected connection_error, got {other:?}")
+                    }
+                }
+                heard = hear(&mut socket).await;
+            }
+            match heard {
+                Heard::Close(code, reason) => {
+                    assert_eq!((code, reason.as_str()), (4403, "Forbidden"), "{token}")
+                }
+                other => panic!("{token} on {protocol}: expected a 4403 close, got {other:?}"),
+            }
+        }
+    }
+    let panics: Vec<String> = server
+        .log()
+        .lines()
+        .filter(|line| line.contains("panicked"))
+        .map(str::to_string)
+        .collect();
+    assert!(panics.is_empty(), "{panics:?}");
+    still_serving(&mut server).await;
+}
