@@ -5,6 +5,7 @@ mod auth;
 mod cluster;
 mod esdb;
 mod fanout;
+mod fuzz;
 mod helpers;
 mod hostile;
 mod mutations;
