@@ -3,7 +3,8 @@
 //! assets, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! A client's mistake is never a 500: an oversize body is a 413, a body that is
-//! not a GraphQL request a 400, both with a GraphQL-shaped error and a code.
+//! not a GraphQL request or a query nested too deep to parse safely a 400, all
+//! with a GraphQL-shaped error and a code.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -96,11 +97,18 @@ async fn graphql_post(
         Ok(bytes) => bytes,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let limit = state.ctx.settings.max_body_bytes;
-            return client_error(
+            let mut response = client_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
                 format!("the request body is larger than {limit} bytes"),
             );
+            // The rest of the body is left unread on the connection, so the
+            // server closes it after this answer; saying so keeps a client
+            // that pools connections from sending its next request into it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
         Err(rejection) => {
             return client_error(rejection.status(), "BAD_REQUEST", rejection.body_text())
@@ -116,6 +124,16 @@ async fn graphql_post(
             )
         }
     };
+    // Before anything parses the query: a deeply nested one would overflow
+    // the parser's stack (see `crate::nesting`).
+    if let Err(too_deep) = crate::nesting::check(&request.query) {
+        tracing::info!("query refused before parsing: {too_deep}");
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            crate::nesting::QUERY_TOO_DEEP,
+            too_deep.to_string(),
+        );
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

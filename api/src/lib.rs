@@ -14,6 +14,8 @@
 //! - `context`: [`context::ApiContext`], shared by every request.
 //! - `error`: [`error::ApiError`], the GraphQL layer's errors and their codes.
 //! - `graphql`: the schema: types, queries, mutations, subscriptions.
+//! - `nesting`: how deep a query document nests, checked on its text before
+//!   it is parsed, on every path a query enters by.
 //! - `read_models`: SQL over the projections' tables (ticket list, users).
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
@@ -36,6 +38,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod nesting;
 pub mod read_models;
 pub mod readiness;
 pub mod references;

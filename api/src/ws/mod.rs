@@ -37,6 +37,9 @@
 //!   `connection_error` followed by the same close code as on
 //!   graphql-transport-ws; other mistakes are an `error` message and the
 //!   socket stays up, as in the reference server.
+//! - An operation whose query nests deeper than [`crate::nesting::MAX_NESTING`]
+//!   is refused before it is parsed, on both protocols with an `error` for its
+//!   id (code `QUERY_TOO_DEEP`); the socket stays up.
 //! - The per-socket limit counts every live operation, queries included; the
 //!   per-user limit counts acknowledged sockets, so an unauthenticated socket
 //!   holds no slot (it is bounded by the initialisation timeout instead).
@@ -179,7 +182,12 @@ pub(crate) fn socket_token(payload: &Value, header: Option<&str>) -> Option<Stri
         .or_else(|| {
             payload.get("authToken").and_then(Value::as_str).map(|t| {
                 let t = t.trim();
-                if t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") {
+                // By `get`: a client's text may hold a multi-byte character
+                // across byte 7, where slicing would panic.
+                let prefixed = t
+                    .get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("bearer "));
+                if t.len() > 7 && prefixed {
                     t.to_string()
                 } else {
                     format!("Bearer {t}")
@@ -250,6 +258,16 @@ mod tests {
         );
         assert_eq!(t(json!({}), Some("Bearer d")).as_deref(), Some("Bearer d"));
         assert_eq!(t(Value::Null, None), None);
+    }
+
+    /// An `authToken` with a multi-byte character across the end of where a
+    /// `Bearer ` prefix would be is taken as a bare token, without a panic.
+    #[test]
+    fn an_auth_token_with_a_multibyte_character_is_a_bare_token() {
+        let t = |token: &str| socket_token(&json!({ "authToken": token }), None);
+        assert_eq!(t("abcdefé").as_deref(), Some("Bearer abcdefé"));
+        assert_eq!(t("Bearer😀x").as_deref(), Some("Bearer Bearer😀x"));
+        assert_eq!(t("bearer éé").as_deref(), Some("bearer éé"));
     }
 
     /// The client's order decides between the two subprotocols; unknown names

@@ -321,6 +321,13 @@ impl Session {
                 }
             }
         }
+        // Before anything parses the query: a deeply nested one would overflow
+        // the parser's stack (see `crate::nesting`).
+        if let Err(too_deep) = crate::nesting::check(&request.query) {
+            tracing::info!(user = %viewer.id(), id = %id, "operation refused before parsing: {too_deep}");
+            let error = coded_error(too_deep.to_string(), crate::nesting::QUERY_TOO_DEEP);
+            return self.operation_error(&id, error).await;
+        }
         let max = self.state.ctx.settings.ws_max_subscriptions as usize;
         if self.ops.len() >= max {
             tracing::info!(user = %viewer.id(), id = %id, max, "operation refused: too many on this socket");

@@ -157,3 +157,39 @@ async fn oversized_arguments_are_refused_naming_their_bound() {
         "nothing written"
     );
 }
+
+/// After a body over `TICKETS_MAX_BODY_BYTES` gets its 413, the server says
+/// it will close the connection (`Connection: close`), so a client that
+/// pools connections sends its next request on a fresh one and gets an
+/// answer, every time.
+#[tokio::test]
+async fn a_pooling_client_is_answered_after_a_body_too_large() {
+    let server = Server::start_with(&[("TICKETS_MAX_BODY_BYTES", "4096")]);
+    let http = reqwest::Client::new();
+    let huge = json!({ "query": "{ __typename }", "variables": { "x": "x".repeat(100_000) } });
+    for round in 0..20 {
+        let oversize = http
+            .post(server.graphql_url())
+            .json(&huge)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no answer to the oversize body: {e:?}"));
+        assert_eq!(oversize.status(), 413);
+        assert_eq!(
+            oversize
+                .headers()
+                .get("connection")
+                .and_then(|v| v.to_str().ok()),
+            Some("close"),
+            "round {round}"
+        );
+        let _ = oversize.bytes().await;
+        let next = http
+            .post(server.graphql_url())
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no answer after the 413: {e:?}"));
+        assert_eq!(next.status(), 200, "round {round}");
+    }
+}

@@ -2,6 +2,8 @@
 //! library's PROTOCOL.md) with its close codes, the legacy graphql-ws, the
 //! per-socket and per-user limits, token expiry on a live socket, the close
 //! frame on shutdown and the `/metrics` gauges, all over a real socket.
+//! Its client side (opening, sending, hearing) is shared with the other
+//! socket tests of this binary.
 
 use std::time::Duration;
 
@@ -13,17 +15,17 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const TRANSPORT: &str = "graphql-transport-ws";
-const LEGACY: &str = "graphql-ws";
+pub(crate) const TRANSPORT: &str = "graphql-transport-ws";
+pub(crate) const LEGACY: &str = "graphql-ws";
 
 /// A subscription that stays live (it starts at the head of the log).
 const LIVE: &str = "subscription { supportTicketEvents { eventType } }";
 
 /// What a socket said next.
 #[derive(Debug)]
-enum Heard {
+pub(crate) enum Heard {
     Message(Value),
     Close(u16, String),
     /// The connection ended without a close frame.
@@ -31,7 +33,7 @@ enum Heard {
 }
 
 /// Opens a socket speaking `protocol`, without `connection_init`.
-async fn open(server: &Server, protocol: &str) -> Socket {
+pub(crate) async fn open(server: &Server, protocol: &str) -> Socket {
     let mut request = format!("ws://{}/graphql", server.address)
         .into_client_request()
         .unwrap();
@@ -49,7 +51,7 @@ async fn open(server: &Server, protocol: &str) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -62,7 +64,7 @@ async fn send_text(socket: &mut Socket, text: &str) {
 
 /// The next thing the server says (WebSocket-level pings skipped). Waits at
 /// most 20 s so a broken server fails the test instead of hanging it.
-async fn hear(socket: &mut Socket) -> Heard {
+pub(crate) async fn hear(socket: &mut Socket) -> Heard {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
             .await
@@ -85,7 +87,7 @@ async fn hear(socket: &mut Socket) -> Heard {
 
 /// The next protocol message, skipping keep-alives (`ka`, and `ping`, which
 /// is answered).
-async fn message(socket: &mut Socket) -> Value {
+pub(crate) async fn message(socket: &mut Socket) -> Value {
     loop {
         match hear(socket).await {
             Heard::Message(m) if m["type"] == "ka" => continue,
@@ -99,7 +101,7 @@ async fn message(socket: &mut Socket) -> Value {
 }
 
 /// The close frame the server sends next, skipping any messages before it.
-async fn closed(socket: &mut Socket) -> (u16, String) {
+pub(crate) async fn closed(socket: &mut Socket) -> (u16, String) {
     loop {
         match hear(socket).await {
             Heard::Message(_) => continue,
@@ -109,12 +111,12 @@ async fn closed(socket: &mut Socket) -> (u16, String) {
     }
 }
 
-fn init_with(token: &str) -> Value {
+pub(crate) fn init_with(token: &str) -> Value {
     json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } })
 }
 
 /// A graphql-transport-ws socket past `connection_ack`.
-async fn acknowledged(server: &Server, token: &str) -> Socket {
+pub(crate) async fn acknowledged(server: &Server, token: &str) -> Socket {
     let mut socket = open(server, TRANSPORT).await;
     send(&mut socket, init_with(token)).await;
     let ack = message(&mut socket).await;
@@ -122,7 +124,7 @@ async fn acknowledged(server: &Server, token: &str) -> Socket {
     socket
 }
 
-fn subscribe(id: &str, query: &str) -> Value {
+pub(crate) fn subscribe(id: &str, query: &str) -> Value {
     json!({ "id": id, "type": "subscribe", "payload": { "query": query } })
 }
 
