@@ -217,8 +217,9 @@ impl Session {
         }
     }
 
-    /// A read error: a message over the size limit gets 1009; anything else
-    /// means the connection is broken.
+    /// A read error: a message over the size limit gets 1009, a text message
+    /// that is not UTF-8 gets 1007 (RFC 6455, 7.4.1); anything else means the
+    /// connection is broken.
     fn read_failed(&self, e: axum::Error) -> Step {
         let detail = e.to_string();
         tracing::debug!(error = %detail, "reading the socket failed");
@@ -226,6 +227,11 @@ impl Session {
         if detail.starts_with("Space limit exceeded") {
             let limit = self.state.ctx.settings.max_body_bytes;
             return Step::Close(1009, format!("message too big: at most {limit} bytes"));
+        }
+        // tungstenite's UTF-8 error on a text message; the socket can still
+        // send its close frame.
+        if detail.starts_with("UTF-8 encoding error") {
+            return Step::Close(1007, "invalid UTF-8 in a text message".into());
         }
         Step::Gone
     }

@@ -200,6 +200,27 @@ async fn a_message_over_the_size_limit_closes_with_1009() {
     assert!(reason.contains("1000"), "{reason}");
 }
 
+/// A text frame that is not UTF-8 closes the socket with 1007 (RFC 6455:
+/// data inconsistent with the message type), not a bare drop.
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let server = Server::start();
+    let mut socket = open(&server, TRANSPORT).await;
+    let invalid = vec![b'{', 0xff, 0xfe, b'}'];
+    socket
+        .send(Message::Frame(Frame::message(
+            invalid,
+            OpCode::Data(Data::Text),
+            true,
+        )))
+        .await
+        .expect("the frame is sent");
+    let (code, reason) = closed(&mut socket).await;
+    assert_eq!(code, 1007, "{reason}");
+}
+
 /// A bad, expired or missing token in `connection_init` closes with
 /// 4403 `Forbidden` (auth.md), and no acknowledgement comes first.
 #[tokio::test]
