@@ -193,17 +193,10 @@ impl Application {
     /// requests finish, waits for the SLA process to finish its tick and the
     /// fan-out to close, and for the runners to commit their batch.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let ops = self.ops.map(|(listener, router)| {
-            let shutdown = self.shutdown.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await
-            })
-        });
-        let shutdown = self.shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        let ops = self
+            .ops
+            .map(|(listener, router)| tokio::spawn(serve(listener, router, self.shutdown.clone())));
+        let served = serve(self.listener, self.router, self.shutdown.clone())
             .await
             .context("serving HTTP");
         // Whatever ended the public server ends the operators' one too.
@@ -245,6 +238,18 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets in-flight
+/// requests finish.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 /// Binds the server's address; a taken or forbidden address is an error that

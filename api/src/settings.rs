@@ -202,11 +202,11 @@ impl Secret {
             SecretUse::Mint => None,
         };
         let strict = production || exposed.is_some();
-        let why = match (exposed, production) {
-            (Some(address), _) => {
+        let why = match exposed {
+            Some(address) => {
                 format!("listening on {address}, which is not a loopback address, needs")
             }
-            (None, _) => "production mode needs".to_string(),
+            None => "production mode needs".to_string(),
         };
         match configured.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) if strict && s.len() < MIN_SECRET_BYTES => Err(format!(

@@ -68,6 +68,21 @@ pub fn stdout_ok(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The run failed with exit status 1 and printed exactly one line on standard
+/// error, an `error:` line, which it returns: how `tickets` reports a mistake.
+pub fn one_error_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "exit status; stderr:\n{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line:\n{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
 /// The secret test servers sign tokens with.
 pub const TEST_SECRET: &str = "black-box-test-secret";
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{tickets, tickets_bin, Server, TEST_SECRET};
+use tests::{one_error_line, tickets, tickets_bin, Server, TEST_SECRET};
 
 /// Waits for `child` (at most 60 s, then kills it and fails) and returns its output.
 fn finish(mut child: Child, what: &str) -> Output {
@@ -37,21 +37,6 @@ fn serve(database_url: &str, args: &[&str]) -> Output {
         .spawn()
         .expect("start tickets serve");
     finish(child, "tickets serve")
-}
-
-/// The run failed with exit status 1 and printed exactly one line on standard
-/// error, an `error:` line, which it returns.
-fn one_error_line(output: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "exit status; stderr:\n{stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line:\n{stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    lines[0].to_string()
 }
 
 /// A folder this process cannot create files in, even as root (CI runs as

@@ -180,15 +180,9 @@ async fn assert_still_serving(server: &mut Server, fuzz: &Fuzz, problems: &Probl
         panics.join("\n"),
         problems.found.join("\n")
     );
-    let answer: Value = reqwest::Client::new()
-        .post(server.graphql_url())
-        .json(&serde_json::json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .expect("the server answers")
-        .json()
-        .await
-        .expect("a JSON body");
+    let answer = crate::helpers::Client::new(server, None)
+        .post("{ __typename }", serde_json::json!({}))
+        .await;
     assert_eq!(answer["data"]["__typename"], "Query", "{answer}");
 }
 
