@@ -63,6 +63,20 @@ impl From<projections::ProjectionError> for ApiError {
     }
 }
 
+impl From<projections::QueryError> for ApiError {
+    /// A bad cursor is the client's mistake (`INVALID`); anything else is
+    /// internal.
+    fn from(e: projections::QueryError) -> Self {
+        match e {
+            projections::QueryError::InvalidCursor(cursor) => ApiError::Invalid(format!(
+                "{} is not a cursor of this list",
+                crate::graphql::bounds::quoted(&cursor)
+            )),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<CommandError> for ApiError {
     /// Only for paths where a command error is not a mutation result.
     fn from(e: CommandError) -> Self {

@@ -7,19 +7,70 @@ use crate::error::DomainError;
 use crate::event::TicketEvent;
 use crate::ticket::Ticket;
 
-/// auth.md, "Who sees a ticket". Deletion does not hide a ticket here: the
-/// API decides whether to list deleted tickets, and watchers must still hear
-/// of the deletion.
-pub fn can_see(actor: &Actor, ticket: &Ticket) -> bool {
+/// auth.md, "Who sees a ticket", as data: what a query over many tickets
+/// filters on (the tickets read model turns it into SQL) and what
+/// [`can_see`] checks on one ticket, so the two cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility<'a> {
+    /// An ADMIN sees every ticket.
+    Everything,
+    /// Everyone else sees the tickets they are involved in: created or
+    /// watching, and for an AGENT also assigned to them or in one of their
+    /// teams' queues.
+    Involved {
+        user: &'a str,
+        /// Tickets assigned to `user` are visible (AGENT).
+        assigned: bool,
+        /// Tickets in these queues are visible (an AGENT's teams; empty
+        /// for a requester).
+        queues: &'a [String],
+    },
+}
+
+impl Visibility<'_> {
+    /// Whether `ticket` is visible. Deletion does not hide a ticket here:
+    /// the API decides whether to list deleted tickets, and watchers must
+    /// still hear of the deletion.
+    pub fn admits(&self, ticket: &Ticket) -> bool {
+        match self {
+            Visibility::Everything => true,
+            Visibility::Involved {
+                user,
+                assigned,
+                queues,
+            } => {
+                ticket.created_by == *user
+                    || ticket.is_watched_by(user)
+                    || (*assigned && ticket.is_assigned_to(user))
+                    || queues.contains(&ticket.queue)
+            }
+        }
+    }
+}
+
+/// Which tickets `actor` sees (auth.md, "Who sees a ticket").
+pub fn visibility(actor: &Actor) -> Visibility<'_> {
     if actor.has_role(Role::Admin) {
-        return true;
+        return Visibility::Everything;
     }
-    let involved = ticket.created_by == actor.user_id || ticket.is_watched_by(&actor.user_id);
-    if actor.has_role(Role::Agent) {
-        involved || ticket.is_assigned_to(&actor.user_id) || actor.teams.contains(&ticket.queue)
-    } else {
-        involved
+    let agent = actor.has_role(Role::Agent);
+    Visibility::Involved {
+        user: &actor.user_id,
+        assigned: agent,
+        queues: if agent { &actor.teams } else { &[] },
     }
+}
+
+/// auth.md, "Who sees a ticket", for one ticket (see [`Visibility::admits`]).
+pub fn can_see(actor: &Actor, ticket: &Ticket) -> bool {
+    visibility(actor).admits(ticket)
+}
+
+/// Whose queue figures `actor` may see: an ADMIN every queue, an AGENT their
+/// teams' queues, a requester none.
+pub fn can_see_queue(actor: &Actor, queue: &str) -> bool {
+    actor.has_role(Role::Admin)
+        || (actor.has_role(Role::Agent) && actor.teams.iter().any(|t| t == queue))
 }
 
 /// auth.md, "Who receives an event": whoever could see the ticket right

@@ -52,7 +52,9 @@ pub mod validate;
 #[cfg(test)]
 mod spec;
 
-pub use access::{authorize, can_see, may_receive, redact, related_ticket};
+pub use access::{
+    authorize, can_see, can_see_queue, may_receive, redact, related_ticket, visibility, Visibility,
+};
 pub use actor::{Actor, Role};
 pub use codec::{decode, encode, DecodeError, EncodedEvent};
 pub use command::{Command, RelatedTicket};

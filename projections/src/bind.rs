@@ -34,10 +34,7 @@ pub(crate) enum Arg<'a> {
 /// `column IN` the ids bound as parameter `$n` ([`Arg::Ids`]), in each
 /// database's SQL.
 pub(crate) fn any_id(tx: &ReadTx, column: &str, n: usize) -> String {
-    match tx {
-        ReadTx::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each(${n}))"),
-        ReadTx::Postgres(_) => format!("{column} = ANY(${n})"),
-    }
+    tx.dialect().any(column, n)
 }
 
 /// Times as SQLite stores them: fixed-width RFC 3339, so text order is time order.
@@ -325,6 +322,21 @@ impl AnyRow {
                 .map(|text| parse_time(column, &text))
                 .transpose(),
             AnyRow::Postgres(row) => row.try_get(column),
+        }
+    }
+
+    /// A JSON column read straight into `T` (on SQLite from its text, with
+    /// no intermediate `Value`).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, sqlx::Error> {
+        match self {
+            AnyRow::Sqlite(row) => {
+                let text: &str = row.try_get(column)?;
+                serde_json::from_str(text).map_err(|e| decode_error(column, e))
+            }
+            AnyRow::Postgres(row) => {
+                let value: serde_json::Value = row.try_get(column)?;
+                serde_json::from_value(value).map_err(|e| decode_error(column, e))
+            }
         }
     }
 

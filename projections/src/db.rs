@@ -20,7 +20,33 @@ pub enum ReadTx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// Which SQL a [`ReadDb`] speaks, for the few clauses that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `column IN` the list bound as parameter `$n` (`Arg::Ids` or
+    /// `Arg::Texts`): one parameter whatever the list's length, so the
+    /// statement's text never changes.
+    pub(crate) fn any(self, column: &str, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+            Dialect::Postgres => format!("{column} = ANY(${n})"),
+        }
+    }
+}
+
 impl ReadDb {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            ReadDb::Sqlite(_) => Dialect::Sqlite,
+            ReadDb::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
     /// The read models in the store's own file, written through its single writer
     /// connection so that projection batches queue behind appends in-process.
     pub fn sqlite_store(store: &SqliteEventStore) -> ReadDb {
@@ -43,6 +69,13 @@ impl ReadDb {
 }
 
 impl ReadTx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            ReadTx::Sqlite(_) => Dialect::Sqlite,
+            ReadTx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             ReadTx::Sqlite(tx) => tx.commit().await,

@@ -1,4 +1,5 @@
-//! Errors of the projections: one for the runner's callers, one for handlers.
+//! Errors of the projections: one for the runner's callers, one for
+//! handlers, one for the queries the API asks of the read models.
 
 use store::{Position, StoreError};
 use uuid::Uuid;
@@ -42,5 +43,17 @@ pub enum ApplyError {
     Poison(String),
     /// The database failed; the whole batch is rolled back and retried.
     #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Why a query of a read model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The `after` cursor is not one this API handed out: a client error.
+    #[error("invalid cursor {0:?}")]
+    InvalidCursor(String),
+    /// The database failed, or a row does not decode; retrying later may
+    /// succeed.
+    #[error("read-model database error: {0}")]
     Database(#[from] sqlx::Error),
 }

@@ -10,8 +10,11 @@
 //! - [`db`]: [`ReadDb`], the database the read models live in (SQLite or
 //!   PostgreSQL), and [`ReadTx`], the transaction a batch is written in.
 //! - [`tickets`]: the tickets projection (`tickets`, its child tables and
-//!   `ticket_activity`), with the SQL of each database in its own module.
+//!   `ticket_activity`), with the SQL of each database in its own module, and
+//!   its queries ([`tickets::list_tickets`]: filter, visibility, paging).
 //! - [`users`]: the `users` projection, latest profile per user.
+//! - [`freshness`]: [`freshness::wait_for_log_head`], read-your-writes across
+//!   nodes: a query waits (briefly) for its read model to reach the log's head.
 //! - [`fanout`]: the live fan-out [`fanout::Hub`]: one worker tails the log and
 //!   hands each ticket event, with its before/after state and changes, to the
 //!   subscribers interested in it (indexed by ticket, user and queue), with
@@ -53,6 +56,7 @@ mod copy;
 pub mod db;
 pub mod error;
 pub mod fanout;
+pub mod freshness;
 pub mod gate;
 pub mod lease;
 pub mod metrics;
@@ -66,8 +70,8 @@ pub mod tickets;
 pub mod users;
 
 pub use checkpoint::{status, ProjectionState, ProjectionStatus};
-pub use db::{ReadDb, ReadTx};
-pub use error::{ApplyError, ProjectionError};
+pub use db::{Dialect, ReadDb, ReadTx};
+pub use error::{ApplyError, ProjectionError, QueryError};
 pub use metrics::MetricsProjection;
 pub use notifications::NotificationsProjection;
 pub use runner::{Projection, Runner};

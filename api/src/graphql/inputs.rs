@@ -5,7 +5,7 @@ use async_graphql::InputObject;
 use super::bounds;
 use super::types::{EventType, TicketPriority, TicketStatus};
 use crate::error::ApiError;
-use crate::read_models::TicketFilter;
+use projections::tickets::TicketFilter;
 
 /// Which ticket events a `supportTicketEvents` subscriber wants. Every given
 /// condition must hold. `watchedOnly` keeps tickets the subscriber watches;

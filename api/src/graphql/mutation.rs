@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::inputs::{AttachmentInput, CreateSupportTicketInput, UpdateSupportTicketInput};
 use super::outcome::{result, run, MutationResult};
-use super::query::{inbox_error, ticket_id};
+use super::query::ticket_id;
 use super::types::{int, SupportTicketMutationResult};
 use super::{api, viewer};
 use crate::error::ApiError;
@@ -439,7 +439,7 @@ impl Mutation {
         let marked =
             projections::notifications::mark_read(&api(ctx).write_db, viewer.id(), &parsed)
                 .await
-                .map_err(inbox_error)?;
+                .map_err(ApiError::from)?;
         Ok(int(marked))
     }
 
@@ -448,7 +448,7 @@ impl Mutation {
         let viewer = viewer(ctx)?;
         let marked = projections::notifications::mark_all_read(&api(ctx).write_db, viewer.id())
             .await
-            .map_err(inbox_error)?;
+            .map_err(ApiError::from)?;
         Ok(int(marked))
     }
 }

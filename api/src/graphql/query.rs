@@ -20,7 +20,6 @@ use super::types::{
 use super::{api, viewer};
 use crate::context::ApiContext;
 use crate::error::ApiError;
-use crate::read_models;
 
 pub struct Query;
 
@@ -104,14 +103,15 @@ impl Query {
         filter.check_bounds()?;
         wait_for_own_writes(api, viewer.id(), projections::tickets::NAME).await;
         let filter = filter.into();
-        let page = read_models::list_tickets(
+        let page = projections::tickets::list_tickets(
             &api.read_db,
             &viewer.actor,
             &filter,
             first as usize,
             after.as_deref(),
         )
-        .await?;
+        .await
+        .map_err(ApiError::from)?;
         let end_cursor = page.tickets.last().map(|(c, _)| c.clone());
         Ok(SupportTicketConnection {
             edges: page
@@ -218,7 +218,7 @@ impl Query {
             .map_err(ApiError::from)?;
         Ok(rows
             .into_iter()
-            .filter(|row| may_see_queue(&viewer.actor, &row.queue))
+            .filter(|row| domain::can_see_queue(&viewer.actor, &row.queue))
             .map(QueueMetrics::from)
             .collect())
     }
@@ -249,7 +249,7 @@ impl Query {
             after.as_deref(),
         )
         .await
-        .map_err(inbox_error)?;
+        .map_err(ApiError::from)?;
         let edges = page
             .items
             .into_iter()
@@ -309,29 +309,12 @@ impl Query {
     }
 }
 
-/// Whose queue figures `actor` may see: an ADMIN every queue, an AGENT their
-/// teams' queues.
-pub(crate) fn may_see_queue(actor: &domain::Actor, queue: &str) -> bool {
-    actor.has_role(Role::Admin)
-        || (actor.has_role(Role::Agent) && actor.teams.iter().any(|t| t == queue))
-}
-
-/// A bad cursor is the client's mistake (`INVALID`); anything else is internal.
-pub(crate) fn inbox_error(e: projections::notifications::InboxError) -> ApiError {
-    match e {
-        projections::notifications::InboxError::InvalidCursor(c) => {
-            ApiError::Invalid(format!("invalid cursor {}", super::bounds::quoted(&c)))
-        }
-        other => ApiError::internal(other),
-    }
-}
-
 /// Waits, at most the configured time, for the `projection` read model to
 /// reach the head of the log as of now (so a write made through another node
-/// is seen too; see [`read_models::wait_for_log_head`]). A timeout is not an
+/// is seen too; see [`projections::freshness::wait_for_log_head`]). A timeout is not an
 /// error: the query is answered as the model stands.
 async fn wait_for_own_writes(api: &ApiContext, user: &str, projection: &str) {
-    read_models::wait_for_log_head(
+    projections::freshness::wait_for_log_head(
         &*api.store,
         &api.read_db,
         projection,

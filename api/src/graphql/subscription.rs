@@ -29,7 +29,6 @@ use uuid::Uuid;
 use super::delivery::{interest, predicate, Rights, Selection};
 use super::inputs::SubscriptionFilter;
 use super::pending::{Notification, QueueMetrics};
-use super::query::{inbox_error, may_see_queue};
 use super::{api, viewer};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -222,7 +221,7 @@ impl Subscription {
                         {
                             Ok(rows) => out.extend(
                                 rows.into_iter()
-                                    .filter(|r| may_see_queue(&viewer.actor, &r.queue))
+                                    .filter(|r| domain::can_see_queue(&viewer.actor, &r.queue))
                                     .map(|r| Ok(QueueMetrics::from(r))),
                             ),
                             Err(e) => out.push(Err(ApiError::from(e).into())),
@@ -277,7 +276,7 @@ impl Subscription {
                         .await
                     {
                         Ok(found) => found?,
-                        Err(e) => return Some(Err(inbox_error(e).into())),
+                        Err(e) => return Some(Err(ApiError::from(e).into())),
                     };
                 Some(Notification::try_from(found).map_err(|e| ApiError::internal(e).into()))
             }

@@ -141,3 +141,31 @@ fn the_system_actor_is_an_admin() {
     assert!(system.is_staff());
     assert!(!requester().is_staff());
 }
+
+#[test]
+fn the_visibility_of_a_query_is_the_rule_of_can_see() {
+    assert_eq!(visibility(&admin()), Visibility::Everything);
+    let teams = vec!["support".to_string()];
+    match visibility(&Actor::new("r", vec![Role::Requester], teams.clone())) {
+        Visibility::Involved {
+            user,
+            assigned,
+            queues,
+        } => assert_eq!((user, assigned, queues.len()), ("r", false, 0)),
+        other => panic!("a requester sees {other:?}"),
+    }
+    match visibility(&Actor::new("a", vec![Role::Agent], teams)) {
+        Visibility::Involved {
+            assigned, queues, ..
+        } => assert!(assigned && queues == ["support".to_string()]),
+        other => panic!("an agent sees {other:?}"),
+    }
+}
+
+#[test]
+fn queue_figures_are_for_admins_and_the_queues_agents_work_in() {
+    assert!(can_see_queue(&admin(), "billing"));
+    assert!(can_see_queue(&agent(), &ticket().queue));
+    assert!(!can_see_queue(&other_agent(), &ticket().queue));
+    assert!(!can_see_queue(&requester(), &ticket().queue));
+}

@@ -13,17 +13,7 @@ use uuid::Uuid;
 
 use crate::bind::{execute, fetch_db, Arg};
 use crate::db::{ReadDb, RowPosition};
-
-/// Why an inbox operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum InboxError {
-    /// The `after` cursor is not one this API handed out: a client error.
-    #[error("invalid cursor {0:?}")]
-    InvalidCursor(String),
-    /// The database failed; retrying later may succeed.
-    #[error("read-model database error: {0}")]
-    Database(#[from] sqlx::Error),
-}
+use crate::error::QueryError;
 
 /// The contract's `Notification`.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +68,7 @@ pub async fn notifications(
     unread_only: bool,
     first: usize,
     after: Option<&str>,
-) -> Result<NotificationPage, InboxError> {
+) -> Result<NotificationPage, QueryError> {
     let before = match after {
         None => RowPosition {
             position: i64::MAX,
@@ -88,7 +78,7 @@ pub async fn notifications(
             .parse::<Position>()
             .ok()
             .and_then(|p| RowPosition::of(p).ok())
-            .ok_or_else(|| InboxError::InvalidCursor(cursor.to_string()))?,
+            .ok_or_else(|| QueryError::InvalidCursor(cursor.to_string()))?,
     };
     let limit = i64::try_from(first.min(1000)).unwrap_or(1000) + 1;
     let sql = format!(
@@ -136,7 +126,7 @@ pub async fn notification(
     db: &ReadDb,
     user: &str,
     id: Uuid,
-) -> Result<Option<Notification>, InboxError> {
+) -> Result<Option<Notification>, QueryError> {
     let sql = format!(
         "SELECT n.id, n.recipient, n.event_type, n.title, n.body, n.ticket_id, \
          n.require_interaction, n.created_at, n.position, n.prepare_offset, {IS_READ} AS is_read \
@@ -174,7 +164,7 @@ fn notification_of(row: &crate::bind::AnyRow) -> Result<Notification, sqlx::Erro
 }
 
 /// Unread notifications of `user`.
-pub async fn unread_count(db: &ReadDb, user: &str) -> Result<i64, InboxError> {
+pub async fn unread_count(db: &ReadDb, user: &str) -> Result<i64, QueryError> {
     let rows = fetch_db(
         db,
         "SELECT COALESCE((SELECT total FROM notification_counts WHERE recipient = $1), 0) \
@@ -194,7 +184,7 @@ pub async fn unread_count(db: &ReadDb, user: &str) -> Result<i64, InboxError> {
 /// Marks `ids` of `user`'s inbox read; ids of other inboxes or unknown ones
 /// are ignored. Returns how many were unread.
 #[tracing::instrument(name = "notifications.mark_read", skip(db, ids), err)]
-pub async fn mark_read(db: &ReadDb, user: &str, ids: &[Uuid]) -> Result<u64, InboxError> {
+pub async fn mark_read(db: &ReadDb, user: &str, ids: &[Uuid]) -> Result<u64, QueryError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let mut marked = 0;
@@ -215,7 +205,7 @@ pub async fn mark_read(db: &ReadDb, user: &str, ids: &[Uuid]) -> Result<u64, Inb
 
 /// Marks every notification of `user` read. Returns how many were unread.
 #[tracing::instrument(name = "notifications.mark_all_read", skip(db), err)]
-pub async fn mark_all_read(db: &ReadDb, user: &str) -> Result<u64, InboxError> {
+pub async fn mark_all_read(db: &ReadDb, user: &str) -> Result<u64, QueryError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let marked = execute(

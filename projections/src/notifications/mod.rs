@@ -42,7 +42,7 @@ use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use batch::{Batch, NewRow};
 
 pub use inbox::{
-    mark_all_read, mark_read, notification, notifications, unread_count, InboxError, Notification,
+    mark_all_read, mark_read, notification, notifications, unread_count, Notification,
     NotificationPage,
 };
 

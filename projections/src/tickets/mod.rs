@@ -15,6 +15,7 @@
 //! [`sqlite`] and [`postgres`] bind values in each database's native types.
 
 mod postgres;
+mod query;
 mod sqlite;
 mod writes;
 
@@ -30,6 +31,8 @@ use crate::error::ApplyError;
 use crate::runner::{Load, Projection};
 use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use writes::Writes;
+
+pub use query::{encode_cursor, list_tickets, TicketFilter, TicketPage};
 
 /// The checkpoint name of [`TicketsProjection`].
 pub const NAME: &str = "tickets";

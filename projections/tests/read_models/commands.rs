@@ -61,6 +61,12 @@ impl Script {
         }
     }
 
+    /// The state each created ticket has reached.
+    #[allow(dead_code)] // Used by the query tests only.
+    pub fn tickets(&self) -> Vec<Ticket> {
+        self.tickets.iter().filter_map(|(_, t)| t.clone()).collect()
+    }
+
     pub fn ticket_ids(&self) -> Vec<Uuid> {
         self.tickets.iter().map(|(id, _)| *id).collect()
     }

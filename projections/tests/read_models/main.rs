@@ -10,6 +10,7 @@ mod harness;
 mod lease;
 mod notifications;
 mod poison;
+mod queries;
 mod queue_metrics;
 mod rebuild;
 mod replay;
