@@ -11,12 +11,15 @@
 //!
 //! Every write is guarded by position: an event at or before the ticket's
 //! `(position, prepare_offset)` is a no-op, child rows are inserted `ON CONFLICT DO NOTHING`.
-//! The SQL is shared; what differs per database is the column types, so
-//! [`sqlite`] and [`postgres`] bind values in each database's native types.
+//! Each table's columns and conflict rule are written once (`sql`); how a
+//! batch's rows reach the database is each one's fast path:
+//! `sqlite_values` (multi-row `VALUES`) and `postgres_unnest` (`UNNEST` of
+//! arrays, binary `COPY` for a bulk load). The queries are in `query`.
 
-mod postgres;
+mod postgres_unnest;
 mod query;
-mod sqlite;
+mod sql;
+mod sqlite_values;
 mod writes;
 
 use std::collections::hash_map::{Entry, HashMap};
@@ -26,6 +29,7 @@ use domain::Ticket;
 use store::RecordedEvent;
 use uuid::Uuid;
 
+use crate::bind::{fetch, Arg};
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::runner::{Load, Projection};
@@ -111,13 +115,6 @@ async fn apply_events(
     tickets.flush(tx, load).await
 }
 
-/// A ticket's row as stored: its position and its state's JSON text.
-pub(crate) struct StoredRow {
-    pub id: Uuid,
-    pub position: RowPosition,
-    pub state: String,
-}
-
 /// A ticket's row to write.
 pub(crate) struct TicketRow<'a> {
     pub ticket: &'a Ticket,
@@ -152,22 +149,25 @@ impl Tickets {
         if wanted.is_empty() {
             return Ok(());
         }
-        let stored = match tx {
-            ReadTx::Sqlite(tx) => sqlite::load(tx, &wanted).await?,
-            ReadTx::Postgres(tx) => postgres::load(tx, &wanted).await?,
-        };
+        let sql = format!(
+            "SELECT id, position, prepare_offset, CAST(state AS TEXT) AS state FROM tickets \
+             WHERE {}",
+            tx.dialect().any("id", 1)
+        );
+        let stored = fetch(tx, &sql, &[Arg::Ids(&wanted)]).await?;
         for id in wanted {
             self.known.insert(id, None);
         }
         for row in stored {
-            let ticket: Ticket = serde_json::from_str(&row.state).map_err(|e| {
-                ApplyError::Poison(format!(
-                    "stored state of ticket {} is unreadable: {e}",
-                    row.id
-                ))
+            let id = row.id("id")?;
+            let position = RowPosition {
+                position: row.int("position")?,
+                prepare_offset: row.int("prepare_offset")?,
+            };
+            let ticket: Ticket = serde_json::from_str(&row.text("state")?).map_err(|e| {
+                ApplyError::Poison(format!("stored state of ticket {id} is unreadable: {e}"))
             })?;
-            self.known
-                .insert(row.id, Some((row.position, ticket, false)));
+            self.known.insert(id, Some((position, ticket, false)));
         }
         Ok(())
     }
@@ -265,8 +265,8 @@ impl Tickets {
             });
         }
         let written = match tx {
-            ReadTx::Sqlite(tx) => sqlite::write_tickets(tx, &rows).await,
-            ReadTx::Postgres(tx) => postgres::write_tickets(tx, &rows).await,
+            ReadTx::Sqlite(tx) => sqlite_values::write_tickets(tx, &rows).await,
+            ReadTx::Postgres(tx) => postgres_unnest::write_tickets(tx, &rows).await,
         };
         written.map_err(|e| match e.as_database_error() {
             // Two tickets claiming one reference: the log is wrong, retrying
@@ -285,97 +285,9 @@ impl Tickets {
             return Ok(());
         }
         match tx {
-            ReadTx::Sqlite(tx) => sqlite::write(tx, &pending).await?,
-            ReadTx::Postgres(tx) => postgres::write(tx, &pending, load).await?,
+            ReadTx::Sqlite(tx) => sqlite_values::write(tx, &pending).await?,
+            ReadTx::Postgres(tx) => postgres_unnest::write(tx, &pending, load).await?,
         }
         Ok(())
     }
-}
-
-/// The SQL of both databases: a statement's head and tail around the
-/// multi-row `VALUES` SQLite gets, and the `UNNEST` form PostgreSQL gets.
-pub(crate) mod sql {
-    pub const LOAD_SQLITE: &str = "SELECT id, position, prepare_offset, state FROM tickets \
-        WHERE id IN (SELECT value FROM json_each($1))";
-    pub const LOAD_POSTGRES: &str = "SELECT id, position, prepare_offset, state::text \
-        FROM tickets WHERE id = ANY($1)";
-
-    macro_rules! ticket_columns {
-        () => {
-            "id, reference, request, description, status, priority, queue, created_by, \
-             assigned_to, created_at, updated_at, first_response_at, resolved_at, deleted, \
-             version, state, position, prepare_offset"
-        };
-    }
-    pub const UPSERT_TICKET_HEAD: &str = concat!("INSERT INTO tickets (", ticket_columns!(), ") ");
-    pub const UPSERT_TICKET_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
-        reference = excluded.reference, \
-        request = excluded.request, description = excluded.description, \
-        status = excluded.status, priority = excluded.priority, queue = excluded.queue, \
-        created_by = excluded.created_by, assigned_to = excluded.assigned_to, \
-        created_at = excluded.created_at, updated_at = excluded.updated_at, \
-        first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, \
-        deleted = excluded.deleted, version = excluded.version, state = excluded.state, \
-        position = excluded.position, prepare_offset = excluded.prepare_offset \
-        WHERE (tickets.position, tickets.prepare_offset) \
-        < (excluded.position, excluded.prepare_offset)";
-    pub const UPSERT_TICKETS_POSTGRES: &str = concat!(
-        "INSERT INTO tickets (",
-        ticket_columns!(),
-        ") SELECT id, reference, request, description, status, priority, queue, created_by, \
-         assigned_to, created_at, updated_at, first_response_at, resolved_at, deleted, \
-         version, state::jsonb, position, prepare_offset \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], \
-         $12::timestamptz[], $13::timestamptz[], $14::bool[], $15::int8[], $16::text[], \
-         $17::int8[], $18::int8[]) AS r(",
-        ticket_columns!(),
-        ")",
-        " ON CONFLICT (id) DO UPDATE SET \
-        reference = excluded.reference, \
-        request = excluded.request, description = excluded.description, \
-        status = excluded.status, priority = excluded.priority, queue = excluded.queue, \
-        created_by = excluded.created_by, assigned_to = excluded.assigned_to, \
-        created_at = excluded.created_at, updated_at = excluded.updated_at, \
-        first_response_at = excluded.first_response_at, resolved_at = excluded.resolved_at, \
-        deleted = excluded.deleted, version = excluded.version, state = excluded.state, \
-        position = excluded.position, prepare_offset = excluded.prepare_offset \
-        WHERE (tickets.position, tickets.prepare_offset) \
-        < (excluded.position, excluded.prepare_offset)"
-    );
-
-    pub const INSERT_ACTIVITY_HEAD: &str = "INSERT INTO ticket_activity (position, \
-        prepare_offset, event_id, ticket_id, version, event_type, actor, occurred_at, changes) ";
-    // No conflict target: the primary key is the table's only unique index,
-    // and a rebuild loads the table before adding it (`insert_only_tables`).
-    pub const INSERT_ACTIVITY_TAIL: &str = " ON CONFLICT DO NOTHING";
-    pub const INSERT_ACTIVITY_POSTGRES: &str = "INSERT INTO ticket_activity (position, \
-        prepare_offset, event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
-        SELECT p, o, e, t, v, ty, a, at, c::jsonb FROM UNNEST($1::int8[], $2::int8[], \
-        $3::uuid[], $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::timestamptz[], \
-        $9::text[]) AS r(p, o, e, t, v, ty, a, at, c) \
-        ON CONFLICT DO NOTHING";
-
-    /// [`super::Load::Bulk`]: the columns in `INSERT_ACTIVITY_POSTGRES`'s order.
-    pub const COPY_ACTIVITY_POSTGRES: &str = "COPY ticket_activity (position, prepare_offset, \
-        event_id, ticket_id, version, event_type, actor, occurred_at, changes) \
-        FROM STDIN (FORMAT binary)";
-
-    pub const INSERT_COMMENT_HEAD: &str = "INSERT INTO ticket_comments (ticket_id, id, body, \
-        internal, author, created_at, position, prepare_offset) ";
-    pub const INSERT_COMMENT_TAIL: &str = " ON CONFLICT (ticket_id, id) DO NOTHING";
-    pub const INSERT_COMMENTS_POSTGRES: &str = "INSERT INTO ticket_comments (ticket_id, id, \
-        body, internal, author, created_at, position, prepare_offset) \
-        SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::text[], \
-        $6::timestamptz[], $7::int8[], $8::int8[]) \
-        ON CONFLICT (ticket_id, id) DO NOTHING";
-
-    pub const INSERT_ATTACHMENT_HEAD: &str = "INSERT INTO ticket_attachments (ticket_id, id, \
-        name, url, mime_type, size, added_by, added_at, position, prepare_offset) ";
-    pub const INSERT_ATTACHMENT_TAIL: &str = " ON CONFLICT (ticket_id, id) DO NOTHING";
-    pub const INSERT_ATTACHMENTS_POSTGRES: &str = "INSERT INTO ticket_attachments (ticket_id, \
-        id, name, url, mime_type, size, added_by, added_at, position, prepare_offset) \
-        SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
-        $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[]) \
-        ON CONFLICT (ticket_id, id) DO NOTHING";
 }

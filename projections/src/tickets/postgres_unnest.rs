@@ -1,42 +1,18 @@
-//! The tickets projection's reads and writes on PostgreSQL: uuid, timestamptz,
-//! jsonb.
-//!
-//! A batch is written with one statement per table, its rows bound as arrays
-//! and spread by `UNNEST`: one round trip per table instead of one per row,
-//! and a statement text that never changes, so it is prepared once per
-//! connection.
+//! The tickets projection's writes on PostgreSQL (uuid, timestamptz, jsonb):
+//! one statement per table, its rows bound as one array per column and
+//! spread by `UNNEST`, so a batch is one round trip per table and a
+//! statement text that never changes (prepared once per connection); a bulk
+//! load copies the activity rows in with binary `COPY`.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::sql::{ACTIVITY, ATTACHMENTS, COMMENTS, SETS, TICKETS};
 use super::writes::{split, Writes};
-use super::{sql, StoredRow, TicketRow};
+use super::TicketRow;
 use crate::copy::CopyRows;
-use crate::db::RowPosition;
 use crate::runner::Load;
-
-/// The stored rows of those of `ids` that exist.
-pub(super) async fn load(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-) -> Result<Vec<StoredRow>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64, i64, String)> = sqlx::query_as(sql::LOAD_POSTGRES)
-        .bind(ids)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, position, prepare_offset, state)| StoredRow {
-            id,
-            position: RowPosition {
-                position,
-                prepare_offset,
-            },
-            state,
-        })
-        .collect())
-}
 
 /// Each ticket's row, unless it holds a later event already.
 pub(super) async fn write_tickets(
@@ -52,7 +28,7 @@ pub(super) async fn write_tickets(
     let opt_times =
         |f: fn(&TicketRow<'_>) -> Option<DateTime<Utc>>| rows.iter().map(f).collect::<Vec<_>>();
     let ints = |f: fn(&TicketRow<'_>) -> i64| rows.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(sql::UPSERT_TICKETS_POSTGRES)
+    sqlx::query(&TICKETS.unnest)
         .bind(rows.iter().map(|r| r.ticket.id).collect::<Vec<_>>())
         .bind(col(|r| r.ticket.reference.clone()))
         .bind(col(|r| r.ticket.request.clone()))
@@ -83,7 +59,7 @@ pub(super) async fn write(
     load: Load,
 ) -> Result<(), sqlx::Error> {
     if !w.activity.is_empty() && load == Load::Bulk {
-        let mut rows = CopyRows::new(9);
+        let mut rows = CopyRows::new(ACTIVITY.width as i16);
         for r in &w.activity {
             rows.row()
                 .int8(r.position.position)
@@ -96,10 +72,10 @@ pub(super) async fn write(
                 .time(r.occurred_at)?
                 .jsonb(&r.changes)?;
         }
-        rows.copy(&mut *conn, sql::COPY_ACTIVITY_POSTGRES).await?;
+        rows.copy(&mut *conn, &ACTIVITY.copy).await?;
     } else if !w.activity.is_empty() {
         let a = &w.activity;
-        sqlx::query(sql::INSERT_ACTIVITY_POSTGRES)
+        sqlx::query(&ACTIVITY.unnest)
             .bind(a.iter().map(|r| r.position.position).collect::<Vec<_>>())
             .bind(
                 a.iter()
@@ -118,7 +94,7 @@ pub(super) async fn write(
     }
     if !w.comments.is_empty() {
         let c = &w.comments;
-        sqlx::query(sql::INSERT_COMMENTS_POSTGRES)
+        sqlx::query(&COMMENTS.unnest)
             .bind(c.iter().map(|r| r.ticket_id).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.item.id).collect::<Vec<_>>())
             .bind(c.iter().map(|r| r.item.body.as_str()).collect::<Vec<_>>())
@@ -136,7 +112,7 @@ pub(super) async fn write(
     }
     if !w.attachments.is_empty() {
         let a = &w.attachments;
-        sqlx::query(sql::INSERT_ATTACHMENTS_POSTGRES)
+        sqlx::query(&ATTACHMENTS.unnest)
             .bind(a.iter().map(|r| r.ticket_id).collect::<Vec<_>>())
             .bind(a.iter().map(|r| r.item.id).collect::<Vec<_>>())
             .bind(a.iter().map(|r| r.item.name.as_str()).collect::<Vec<_>>())
@@ -162,37 +138,21 @@ pub(super) async fn write(
             .execute(&mut *conn)
             .await?;
     }
-    for (table, column, present, absent) in [
-        (
-            "ticket_watchers",
-            "user_id",
-            split(&w.watchers, true),
-            split(&w.watchers, false),
-        ),
-        (
-            "ticket_tags",
-            "tag",
-            split(&w.tags, true),
-            split(&w.tags, false),
-        ),
-    ] {
-        pairs(&mut *conn, table, column, "text", present, absent).await?;
-    }
     let relations = |present| {
         split(&w.relations, present)
             .into_iter()
             .map(|(t, r)| (t, r.to_string()))
             .collect()
     };
-    pairs(
-        conn,
-        "ticket_relations",
-        "related_id",
-        "uuid",
-        relations(true),
-        relations(false),
-    )
-    .await
+    let sets = [
+        (split(&w.watchers, true), split(&w.watchers, false)),
+        (split(&w.tags, true), split(&w.tags, false)),
+        (relations(true), relations(false)),
+    ];
+    for ((table, column, kind), (present, absent)) in SETS.into_iter().zip(sets) {
+        pairs(&mut *conn, table, column, kind, present, absent).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the `absent` `(ticket_id, column)` pairs of `table` and inserts
