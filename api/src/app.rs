@@ -10,19 +10,18 @@ use anyhow::Context as _;
 use projections::fanout::{Hub, HubConfig};
 use projections::sla::SlaProcess;
 use projections::{
-    MetricsProjection, NotificationsProjection, ReadDb, Runner, TicketsProjection, UsersProjection,
+    MetricsProjection, NotificationsProjection, Runner, TicketsProjection, UsersProjection,
 };
-use store::{EventStore, PostgresEventStore, SqliteEventStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::JwtKeys;
-use crate::config::{open_store, redact, StoreUrls};
 use crate::context::ApiContext;
 use crate::graphql::build_schema;
 use crate::http::{ops_router, router, AppState};
 use crate::settings::{Secret, ServeSettings};
+use crate::stores::{StoreUrls, Stores};
 use crate::ws::Sockets;
 
 /// How long shutdown waits for the projection runners to finish their batch.
@@ -46,58 +45,6 @@ pub struct Application {
     sockets: Arc<Sockets>,
 }
 
-/// The SQL database the read models (and, by default, the log) live in.
-pub enum SqlDatabase {
-    Sqlite(SqliteEventStore),
-    Postgres(PostgresEventStore),
-}
-
-impl SqlDatabase {
-    /// Opens `url` (running migrations), in `schema` on PostgreSQL when given.
-    pub async fn open(url: &str, schema: Option<&str>) -> anyhow::Result<SqlDatabase> {
-        let what = || format!("opening {}", redact(url));
-        if url.starts_with("sqlite:") {
-            Ok(SqlDatabase::Sqlite(
-                SqliteEventStore::connect(url).await.with_context(what)?,
-            ))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let store = match schema {
-                Some(schema) => PostgresEventStore::connect_with_schema(url, schema).await,
-                None => PostgresEventStore::connect(url).await,
-            };
-            Ok(SqlDatabase::Postgres(store.with_context(what)?))
-        } else {
-            anyhow::bail!(
-                "unsupported database URL '{}': use sqlite://FILE or postgres://...",
-                redact(url)
-            )
-        }
-    }
-
-    pub fn store(&self) -> Arc<dyn EventStore> {
-        match self {
-            SqlDatabase::Sqlite(s) => Arc::new(s.clone()),
-            SqlDatabase::Postgres(s) => Arc::new(s.clone()),
-        }
-    }
-
-    /// For queries: on SQLite the reader connections, not the single writer.
-    fn query_db(&self) -> ReadDb {
-        match self {
-            SqlDatabase::Sqlite(s) => ReadDb::Sqlite(s.pool().clone()),
-            SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),
-        }
-    }
-
-    /// For projection batches: on SQLite through the store's writer.
-    pub fn write_db(&self) -> ReadDb {
-        match self {
-            SqlDatabase::Sqlite(s) => ReadDb::sqlite_store(s),
-            SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),
-        }
-    }
-}
-
 impl Application {
     /// Binds the listener, opens the stores (migrations run on connect) and
     /// starts the projection runners. Nothing is served before
@@ -116,13 +63,7 @@ impl Application {
             Some(address) => Some(bind(address, "--ops-listen", "TICKETS_OPS_LISTEN").await?),
             None => None,
         };
-        let database = SqlDatabase::open(&urls.database_url, database_schema).await?;
-        let log = match &urls.event_store_url {
-            Some(url) => open_store(url)
-                .await
-                .with_context(|| format!("opening {}", redact(url)))?,
-            None => database.store(),
-        };
+        let Stores { database, log } = Stores::open(urls, database_schema).await?;
         let write_db = database.write_db();
         let runner = Runner::new(log.clone(), write_db.clone());
         let metrics = MetricsProjection::new(policy);

@@ -6,7 +6,8 @@
 //!   version; retries, expected versions and idempotency keys.
 //! - `references`: human references (`TCK-000042`) allocated through the log.
 //! - `users`: profiles recorded from token claims, looked up for assignment.
-//! - `config`: opening the configured event store from a URL.
+//! - `stores`: [`stores::Stores::open`], the SQL database and the event log
+//!   opened from the configured URLs, for the server and every subcommand.
 //! - `cli`: the `tickets` command line (subcommands and their output).
 //! - `settings`: the server's flags and environment (`tickets serve`), and the
 //!   JWT secret rule (development mode vs production).
@@ -31,7 +32,6 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod command_service;
-pub mod config;
 pub mod context;
 pub mod error;
 pub mod graphiql;
@@ -43,6 +43,7 @@ pub mod read_models;
 pub mod readiness;
 pub mod references;
 pub mod settings;
+pub mod stores;
 pub mod telemetry;
 pub mod users;
 pub mod ws;

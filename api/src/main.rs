@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// jemalloc for every allocation of the process, the bundled SQLite's
 /// included (see the workspace's Cargo.toml).
 #[cfg(not(target_env = "msvc"))]
@@ -13,7 +11,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = api::cli::Cli::parse();
+    let cli = api::cli::Cli::parse_args();
     let level = if cli.serves() { "info" } else { "warn" };
     api::telemetry::init(cli.log_format, level);
     match api::cli::run(cli).await {

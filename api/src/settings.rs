@@ -4,117 +4,66 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-/// `tickets serve`.
+/// `tickets serve`: flags of the server only (`tickets serve --help`).
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
     /// Address to listen on; port 0 picks a free port (printed on start).
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, env = "TICKETS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// A second address for operators: `/healthz`, `/readyz` and `/metrics`
     /// there, and `/readyz` and `/metrics` (which query the database) no
     /// longer on `--listen`. Default: all of them on `--listen`.
-    #[arg(long, global = true, env = "TICKETS_OPS_LISTEN")]
+    #[arg(long, env = "TICKETS_OPS_LISTEN")]
     pub ops_listen: Option<SocketAddr>,
     /// Largest accepted request body, in bytes.
-    #[arg(long, global = true, env = "TICKETS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    #[arg(long, env = "TICKETS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
     /// Longest a GraphQL query or mutation over HTTP may run (`30s`, `2m`; a
     /// bare number is seconds); then it is stopped and answered `TIMEOUT`.
     #[arg(
         long,
-        global = true,
         env = "TICKETS_REQUEST_TIMEOUT",
         default_value = "30s",
         value_parser = parse_timeout
     )]
     pub request_timeout: std::time::Duration,
     /// Deepest accepted query (selection nesting).
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_MAX_QUERY_DEPTH",
-        default_value_t = 12
-    )]
+    #[arg(long, env = "TICKETS_MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
     /// Largest accepted query complexity (async-graphql's field count measure).
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_MAX_QUERY_COMPLEXITY",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "TICKETS_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
     /// Live ticket events buffered per subscriber; one that falls further
     /// behind gets a `LAGGED` error with the position to resume from.
     #[arg(
         long,
-        global = true,
         env = "TICKETS_SUBSCRIBER_BUFFER",
         default_value_t = 256,
         value_parser = clap::value_parser!(u64).range(1..=1_000_000)
     )]
     pub subscriber_buffer: u64,
-    /// SLA targets per priority, `PRIORITY=FIRST_RESPONSE/RESOLUTION[/WARNING_BEFORE]`,
-    /// comma-separated (e.g. `CRITICAL=1h/4h,HIGH=4h/1d`); priorities not named
-    /// keep the defaults (CRITICAL 1h/4h, HIGH 4h/1d, MEDIUM 8h/3d, LOW 1d/5d).
-    #[arg(long, global = true, env = "TICKETS_SLA_TARGETS", default_value = "")]
-    pub sla_targets: domain::sla::SlaTargetOverrides,
-    /// For priorities without their own warning time: warn when this
-    /// percentage of the first-response target remains (0: no warnings).
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_SLA_WARNING_PERCENT",
-        default_value_t = domain::sla::DEFAULT_WARNING_PERCENT,
-        value_parser = clap::value_parser!(u8).range(0..=100)
-    )]
-    pub sla_warning_percent: u8,
+    #[command(flatten)]
+    pub sla: SlaSettings,
     /// Queue of a ticket created without one.
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_DEFAULT_QUEUE",
-        default_value = "support"
-    )]
+    #[arg(long, env = "TICKETS_DEFAULT_QUEUE", default_value = "support")]
     pub default_queue: String,
     /// `/readyz` answers 503 while any projection is more than this many
     /// positions (events, on the SQL stores) behind the head of the log.
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_READY_MAX_LAG",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "TICKETS_READY_MAX_LAG", default_value_t = 1000)]
     pub ready_max_lag: u64,
     /// How long a query of the read models waits for them to reach the head
     /// of the log as it stood when the query began (so a write made through
     /// any node is seen), in milliseconds; then it answers as they stand.
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_READ_YOUR_WRITES_MS",
-        default_value_t = 2000
-    )]
+    #[arg(long, env = "TICKETS_READ_YOUR_WRITES_MS", default_value_t = 2000)]
     pub read_your_writes_ms: u64,
     /// How long a new WebSocket may take to send `connection_init`, in
     /// milliseconds (then it is closed with 4408).
-    #[arg(
-        long,
-        global = true,
-        env = "TICKETS_WS_INIT_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
+    #[arg(long, env = "TICKETS_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
     pub ws_init_timeout_ms: u64,
     /// Operations (subscriptions, queries, mutations) one WebSocket may run at
     /// once; one more is answered with an `error` for its id.
     #[arg(
         long,
-        global = true,
         env = "TICKETS_WS_MAX_SUBSCRIPTIONS",
         default_value_t = 100,
         value_parser = clap::value_parser!(u32).range(1..)
@@ -124,7 +73,6 @@ pub struct ServeSettings {
     /// `connection_init` is refused (close 4403).
     #[arg(
         long,
-        global = true,
         env = "TICKETS_WS_MAX_SOCKETS_PER_USER",
         default_value_t = 20,
         value_parser = clap::value_parser!(u32).range(1..)
@@ -133,19 +81,41 @@ pub struct ServeSettings {
     /// How often an acknowledged WebSocket hears from the server when nothing
     /// else is said (`ping` on graphql-transport-ws, `ka` on graphql-ws), in
     /// milliseconds; 0 turns it off.
+    #[arg(long, env = "TICKETS_WS_KEEPALIVE_MS", default_value_t = 15_000)]
+    pub ws_keepalive_ms: u64,
+}
+
+/// The SLA targets, for `tickets serve` and for `tickets projections` (a
+/// rebuilt `queue_metrics` counts breaches against the server's targets).
+#[derive(Debug, Clone, Args)]
+pub struct SlaSettings {
+    /// SLA targets per priority, `PRIORITY=FIRST_RESPONSE/RESOLUTION[/WARNING_BEFORE]`,
+    /// comma-separated (e.g. `CRITICAL=1h/4h,HIGH=4h/1d`); priorities not named
+    /// keep the defaults (CRITICAL 1h/4h, HIGH 4h/1d, MEDIUM 8h/3d, LOW 1d/5d).
+    #[arg(long, env = "TICKETS_SLA_TARGETS", default_value = "")]
+    pub sla_targets: domain::sla::SlaTargetOverrides,
+    /// For priorities without their own warning time: warn when this
+    /// percentage of the first-response target remains (0: no warnings).
     #[arg(
         long,
-        global = true,
-        env = "TICKETS_WS_KEEPALIVE_MS",
-        default_value_t = 15_000
+        env = "TICKETS_SLA_WARNING_PERCENT",
+        default_value_t = domain::sla::DEFAULT_WARNING_PERCENT,
+        value_parser = clap::value_parser!(u8).range(0..=100)
     )]
-    pub ws_keepalive_ms: u64,
+    pub sla_warning_percent: u8,
+}
+
+impl SlaSettings {
+    /// The SLA policy both the SLA process and the queue figures follow.
+    pub fn policy(&self) -> Result<domain::SlaPolicy, domain::sla::SlaConfigError> {
+        domain::SlaPolicy::configured(&self.sla_targets, self.sla_warning_percent)
+    }
 }
 
 impl ServeSettings {
     /// The SLA policy both the SLA process and the queue figures follow.
     pub fn sla_policy(&self) -> Result<domain::SlaPolicy, domain::sla::SlaConfigError> {
-        domain::SlaPolicy::configured(&self.sla_targets, self.sla_warning_percent)
+        self.sla.policy()
     }
 }
 

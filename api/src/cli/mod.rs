@@ -1,30 +1,31 @@
-//! The `tickets` command line. Every subcommand goes through the same command
-//! path as the API will: the store is the only thing it talks to.
+//! The `tickets` command line: the flags every subcommand shares (where the
+//! stores are, the JWT secret, the log format), the subcommands, and
+//! [`run`], which opens the stores once ([`Stores::open`]) and hands them to
+//! the subcommand. Every subcommand goes through the same command path as
+//! the API: the store is the only thing it talks to.
 
-use std::io::Write;
+use std::ffi::OsString;
 
-use anyhow::{bail, Context};
-use chrono::Utc;
-use clap::{Args, Parser, Subcommand};
-use domain::{Actor, Command, Role, TicketPriority, TicketStatus};
+use anyhow::Context;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use domain::Role;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 mod demo;
 mod projections;
 mod server;
+mod ticket;
 
 /// Every projection the server runs, in the order `tickets projections
 /// rebuild` takes them (public so the benchmark rebuilds exactly these).
 pub use projections::catalogue;
 
-use crate::app::SqlDatabase;
 use crate::auth::parse_ttl;
-use crate::command_service::{CommandRequest, CommandService};
-use crate::config::{open_store, StoreUrls, DEFAULT_DATABASE_URL};
-use crate::settings::{parse_flag, Secret, SecretUse, ServeSettings};
+use crate::command_service::CommandService;
+use crate::settings::{parse_flag, Secret, SecretUse, ServeSettings, SlaSettings};
+use crate::stores::{StoreUrls, Stores, DEFAULT_DATABASE_URL};
 use crate::telemetry::LogFormat;
-use crate::users::{UserDirectory, UserProfile};
+use crate::users::UserDirectory;
 
 #[derive(Debug, Parser)]
 #[command(name = "tickets", version, about = "Event-sourced support tickets")]
@@ -63,17 +64,28 @@ pub struct Cli {
         default_value = "text"
     )]
     pub log_format: LogFormat,
-    #[command(flatten)]
-    pub serve: ServeSettings,
-    /// What to do; default `serve`.
+    /// What to do; without one, `serve` (so `tickets --listen ADDR` is
+    /// `tickets serve --listen ADDR`).
     #[command(subcommand)]
-    pub command: Option<TopCommand>,
+    pub command: TopCommand,
 }
 
 impl Cli {
-    /// Whether this run starts the server (`serve`, or no subcommand).
+    /// Parses the process's arguments, `serve` when no subcommand is named.
+    pub fn parse_args() -> Cli {
+        Cli::parse_from(default_to_serve(std::env::args_os().collect()))
+    }
+
+    /// Whether this run starts the server.
     pub fn serves(&self) -> bool {
-        matches!(self.command, None | Some(TopCommand::Serve))
+        matches!(self.command, TopCommand::Serve(_))
+    }
+
+    fn urls(&self) -> StoreUrls {
+        StoreUrls {
+            database_url: self.database_url.clone(),
+            event_store_url: self.event_store_url.clone(),
+        }
     }
 
     pub(crate) fn secret(&self, usage: SecretUse) -> anyhow::Result<Secret> {
@@ -85,108 +97,20 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
     /// Run the GraphQL server (the default).
-    Serve,
+    Serve(ServeSettings),
     /// Print a token signed with the configured secret (auth.md).
     Token(TokenArgs),
     /// Print the served GraphQL schema (SDL).
     Schema,
     /// Create, change and inspect tickets.
-    Ticket(TicketCli),
+    Ticket(ticket::TicketCli),
     /// Record a user profile (needed before a user can be assigned tickets).
-    User(UserCli),
+    User(ticket::UserCli),
     /// Operate the read models: status, rebuild.
-    #[command(subcommand)]
-    Projections(projections::ProjectionsCommand),
+    Projections(ProjectionsArgs),
     /// Fill the database with a realistic, seeded demo data set (queues,
     /// agents, requesters, weeks of ticket history).
     Demo(demo::DemoArgs),
-}
-
-/// Who the command acts as. The command line is an operator's tool: ADMIN unless
-/// told otherwise.
-#[derive(Debug, Args)]
-pub struct ActorArgs {
-    /// User id to act as.
-    #[arg(
-        long = "as",
-        env = "TICKETS_ACTOR",
-        default_value = "admin",
-        global = true
-    )]
-    pub user: String,
-    /// Role(s) of that user: REQUESTER, AGENT, ADMIN (default ADMIN).
-    #[arg(long = "role", value_parser = parse_enum::<Role>, global = true)]
-    pub roles: Vec<Role>,
-    /// Team(s) (queues) of that user.
-    #[arg(long = "team", global = true)]
-    pub teams: Vec<String>,
-}
-
-impl ActorArgs {
-    fn actor(&self) -> Actor {
-        Actor {
-            user_id: self.user.clone(),
-            roles: if self.roles.is_empty() {
-                vec![Role::Admin]
-            } else {
-                self.roles.clone()
-            },
-            teams: self.teams.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct TicketCli {
-    #[command(flatten)]
-    pub actor: ActorArgs,
-    #[command(subcommand)]
-    pub command: TicketCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TicketCommand {
-    /// Create a ticket and print its reference and id.
-    Create {
-        /// One-line summary.
-        #[arg(long)]
-        request: String,
-        #[arg(long)]
-        description: Option<String>,
-        #[arg(long, default_value = "MEDIUM", value_parser = parse_enum::<TicketPriority>)]
-        priority: TicketPriority,
-        #[arg(long, default_value = "support")]
-        queue: String,
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-    },
-    /// Comment on a ticket.
-    Comment {
-        /// Ticket id or reference (TCK-000042).
-        ticket: String,
-        text: String,
-        #[arg(long)]
-        internal: bool,
-    },
-    /// Change a ticket's status (OPEN, IN_PROGRESS, ON_HOLD, RESOLVED, CLOSED).
-    Status {
-        ticket: String,
-        #[arg(value_parser = parse_enum::<TicketStatus>)]
-        status: TicketStatus,
-    },
-    /// Assign a ticket to a known AGENT or ADMIN.
-    Assign { ticket: String, assignee: String },
-    /// Tag a ticket.
-    Tag { ticket: String, tag: String },
-    /// Print a ticket's current state as JSON.
-    Show { ticket: String },
-    /// Print every event of a ticket with the fields it changed.
-    History {
-        ticket: String,
-        /// One JSON object per event instead of text.
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -211,22 +135,6 @@ pub struct TokenArgs {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct UserCli {
-    /// User id.
-    pub id: String,
-    #[arg(long = "role", value_parser = parse_enum::<Role>)]
-    pub roles: Vec<Role>,
-    #[arg(long = "team")]
-    pub teams: Vec<String>,
-    #[arg(long)]
-    pub first_name: Option<String>,
-    #[arg(long)]
-    pub last_name: Option<String>,
-    #[arg(long)]
-    pub email: Option<String>,
-}
-
 /// Parses a contract enum name case-insensitively (`in-progress` = `IN_PROGRESS`).
 fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T, String> {
     let name = s.trim().to_uppercase().replace('-', "_");
@@ -234,254 +142,126 @@ fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T, String> {
         .map_err(|_| format!("unknown value '{s}'"))
 }
 
+/// `tickets projections`: the SLA targets (a rebuilt `queue_metrics` counts
+/// breaches against the server's) and what to do.
+#[derive(Debug, Args)]
+pub struct ProjectionsArgs {
+    #[command(flatten)]
+    pub sla: SlaSettings,
+    #[command(subcommand)]
+    pub command: projections::ProjectionsCommand,
+}
+
+/// `args` with `serve` inserted after the program's name when no subcommand
+/// is named: the first argument that is neither one of [`Cli`]'s own flags
+/// (or its value) nor help or version is taken as the subcommand, or, when
+/// it is a flag, as one of `serve`'s.
+fn default_to_serve(mut args: Vec<OsString>) -> Vec<OsString> {
+    let cli = Cli::command();
+    let mut i = 1;
+    while let Some(arg) = args.get(i).map(|a| a.to_string_lossy().into_owned()) {
+        if matches!(arg.as_str(), "-h" | "--help" | "-V" | "--version" | "help") {
+            return args;
+        }
+        let Some(flag) = arg.strip_prefix("--") else {
+            // A positional argument: the subcommand (clap reports an unknown one).
+            return args;
+        };
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        let Some(own) = cli.get_arguments().find(|a| a.get_long() == Some(name)) else {
+            break;
+        };
+        let takes_value = own.get_action().takes_values() && !own.is_require_equals_set();
+        i += if takes_value && !inline_value { 2 } else { 1 };
+    }
+    args.insert(1.min(args.len()), OsString::from("serve"));
+    args
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let urls = StoreUrls {
-        database_url: cli.database_url.clone(),
-        event_store_url: cli.event_store_url.clone(),
-    };
-    let command = match cli.command {
-        None | Some(TopCommand::Serve) => return server::serve(&cli, &urls).await,
-        Some(TopCommand::Token(ref t)) => return server::print_token(&cli, t),
-        Some(TopCommand::Schema) => {
-            println!("{}", crate::graphql::build_schema(None).sdl());
-            return Ok(());
-        }
-        Some(TopCommand::Projections(command)) => {
-            let db = SqlDatabase::open(&urls.database_url, cli.database_schema.as_deref()).await?;
-            let log = match &urls.event_store_url {
-                Some(url) => open_store(url)
-                    .await
-                    .with_context(|| format!("opening {}", crate::config::redact(url)))?,
-                None => db.store(),
-            };
-            let policy = cli
-                .serve
-                .sla_policy()
-                .context("invalid SLA configuration")?;
-            let mut out = std::io::stdout().lock();
-            return projections::run(command, log, db.write_db(), policy, &mut out).await;
-        }
-        Some(command) => command,
-    };
-    let store = match (&urls.event_store_url, &cli.database_schema) {
-        (None, Some(schema)) => {
-            let db = SqlDatabase::open(&urls.database_url, Some(schema)).await?;
-            match db {
-                SqlDatabase::Postgres(s) => {
-                    std::sync::Arc::new(s) as std::sync::Arc<dyn store::EventStore>
-                }
-                SqlDatabase::Sqlite(s) => std::sync::Arc::new(s),
-            }
-        }
-        _ => open_store(urls.event_log())
-            .await
-            .with_context(|| format!("opening {}", crate::config::redact(urls.event_log())))?,
-    };
-    let service = CommandService::new(store.clone());
-    let users = UserDirectory::new(store);
+    let urls = cli.urls();
+    let schema = cli.database_schema.as_deref();
     let mut out = std::io::stdout().lock();
-    match command {
-        TopCommand::Serve
-        | TopCommand::Token(_)
-        | TopCommand::Schema
-        | TopCommand::Projections(_) => {
-            unreachable!("handled above")
+    match cli.command {
+        TopCommand::Serve(ref settings) => server::serve(&cli, settings, &urls).await,
+        TopCommand::Token(ref t) => server::print_token(&cli, t),
+        TopCommand::Schema => {
+            println!("{}", crate::graphql::build_schema(None).sdl());
+            Ok(())
+        }
+        TopCommand::Projections(p) => {
+            let policy = p.sla.policy().context("invalid SLA configuration")?;
+            let stores = Stores::open(&urls, schema).await?;
+            let db = stores.database.write_db();
+            projections::run(p.command, stores.log, db, policy, &mut out).await
         }
         TopCommand::Demo(args) => {
-            let schema = cli.database_schema.as_deref();
-            demo::run(&service, &users, args, &urls.database_url, schema, &mut out).await?;
+            let stores = Stores::open(&urls, schema).await?;
+            let service = CommandService::new(stores.log.clone());
+            let users = UserDirectory::new(stores.log);
+            demo::run(&service, &users, args, &urls.database_url, schema, &mut out).await
         }
         TopCommand::User(u) => {
-            let profile = UserProfile {
-                id: u.id,
-                first_name: u.first_name,
-                last_name: u.last_name,
-                email: u.email,
-                roles: if u.roles.is_empty() {
-                    vec![Role::Requester]
-                } else {
-                    u.roles
-                },
-                teams: u.teams,
-            };
-            let changed = users.record(&profile).await?;
-            writeln!(
-                out,
-                "{} {}",
-                if changed { "recorded" } else { "unchanged" },
-                profile.id
-            )?;
+            let stores = Stores::open(&urls, schema).await?;
+            ticket::run_user(&UserDirectory::new(stores.log), u, &mut out).await
         }
         TopCommand::Ticket(t) => {
-            let actor = t.actor.actor();
-            users
-                .record(&UserProfile {
-                    id: actor.user_id.clone(),
-                    first_name: None,
-                    last_name: None,
-                    email: None,
-                    roles: actor.roles.clone(),
-                    teams: actor.teams.clone(),
-                })
-                .await?;
-            run_ticket(&service, &users, actor, t.command, &mut out).await?;
+            let stores = Stores::open(&urls, schema).await?;
+            let service = CommandService::new(stores.log.clone());
+            let users = UserDirectory::new(stores.log);
+            ticket::run(&service, &users, t, &mut out).await
         }
-    }
-    Ok(())
-}
-
-async fn run_ticket(
-    service: &CommandService,
-    users: &UserDirectory,
-    actor: Actor,
-    command: TicketCommand,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let command = match command {
-        TicketCommand::Create {
-            request,
-            description,
-            priority,
-            queue,
-            tags,
-        } => {
-            let outcome = service
-                .create(
-                    actor,
-                    request,
-                    description,
-                    priority,
-                    queue,
-                    tags,
-                    None,
-                    Utc::now(),
-                )
-                .await?;
-            writeln!(out, "{} {}", outcome.ticket.reference, outcome.ticket.id)?;
-            return Ok(());
-        }
-        TicketCommand::Show { ticket } => {
-            let id = resolve(service, &ticket).await?;
-            let loaded = service.load(id).await?;
-            let Some(state) = loaded.state.filter(|t| domain::can_see(&actor, t)) else {
-                bail!("no ticket {ticket}");
-            };
-            writeln!(out, "{}", serde_json::to_string_pretty(&state)?)?;
-            return Ok(());
-        }
-        TicketCommand::History { ticket, json } => {
-            let id = resolve(service, &ticket).await?;
-            return print_history(service, &actor, id, &ticket, json, out).await;
-        }
-        TicketCommand::Comment {
-            ticket,
-            text,
-            internal,
-        } => (
-            ticket,
-            Command::Comment {
-                comment_id: Uuid::new_v4(),
-                body: text,
-                internal,
-            },
-        ),
-        TicketCommand::Status { ticket, status } => (
-            ticket,
-            Command::ChangeStatus {
-                status,
-                comment: None,
-            },
-        ),
-        TicketCommand::Assign { ticket, assignee } => {
-            let roles = users.lookup(&assignee).await?.map(|p| p.roles);
-            (
-                ticket,
-                Command::Assign {
-                    assignee_id: assignee,
-                    assignee_roles: roles,
-                },
-            )
-        }
-        TicketCommand::Tag { ticket, tag } => (ticket, Command::AddTag { tag }),
-    };
-    let (ticket, command) = command;
-    let id = resolve(service, &ticket).await?;
-    let outcome = service
-        .execute(CommandRequest::new(id, command, actor))
-        .await?;
-    if outcome.events.is_empty() {
-        writeln!(
-            out,
-            "{} unchanged (version {})",
-            outcome.ticket.reference, outcome.ticket.version
-        )?;
-    } else {
-        writeln!(
-            out,
-            "{} now at version {}",
-            outcome.ticket.reference, outcome.ticket.version
-        )?;
-    }
-    Ok(())
-}
-
-/// A ticket id from a UUID or a `TCK-` reference.
-async fn resolve(service: &CommandService, ticket: &str) -> anyhow::Result<Uuid> {
-    if let Ok(id) = ticket.trim().parse::<Uuid>() {
-        return Ok(id);
-    }
-    match service.references().resolve(ticket).await? {
-        Some(id) => Ok(id),
-        None => bail!("no ticket {ticket} (give a UUID or a reference such as TCK-000042)"),
     }
 }
 
-async fn print_history(
-    service: &CommandService,
-    actor: &Actor,
-    id: Uuid,
-    name: &str,
-    json: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let loaded = service.load(id).await?;
-    let steps = domain::history::steps(&loaded.decoded);
-    if steps.is_empty() || !steps.iter().any(|s| domain::can_see(actor, &s.after)) {
-        bail!("no ticket {name}");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        default_to_serve(line.split_whitespace().map(OsString::from).collect())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
-    for (step, (recorded, event)) in steps.iter().zip(loaded.events.iter().zip(&loaded.decoded)) {
-        if !domain::may_receive(actor, step.before.as_ref(), &step.after, event) {
-            continue;
-        }
-        let event_type = event.change.event_type();
-        if json {
-            let line = serde_json::json!({
-                "position": recorded.position.to_cursor(),
-                "version": step.version,
-                "eventType": event_type,
-                "triggeredBy": event.actor,
-                "timestamp": event.at,
-                "changes": step.changes,
-            });
-            writeln!(out, "{line}")?;
-            continue;
-        }
-        let kind = serde_json::to_value(event_type)?;
-        writeln!(
-            out,
-            "v{} {} {} by {}",
-            step.version,
-            event.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            kind.as_str().unwrap_or("?"),
-            event.actor
-        )?;
-        for change in &step.changes {
-            writeln!(
-                out,
-                "    {}: {} -> {}",
-                change.field, change.old_value, change.new_value
-            )?;
-        }
+
+    /// No subcommand is `serve`, whatever shared flags come first; a named
+    /// subcommand, help and version are left alone.
+    #[test]
+    fn without_a_subcommand_the_server_runs() {
+        assert_eq!(args("tickets"), ["tickets", "serve"]);
+        assert_eq!(
+            args("tickets --listen 127.0.0.1:0"),
+            ["tickets", "serve", "--listen", "127.0.0.1:0"]
+        );
+        assert_eq!(
+            args("tickets --database-url sqlite://x.db --production --listen 1.2.3.4:5")[1],
+            "serve"
+        );
+        assert_eq!(
+            args("tickets --database-url serve.db ticket show 1")[1],
+            "--database-url"
+        );
+        assert_eq!(args("tickets --log-format=json ticket show 1")[2], "ticket");
+        assert_eq!(args("tickets --help"), ["tickets", "--help"]);
+        assert_eq!(args("tickets -V"), ["tickets", "-V"]);
     }
-    Ok(())
+
+    /// Server flags belong to `serve`: another subcommand refuses them, and
+    /// `projections` takes the SLA targets.
+    #[test]
+    fn server_flags_are_only_for_serve() {
+        let parse = |line: &str| Cli::try_parse_from(args(line));
+        assert!(parse("tickets ticket show TCK-1 --listen 127.0.0.1:0").is_err());
+        assert!(parse("tickets token --sub a --max-body-bytes 9").is_err());
+        assert!(parse("tickets --listen 127.0.0.1:0").is_ok_and(|c| c.serves()));
+        assert!(parse("tickets serve --listen 127.0.0.1:0 --database-url sqlite://x.db").is_ok());
+        let rebuild = parse("tickets projections --sla-targets HIGH=1h/1d rebuild")
+            .expect("projections takes the SLA targets");
+        assert!(matches!(rebuild.command, TopCommand::Projections(_)));
+        assert!(parse("tickets ticket show TCK-1 --database-url sqlite://x.db").is_ok());
+    }
 }

@@ -8,13 +8,17 @@ use domain::Role;
 
 use super::{Cli, TokenArgs};
 use crate::auth::{Claims, JwtKeys};
-use crate::config::StoreUrls;
-use crate::settings::{Secret, SecretUse};
+use crate::settings::{Secret, SecretUse, ServeSettings};
+use crate::stores::StoreUrls;
 
 /// `tickets serve`: build the application, say where it listens and how to get
 /// a token, and run until SIGINT/SIGTERM.
-pub(super) async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
-    let secret = cli.secret(SecretUse::Serve(cli.serve.listen))?;
+pub(super) async fn serve(
+    cli: &Cli,
+    settings: &ServeSettings,
+    urls: &StoreUrls,
+) -> anyhow::Result<()> {
+    let secret = cli.secret(SecretUse::Serve(settings.listen))?;
     if secret == Secret::Development {
         tracing::warn!(
             "DEVELOPMENT MODE: no TICKETS_JWT_SECRET is set, tokens are signed with a \
@@ -26,7 +30,7 @@ pub(super) async fn serve(cli: &Cli, urls: &StoreUrls) -> anyhow::Result<()> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     crate::app::cancel_on_signal(shutdown.clone());
     let app = crate::app::Application::build(
-        cli.serve.clone(),
+        settings.clone(),
         urls,
         cli.database_schema.as_deref(),
         &secret,

@@ -173,10 +173,10 @@ pub(super) async fn run(
     bar.finish_and_clear();
 
     let events = tally.events.load(Ordering::Relaxed);
-    let mut flags = if database == crate::config::DEFAULT_DATABASE_URL {
+    let mut flags = if database == crate::stores::DEFAULT_DATABASE_URL {
         String::new()
     } else {
-        format!(" --database-url '{}'", crate::config::redact(database))
+        format!(" --database-url '{}'", crate::stores::redact(database))
     };
     if let Some(schema) = schema {
         flags.push_str(&format!(" --database-schema {schema}"));

@@ -1,7 +1,14 @@
-//! Choosing a backend from the configured URL.
+//! The stores a process works on, opened from the configured URLs in one
+//! place ([`Stores::open`]) for the server, the command line and the demo:
+//! the SQL database (read models and checkpoints, and by default the log)
+//! and the event log.
 
 use std::sync::Arc;
 
+use anyhow::Context;
+use projections::ReadDb;
+use store::postgres::PostgresEventStore;
+use store::sqlite::SqliteEventStore;
 use store::{EventStore, StoreError};
 
 #[cfg(test)]
@@ -25,6 +32,81 @@ impl StoreUrls {
         self.event_store_url
             .as_deref()
             .unwrap_or(&self.database_url)
+    }
+}
+
+/// The SQL database the read models (and, by default, the log) live in.
+pub enum SqlDatabase {
+    Sqlite(SqliteEventStore),
+    Postgres(PostgresEventStore),
+}
+
+impl SqlDatabase {
+    /// Opens `url` (running migrations), in `schema` on PostgreSQL when given.
+    pub async fn open(url: &str, schema: Option<&str>) -> anyhow::Result<SqlDatabase> {
+        let what = || format!("opening {}", redact(url));
+        if url.starts_with("sqlite:") {
+            Ok(SqlDatabase::Sqlite(
+                SqliteEventStore::connect(url).await.with_context(what)?,
+            ))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let store = match schema {
+                Some(schema) => PostgresEventStore::connect_with_schema(url, schema).await,
+                None => PostgresEventStore::connect(url).await,
+            };
+            Ok(SqlDatabase::Postgres(store.with_context(what)?))
+        } else {
+            anyhow::bail!(
+                "unsupported database URL '{}': use sqlite://FILE or postgres://...",
+                redact(url)
+            )
+        }
+    }
+
+    /// The log kept in this database.
+    pub fn store(&self) -> Arc<dyn EventStore> {
+        match self {
+            SqlDatabase::Sqlite(s) => Arc::new(s.clone()),
+            SqlDatabase::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    /// For queries: on SQLite the reader connections, not the single writer.
+    pub fn query_db(&self) -> ReadDb {
+        match self {
+            SqlDatabase::Sqlite(s) => ReadDb::Sqlite(s.pool().clone()),
+            SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),
+        }
+    }
+
+    /// For projection batches: on SQLite through the store's writer.
+    pub fn write_db(&self) -> ReadDb {
+        match self {
+            SqlDatabase::Sqlite(s) => ReadDb::sqlite_store(s),
+            SqlDatabase::Postgres(s) => ReadDb::postgres_store(s),
+        }
+    }
+}
+
+/// What a process works on: the SQL database and the event log (the
+/// database's own unless an EventStoreDB URL is configured).
+pub struct Stores {
+    pub database: SqlDatabase,
+    pub log: Arc<dyn EventStore>,
+}
+
+impl Stores {
+    /// Opens the database (running migrations, in `schema` on PostgreSQL when
+    /// given), then the log.
+    pub async fn open(urls: &StoreUrls, schema: Option<&str>) -> anyhow::Result<Stores> {
+        let database = SqlDatabase::open(&urls.database_url, schema).await?;
+        let log = match &urls.event_store_url {
+            Some(url) => open_store(url)
+                .await
+                .with_context(|| format!("opening {}", redact(url)))?,
+            None => database.store(),
+        };
+        Ok(Stores { database, log })
     }
 }
 
