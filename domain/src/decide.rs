@@ -13,19 +13,33 @@ use crate::actor::{Actor, Role};
 use crate::command::{Command, RelatedTicket};
 use crate::error::DomainError;
 use crate::event::{TicketChange, TicketEvent};
+use crate::limits::TicketLimits;
 use crate::ticket::Ticket;
 use crate::validate;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// [`decide_within`] the default [`TicketLimits`].
 pub fn decide(
     state: Option<&Ticket>,
     command: &Command,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Vec<TicketEvent>, DomainError> {
+    decide_within(&TicketLimits::default(), state, command, actor, now)
+}
+
+/// The events `command` by `actor` at `now` means for the ticket `state`,
+/// which may hold at most what `limits` allow.
+pub fn decide_within(
+    limits: &TicketLimits,
+    state: Option<&Ticket>,
+    command: &Command,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<TicketEvent>, DomainError> {
     let changes = match (state, command) {
-        (None, Command::Create { .. }) => create(command)?,
+        (None, Command::Create { .. }) => create(command, limits)?,
         // Ids are chosen by the caller, so this is a retry or a collision,
         // never a way to probe a hidden ticket.
         (Some(_), Command::Create { .. }) => return Err(DomainError::AlreadyExists),
@@ -35,7 +49,7 @@ pub fn decide(
             if ticket.deleted {
                 return Err(DomainError::Deleted);
             }
-            change(ticket, command, actor)?
+            change(ticket, command, actor, limits)?
         }
     };
     Ok(changes
@@ -48,7 +62,7 @@ pub fn decide(
         .collect())
 }
 
-fn create(command: &Command) -> Result<Vec<TicketChange>, DomainError> {
+fn create(command: &Command, limits: &TicketLimits) -> Result<Vec<TicketChange>, DomainError> {
     let Command::Create {
         ticket_id,
         reference,
@@ -72,7 +86,11 @@ fn create(command: &Command) -> Result<Vec<TicketChange>, DomainError> {
             .flatten(),
         priority: *priority,
         queue: validate::queue(queue)?,
-        tags: validate::tags(tags)?,
+        tags: {
+            let tags = validate::tags(tags)?;
+            TicketLimits::at_most("tags", tags.len(), limits.tags)?;
+            tags
+        },
     }])
 }
 
@@ -116,6 +134,7 @@ fn change(
     ticket: &Ticket,
     command: &Command,
     actor: &Actor,
+    limits: &TicketLimits,
 ) -> Result<Vec<TicketChange>, DomainError> {
     use TicketChange as C;
     Ok(match command {
@@ -203,7 +222,11 @@ fn change(
             internal,
         } => vec![C::Commented {
             comment_id: *comment_id,
-            body: validate::comment(body)?,
+            body: {
+                let body = validate::comment(body)?;
+                TicketLimits::room_for("comments", ticket.comments.len(), limits.comments)?;
+                body
+            },
             internal: *internal,
             first_response: !internal && is_first_response(ticket, actor),
         }],
@@ -215,6 +238,7 @@ fn change(
             size,
         } => {
             let valid = validate::attachment(name, url, mime_type.as_deref(), *size)?;
+            TicketLimits::room_for("attachments", ticket.attachments.len(), limits.attachments)?;
             vec![C::AttachmentAdded {
                 attachment_id: *attachment_id,
                 name: valid.name,
@@ -228,9 +252,7 @@ fn change(
             if ticket.tags.contains(&tag) {
                 return Ok(vec![]);
             }
-            if ticket.tags.len() >= validate::MAX_TAGS_PER_TICKET {
-                return Err(validate::too_many_tags());
-            }
+            TicketLimits::room_for("tags", ticket.tags.len(), limits.tags)?;
             vec![C::TagAdded { tag }]
         }
         Command::RemoveTag { tag } => {
@@ -247,12 +269,13 @@ fn change(
             related,
         } => {
             other_side(*related_id, related, true)?;
-            only_if(
-                !ticket.related.contains(related_id),
-                C::RelatedAdded {
-                    related_id: *related_id,
-                },
-            )
+            if ticket.related.contains(related_id) {
+                return Ok(vec![]);
+            }
+            TicketLimits::room_for("related tickets", ticket.related.len(), limits.relations)?;
+            vec![C::RelatedAdded {
+                related_id: *related_id,
+            }]
         }
         Command::Unrelate {
             related_id,
@@ -268,7 +291,11 @@ fn change(
         }
         Command::Watch { user_id } => {
             let user_id = validate::user_id(user_id)?;
-            only_if(!ticket.is_watched_by(&user_id), C::WatcherAdded { user_id })
+            if ticket.is_watched_by(&user_id) {
+                return Ok(vec![]);
+            }
+            TicketLimits::room_for("watchers", ticket.watchers.len(), limits.watchers)?;
+            vec![C::WatcherAdded { user_id }]
         }
         Command::Unwatch { user_id } => {
             let user_id = validate::user_id(user_id)?;

@@ -45,6 +45,7 @@ pub mod error;
 pub mod event;
 pub mod evolve;
 pub mod history;
+pub mod limits;
 pub mod sla;
 pub mod ticket;
 pub mod validate;
@@ -58,11 +59,12 @@ pub use access::{
 pub use actor::{Actor, Role};
 pub use codec::{decode, encode, DecodeError, EncodedEvent};
 pub use command::{Command, RelatedTicket};
-pub use decide::decide;
+pub use decide::{decide, decide_within};
 pub use error::DomainError;
 pub use event::{TicketChange, TicketEvent, TicketEventType};
 pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
+pub use limits::TicketLimits;
 pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
 pub use ticket::{Attachment, Comment, SlaTarget, Ticket, TicketPriority, TicketStatus};
 

@@ -1,6 +1,7 @@
 //! User input made safe to record: trimmed, within its length limits, tags
-//! normalised. Lengths count characters, not bytes, because the limits are
-//! promises to people typing text.
+//! normalised. Lengths count bytes of UTF-8, not characters: what a limit
+//! bounds is the memory and storage every copy of the text takes (a
+//! character is up to four bytes).
 //!
 //! Every function returns the value to store, or `DomainError::Invalid` with a
 //! message fit for the user.
@@ -12,7 +13,6 @@ pub const MAX_DESCRIPTION: usize = 20_000;
 pub const MAX_QUEUE: usize = 64;
 pub const MAX_REFERENCE: usize = 64;
 pub const MAX_TAG: usize = 50;
-pub const MAX_TAGS_PER_TICKET: usize = 50;
 pub const MAX_COMMENT: usize = 10_000;
 pub const MAX_ATTACHMENT_NAME: usize = 255;
 pub const MAX_URL: usize = 2048;
@@ -20,19 +20,19 @@ pub const MAX_MIME_TYPE: usize = 255;
 pub const MAX_REASON: usize = 1_000;
 pub const MAX_USER_ID: usize = 128;
 
-/// Trims `value` and checks it has `1..=max` characters.
+/// Trims `value` and checks it has `1..=max` bytes.
 fn required(field: &str, value: &str, max: usize) -> Result<String, DomainError> {
     let value = value.trim();
-    match value.chars().count() {
+    match value.len() {
         0 => Err(DomainError::Invalid(format!("{field} must not be empty"))),
         n if n > max => Err(DomainError::Invalid(format!(
-            "{field} must be at most {max} characters"
+            "{field} must be at most {max} bytes of UTF-8 (got {n})"
         ))),
         _ => Ok(value.to_string()),
     }
 }
 
-/// Trims `value`; blank means "none". At most `max` characters.
+/// Trims `value`; blank means "none". At most `max` bytes.
 fn optional(field: &str, value: &str, max: usize) -> Result<Option<String>, DomainError> {
     if value.trim().is_empty() {
         return Ok(None);
@@ -88,7 +88,8 @@ pub fn tag(value: &str) -> Result<String, DomainError> {
     Ok(tag)
 }
 
-/// Normalised, sorted, without duplicates, and no more than a ticket may hold.
+/// Normalised, sorted, without duplicates (how many a ticket may hold is
+/// `TicketLimits::tags`).
 pub fn tags(values: &[String]) -> Result<Vec<String>, DomainError> {
     let mut tags = values
         .iter()
@@ -96,16 +97,7 @@ pub fn tags(values: &[String]) -> Result<Vec<String>, DomainError> {
         .collect::<Result<Vec<_>, _>>()?;
     tags.sort();
     tags.dedup();
-    if tags.len() > MAX_TAGS_PER_TICKET {
-        return Err(too_many_tags());
-    }
     Ok(tags)
-}
-
-pub(crate) fn too_many_tags() -> DomainError {
-    DomainError::Invalid(format!(
-        "a ticket may have at most {MAX_TAGS_PER_TICKET} tags"
-    ))
 }
 
 /// An attachment's fields, ready to record.

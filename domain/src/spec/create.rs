@@ -78,15 +78,16 @@ fn it_should_drop_a_blank_description() {
 }
 
 #[test]
-fn it_should_require_a_request_of_1_to_200_characters() {
+fn it_should_require_a_request_of_1_to_200_bytes() {
     given(vec![])
         .when(create("   ", None, "support", &[]))
         .then_expect_invalid();
+    // "é" is two bytes of UTF-8: 101 of them are 202 bytes.
     given(vec![])
-        .when(create(&"é".repeat(201), None, "support", &[]))
+        .when(create(&"é".repeat(101), None, "support", &[]))
         .then_expect_invalid();
     given(vec![])
-        .when(create(&"é".repeat(200), None, "support", &[]))
+        .when(create(&"é".repeat(100), None, "support", &[]))
         .ticket();
 }
 

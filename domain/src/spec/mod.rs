@@ -16,7 +16,7 @@ mod status;
 mod tags;
 mod update;
 
-use crate::{decide, fold, Actor, Command, DomainError, RelatedTicket, Role};
+use crate::{decide_within, fold, Actor, Command, DomainError, RelatedTicket, Role, TicketLimits};
 use crate::{Ticket, TicketChange, TicketEvent};
 use crate::{TicketPriority, TicketStatus};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -98,12 +98,14 @@ pub fn given(history: Vec<TicketEvent>) -> Given {
     Given {
         history,
         actor: admin(),
+        limits: TicketLimits::default(),
     }
 }
 
 pub struct Given {
     history: Vec<TicketEvent>,
     actor: Actor,
+    limits: TicketLimits,
 }
 
 impl Given {
@@ -114,10 +116,16 @@ impl Given {
         self
     }
 
+    /// The ticket may hold at most what `limits` allow.
+    pub fn within(mut self, limits: TicketLimits) -> Given {
+        self.limits = limits;
+        self
+    }
+
     pub fn when(self, command: Command) -> Then {
         let state = fold(&self.history);
         let now = minutes(60);
-        let result = decide(state.as_ref(), &command, &self.actor, now);
+        let result = decide_within(&self.limits, state.as_ref(), &command, &self.actor, now);
         if let Ok(events) = &result {
             for event in events {
                 assert_eq!(event.actor, self.actor.user_id, "events name their actor");
@@ -155,9 +163,10 @@ impl Then {
     }
 
     /// Asserts the error's kind, whatever its message says.
-    pub fn then_expect_invalid(self) {
+    /// The refusal's message.
+    pub fn then_expect_invalid(self) -> String {
         match self.result {
-            Err(DomainError::Invalid(_)) => {}
+            Err(DomainError::Invalid(message)) => message,
             other => panic!("expected Invalid, got {other:?}"),
         }
     }
