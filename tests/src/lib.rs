@@ -216,6 +216,15 @@ impl Server {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Kills the process with SIGKILL (no shutdown of any kind) and waits
+    /// for it to be gone.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL the server");
+            child.wait().expect("wait for the killed server");
+        }
+    }
+
     /// Sends SIGTERM and waits (at most 20 s) for the process to exit.
     pub fn terminate(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running server");
