@@ -309,7 +309,7 @@ async fn chaos(backend: Backend) {
             *seen.entry(key.as_str()).or_default() += 1;
         }
     }
-    let ledger = ledger.lock().unwrap();
+    let ledger = ledger.lock().unwrap().clone();
     assert!(
         ledger.len() > WRITERS * runs(),
         "the writers wrote ({})",
