@@ -1,14 +1,15 @@
 //! [`StallingProxy`]: a TCP proxy on loopback that forwards to a server and
 //! can stop forwarding on demand, for tests of what the product does while
 //! its database is there but does not answer (a network partition, a server
-//! stuck in a long checkpoint).
+//! stuck in a long checkpoint), or goes away for a while and comes back (a
+//! restart: [`StallingProxy::restart`]).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Forwards every connection made to [`StallingProxy::address`] to `target`,
 /// byte for byte, until [`StallingProxy::stall`]; bytes that arrive while it
@@ -17,6 +18,10 @@ pub struct StallingProxy {
     address: String,
     stalled: Arc<AtomicBool>,
     closed: Arc<AtomicBool>,
+    /// Both ends of every forwarded connection, to cut them at a restart.
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    /// Until when new connections are closed at once.
+    down_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl StallingProxy {
@@ -26,17 +31,32 @@ impl StallingProxy {
         let address = listener.local_addr().expect("proxy address").to_string();
         let stalled = Arc::new(AtomicBool::new(false));
         let closed = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let down_until: Arc<Mutex<Option<Instant>>> = Arc::default();
         let target = target.to_string();
         let (stall, close) = (stalled.clone(), closed.clone());
+        let (tracked, down) = (open.clone(), down_until.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 if close.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(client) = client else { continue };
+                if down
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|until| Instant::now() < until)
+                {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(&target) else {
                     continue;
                 };
+                let mut ends = tracked.lock().unwrap();
+                ends.extend(client.try_clone());
+                ends.extend(server.try_clone());
+                drop(ends);
                 for (from, to) in [
                     (client.try_clone(), server.try_clone()),
                     (server.try_clone(), client.try_clone()),
@@ -52,6 +72,8 @@ impl StallingProxy {
             address,
             stalled,
             closed,
+            open,
+            down_until,
         }
     }
 
@@ -68,6 +90,16 @@ impl StallingProxy {
     /// Forwards again, first whatever waited.
     pub fn resume(&self) {
         self.stalled.store(false, Ordering::SeqCst);
+    }
+
+    /// What a database restart looks like to its clients: every open
+    /// connection is cut, and new ones are closed at once for `down`; then
+    /// connections are forwarded again.
+    pub fn restart(&self, down: Duration) {
+        *self.down_until.lock().unwrap() = Some(Instant::now() + down);
+        for end in self.open.lock().unwrap().drain(..) {
+            let _ = end.shutdown(Shutdown::Both);
+        }
     }
 }
 

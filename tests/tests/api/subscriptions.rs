@@ -12,13 +12,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{create, ok, Client};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const TICKET_UPDATED: &str = "subscription($id: String!, $after: String) { \
     ticketUpdated(ticketId: $id, after: $after) { id position version eventType ticket { priority } } }";
 
 /// Opens a graphql-transport-ws socket and completes `connection_init`.
-async fn connect(server: &Server, token: &str) -> Socket {
+pub(crate) async fn connect(server: &Server, token: &str) -> Socket {
     connect_with(server, token, "graphql-transport-ws").await
 }
 
@@ -42,7 +42,7 @@ async fn connect_with(server: &Server, token: &str, protocol: &str) -> Socket {
     socket
 }
 
-async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+pub(crate) async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
     let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
     socket
         .send(Message::text(message.to_string()))
@@ -52,7 +52,7 @@ async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value)
 
 /// The next protocol message (pings are answered and skipped), or `None` on
 /// timeout or close.
-async fn next_message(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub(crate) async fn next_message(socket: &mut Socket, wait: Duration) -> Option<Value> {
     loop {
         let frame = tokio::time::timeout(wait, socket.next())
             .await
