@@ -21,10 +21,19 @@ pub enum ApiError {
     /// A part of the contract this server does not serve yet (`NOT_IMPLEMENTED`).
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
+    /// The database or the event store did not answer (`UNAVAILABLE`, with
+    /// `retryAfterSeconds`): nothing is known to have been written, and a
+    /// mutation retried with the same `idempotencyKey` is applied at most
+    /// once. Logged with its detail.
+    #[error("the database is not answering; retry in {RETRY_AFTER_SECONDS} s (a mutation with the same idempotencyKey is safe to retry)")]
+    Unavailable(String),
     /// The store, the database or a bug (`INTERNAL`). Logged, never shown.
     #[error("internal error")]
     Internal(String),
 }
+
+/// What an `UNAVAILABLE` answer tells a client to wait before retrying.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
 
 impl ApiError {
     pub fn code(&self) -> &'static str {
@@ -33,6 +42,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::Invalid(_) => "INVALID",
             ApiError::NotImplemented(_) => "NOT_IMPLEMENTED",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -43,23 +53,59 @@ impl ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::Internal(detail)
     }
+
+    /// The database is out of reach: the detail goes to the log at warn.
+    pub fn unavailable(detail: impl std::fmt::Display) -> ApiError {
+        let detail = detail.to_string();
+        tracing::warn!(error = %detail, "the database is not answering");
+        ApiError::Unavailable(detail)
+    }
+}
+
+/// Whether a database error means the database is out of reach (a refused
+/// or cut connection, a pool that timed out, a server shutting down) rather
+/// than a bug.
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception) and 57 (operator
+        // intervention: shutdown, restart).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+        _ => false,
+    }
 }
 
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            store::StoreError::Unavailable(_) => ApiError::unavailable(e),
+            other => ApiError::internal(other),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::internal(e)
+        if unreachable(&e) {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }
 
 impl From<projections::ProjectionError> for ApiError {
     fn from(e: projections::ProjectionError) -> Self {
-        ApiError::internal(e)
+        match e {
+            projections::ProjectionError::Database(e) => e.into(),
+            projections::ProjectionError::Store(e) => e.into(),
+            other => ApiError::internal(other),
+        }
     }
 }
 
@@ -72,7 +118,7 @@ impl From<projections::QueryError> for ApiError {
                 "{} is not a cursor of this list",
                 crate::graphql::bounds::quoted(&cursor)
             )),
-            other => ApiError::internal(other),
+            projections::QueryError::Database(e) => e.into(),
         }
     }
 }
@@ -81,7 +127,7 @@ impl From<CommandError> for ApiError {
     /// Only for paths where a command error is not a mutation result.
     fn from(e: CommandError) -> Self {
         match e {
-            CommandError::Store(e) => ApiError::internal(e),
+            CommandError::Store(e) => e.into(),
             other => ApiError::Invalid(other.to_string()),
         }
     }
@@ -90,7 +136,13 @@ impl From<CommandError> for ApiError {
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         let code = self.code();
-        async_graphql::Error::new(self.to_string()).extend_with(|_, e| e.set("code", code))
+        let retry = matches!(self, ApiError::Unavailable(_));
+        async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
+            e.set("code", code);
+            if retry {
+                e.set("retryAfterSeconds", RETRY_AFTER_SECONDS);
+            }
+        })
     }
 }
 

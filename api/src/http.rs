@@ -170,7 +170,24 @@ async fn graphql_post(
     if response.is_err() {
         Metrics::inc(&state.ctx.metrics.graphql_errors);
     }
-    GraphQLResponse::from(response).into_response()
+    let unavailable = response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|code| *code == async_graphql::Value::from("UNAVAILABLE"))
+    });
+    let mut answer = GraphQLResponse::from(response).into_response();
+    // The database is out of reach: a 503 with Retry-After, as for any
+    // temporarily unavailable HTTP service, besides the error's own
+    // `retryAfterSeconds`.
+    if unavailable {
+        *answer.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        answer.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS),
+        );
+    }
+    answer
 }
 
 async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {

@@ -175,33 +175,46 @@ async fn a_database_that_stops_answering_is_reported_within_bounded_time() {
 }
 
 /// One write retried, as a client should, with its idempotency key until
-/// the server says it is done; how many tries it took.
-async fn write_until_done(http: &reqwest::Client, url: &str, token: &str, key: &str) -> usize {
+/// the server says it is done; what each failed try was answered (HTTP
+/// status, `extensions.code`, `retryAfterSeconds`).
+async fn write_until_done(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    key: &str,
+) -> Vec<(u16, String, Option<u64>)> {
     let query = "mutation($r: String!, $k: String) { r: createSupportTicket(\
         input: {request: $r, queue: \"support\"}, idempotencyKey: $k) { success errorCode } }";
-    for attempt in 1.. {
-        let sent = http
+    let mut failed = Vec::new();
+    for _ in 0..200 {
+        let response = http
             .post(url)
             .bearer_auth(token)
             .json(&json!({ "query": query, "variables": { "r": key, "k": key } }))
             .timeout(std::time::Duration::from_secs(15))
             .send()
-            .await;
-        if let Ok(response) = sent {
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
-            if body["data"]["r"]["success"] == true {
-                return attempt;
-            }
+            .await
+            .expect("the server itself stays up");
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if body["data"]["r"]["success"] == true {
+            return failed;
         }
-        assert!(attempt < 200, "{key} never went through");
+        let error = &body["errors"][0]["extensions"];
+        failed.push((
+            status,
+            error["code"].as_str().unwrap_or("").to_string(),
+            error["retryAfterSeconds"].as_u64(),
+        ));
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    unreachable!()
+    panic!("{key} never went through: {failed:?}")
 }
 
 /// PostgreSQL restarted under load (every connection cut, new ones refused
-/// for 1.5 s): writers retrying with their idempotency keys lose nothing and
-/// duplicate nothing, a subscriber that stays connected receives every event
+/// for 1.5 s): a write that fails meanwhile is answered 503 `UNAVAILABLE`
+/// with `retryAfterSeconds`, never `INTERNAL`; writers retrying with their
+/// idempotency keys lose nothing and duplicate nothing, a subscriber that stays connected receives every event
 /// once and in order, and `/readyz` answers 200 again. Prints how long the
 /// recovery took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -242,22 +255,31 @@ async fn a_postgres_restart_under_writes_loses_and_duplicates_nothing() {
         .map(|w| {
             let (http, url, token) = (http.clone(), server.graphql_url(), token.clone());
             tokio::spawn(async move {
-                let mut retries = 0;
+                let mut failed = Vec::new();
                 for n in 0..15 {
-                    retries +=
-                        write_until_done(&http, &url, &token, &format!("w{w}-{n}")).await - 1;
+                    let key = format!("w{w}-{n}");
+                    failed.extend(write_until_done(&http, &url, &token, &key).await);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                retries
+                failed
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(400)).await;
     proxy.restart(Duration::from_millis(1500));
     let back = Instant::now() + Duration::from_millis(1500);
-    let mut retried = 0;
+    let mut failed = Vec::new();
     for w in writers {
-        retried += w.await.expect("a writer finishes");
+        failed.extend(w.await.expect("a writer finishes"));
+    }
+    let retried = failed.len();
+    assert!(retried > 0, "the restart must be felt by some write");
+    for answer in &failed {
+        assert!(
+            matches!(answer, (503, code, Some(1)) if code == "UNAVAILABLE")
+                || matches!(answer, (503, code, _) if code == "TIMEOUT"),
+            "a write during the outage: {answer:?} (all: {failed:?})"
+        );
     }
     let written = Instant::now();
 
