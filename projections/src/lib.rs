@@ -70,7 +70,7 @@ pub use db::{ReadDb, ReadTx};
 pub use error::{ApplyError, ProjectionError};
 pub use metrics::MetricsProjection;
 pub use notifications::NotificationsProjection;
-pub use runner::{Projection, Runner};
+pub use runner::{BulkLoad, Projection, Runner};
 pub use ticket_event::Reads;
 pub use tickets::TicketsProjection;
 pub use users::UsersProjection;

@@ -67,20 +67,6 @@ pub trait Projection: Send + Sync + 'static {
         &[]
     }
 
-    /// Of [`Projection::tables`], those this projection only ever inserts
-    /// into, with an `ON CONFLICT DO NOTHING` that names no conflict target:
-    /// a rebuild builds their unique indexes after the load, like their
-    /// other indexes (one sort per index instead of a b-tree insert per row
-    /// into indexes of random keys), since no statement of the load needs
-    /// them. The load applies each event once, so it inserts no duplicate;
-    /// if a bug made one, building the index fails the rebuild and the live
-    /// model is kept. (SQLite: only uniqueness declared with its own
-    /// `CREATE UNIQUE INDEX` can be left out; a table's inline constraints
-    /// cannot.)
-    fn insert_only_tables(&self) -> &[&'static str] {
-        &[]
-    }
-
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError>;
 
     /// Applies a whole batch, in log order: what the runner calls. The
@@ -100,9 +86,39 @@ pub trait Projection: Send + Sync + 'static {
         Ok(())
     }
 
+    /// What this projection does differently while a rebuild loads its
+    /// shadow, if anything: a projection that implements [`BulkLoad`]
+    /// returns `Some(self)`. `None` (the default): a rebuild loads it with
+    /// `apply_batch`.
+    fn bulk_load(&self) -> Option<&dyn BulkLoad> {
+        None
+    }
+}
+
+/// The hooks of a rebuild's load ([`crate::rebuild`]), for a projection that
+/// can write faster into an empty shadow than into a live model; it hands
+/// them over with [`Projection::bulk_load`]. The load is fed the whole log
+/// once, from its start, in this process, before the shadow's deferred
+/// indexes are built.
+#[async_trait]
+pub trait BulkLoad: Projection {
+    /// Of [`Projection::tables`], those this projection only ever inserts
+    /// into, with an `ON CONFLICT DO NOTHING` that names no conflict target:
+    /// a rebuild builds their unique indexes after the load, like their
+    /// other indexes (one sort per index instead of a b-tree insert per row
+    /// into indexes of random keys), since no statement of the load needs
+    /// them. The load applies each event once, so it inserts no duplicate;
+    /// if a bug made one, building the index fails the rebuild and the live
+    /// model is kept. (SQLite: only uniqueness declared with its own
+    /// `CREATE UNIQUE INDEX` can be left out; a table's inline constraints
+    /// cannot.)
+    fn insert_only_tables(&self) -> &[&'static str] {
+        &[]
+    }
+
     /// Applies a batch to a rebuild's shadow while it loads: every event
     /// before the batch was applied exactly once, in this process, and the
-    /// [`Projection::insert_only_tables`] have no unique index yet. So their
+    /// [`BulkLoad::insert_only_tables`] have no unique index yet. So their
     /// rows can be written without a conflict check (PostgreSQL: COPY, see
     /// [`crate::copy`]); every other row as `apply_batch` writes it. It must
     /// leave the same rows as `apply_batch`; the default is `apply_batch`.
@@ -120,7 +136,7 @@ pub trait Projection: Send + Sync + 'static {
         self.apply_batch(tx, events).await
     }
 
-    /// Called once after a rebuild's last [`Projection::load_batch`], in a
+    /// Called once after a rebuild's last [`BulkLoad::load_batch`], in a
     /// transaction of its own on the shadow, before its deferred indexes
     /// are built: what the load left for its end. The batches of the load
     /// followed by this must leave the same rows as `apply_batch` over the
@@ -130,7 +146,7 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
-/// How a projection writes the rows of its [`Projection::insert_only_tables`]
+/// How a projection writes the rows of its [`BulkLoad::insert_only_tables`]
 /// in a batch: what tells its `apply_batch` from its `load_batch`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Load {
@@ -194,7 +210,7 @@ pub struct Runner {
     db: ReadDb,
     batch_size: usize,
     lease_retry: Duration,
-    /// [`Load::Bulk`]: batches go through [`Projection::load_batch`] (a
+    /// [`Load::Bulk`]: batches go through [`BulkLoad::load_batch`] (a
     /// rebuild's load).
     load: Load,
 }
@@ -210,7 +226,7 @@ impl Runner {
         }
     }
 
-    /// Every batch through [`Projection::load_batch`]: only for a rebuild's
+    /// Every batch through [`BulkLoad::load_batch`]: only for a rebuild's
     /// shadow before its deferred indexes are built, fed the log once from
     /// its start.
     pub(crate) fn for_bulk_load(mut self) -> Runner {
@@ -425,13 +441,17 @@ impl Runner {
         }
     }
 
-    /// [`Projection::finish_load`], in a transaction of its own.
+    /// [`BulkLoad::finish_load`], in a transaction of its own, for a
+    /// projection that has one.
     pub(crate) async fn finish_load(
         &self,
         projection: &dyn Projection,
     ) -> Result<(), ProjectionError> {
+        let Some(bulk) = projection.bulk_load() else {
+            return Ok(());
+        };
         let mut tx = self.db.begin().await?;
-        projection.finish_load(&mut tx).await?;
+        bulk.finish_load(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -459,19 +479,20 @@ impl Runner {
         };
         let applied = match self.load {
             Load::Apply => projection.apply_batch(&mut tx, &fresh).await,
-            Load::Bulk => {
-                let read_here: Vec<TicketRead>;
-                let reads = match &page.reads {
-                    Some(reads) => &reads[skip..],
-                    None => {
-                        read_here = ticket_event::read_each(&fresh);
-                        &read_here[..]
-                    }
-                };
-                projection
-                    .load_batch(&mut tx, &fresh, Reads::new(reads))
-                    .await
-            }
+            Load::Bulk => match projection.bulk_load() {
+                Some(bulk) => {
+                    let read_here: Vec<TicketRead>;
+                    let reads = match &page.reads {
+                        Some(reads) => &reads[skip..],
+                        None => {
+                            read_here = ticket_event::read_each(&fresh);
+                            &read_here[..]
+                        }
+                    };
+                    bulk.load_batch(&mut tx, &fresh, Reads::new(reads)).await
+                }
+                None => projection.apply_batch(&mut tx, &fresh).await,
+            },
         };
         match applied {
             Ok(()) => {

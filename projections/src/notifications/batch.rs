@@ -408,7 +408,7 @@ const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, p
 /// No conflict target: a notification already there conflicts on both its id
 /// and its (recipient, position) (the id is made of the event's id and the
 /// recipient), and a rebuild loads the table before building either index
-/// ([`crate::Projection::insert_only_tables`]), which a named target would
+/// ([`crate::BulkLoad::insert_only_tables`]), which a named target would
 /// need.
 const INSERT_TAIL: &str = " ON CONFLICT DO NOTHING";
 

@@ -37,7 +37,7 @@ use crate::bind::{execute, Arg};
 use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
-use crate::runner::{Load, Projection};
+use crate::runner::{BulkLoad, Load, Projection};
 use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use batch::{Batch, NewRow};
 
@@ -130,10 +130,6 @@ impl Projection for NotificationsProjection {
         TABLES
     }
 
-    fn insert_only_tables(&self) -> &[&'static str] {
-        INSERT_ONLY_TABLES
-    }
-
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         self.apply_batch(tx, &[event]).await
     }
@@ -146,6 +142,17 @@ impl Projection for NotificationsProjection {
     ) -> Result<(), ApplyError> {
         let reads = ticket_event::read_each(events);
         self.apply_events(tx, events, &reads, Load::Apply).await
+    }
+
+    fn bulk_load(&self) -> Option<&dyn BulkLoad> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl BulkLoad for NotificationsProjection {
+    fn insert_only_tables(&self) -> &[&'static str] {
+        INSERT_ONLY_TABLES
     }
 
     /// As `apply_batch`, the notifications copied in on PostgreSQL.

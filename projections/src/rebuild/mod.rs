@@ -5,9 +5,10 @@
 //! `<schema>_rb_<name>`, tables created `LIKE` the live ones; SQLite: a file
 //! beside the database, `<file>.rebuild-<name>`, tables created from the live
 //! ones' DDL), with a checkpoint of its own, reporting [`Progress`] per batch.
-//! The load goes through [`Projection::load_batch`]: the shadow's tables are
-//! empty and their insert-only tables have no unique index yet, so on
-//! PostgreSQL the rows of those are copied in (COPY) rather than inserted.
+//! The load goes through a projection's [`crate::runner::BulkLoad`] hooks, if it has them
+//! ([`Projection::bulk_load`]): the shadow's tables are empty and their
+//! insert-only tables have no unique index yet, so on PostgreSQL the rows of
+//! those are copied in (COPY) rather than inserted.
 //! Then one transaction on the live database swaps it in:
 //!
 //! 1. lock the live checkpoint row (PostgreSQL; SQLite holds the only writer
@@ -247,7 +248,9 @@ impl Started {
         let lease = Lease::try_acquire(db, &format!("{REBUILDING}{name}"))
             .await?
             .ok_or_else(|| RebuildError::Busy(name.clone()))?;
-        let insert_only = projection.insert_only_tables();
+        let insert_only = projection
+            .bulk_load()
+            .map_or(&[][..], |bulk| bulk.insert_only_tables());
         let shadow = match shadow::create(db, &name, &tables, insert_only).await {
             Ok(shadow) => shadow,
             Err(e) => {
@@ -296,7 +299,7 @@ impl Started {
 }
 
 /// The whole log into every shadow, a page at a time, then what each
-/// projection left for the end of its load ([`Projection::finish_load`]).
+/// projection left for the end of its load ([`crate::runner::BulkLoad::finish_load`]).
 async fn load(
     store: &Arc<dyn EventStore>,
     db: &ReadDb,

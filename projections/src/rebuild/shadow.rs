@@ -24,7 +24,7 @@ use crate::runner::{Page, Projection, Runner};
 /// log is loaded: one sort per index then, instead of a b-tree insert per
 /// row and index during the load. Unique indexes are there from the start,
 /// since the projections' `ON CONFLICT` needs them, except on the
-/// projection's insert-only tables ([`Projection::insert_only_tables`]):
+/// projection's insert-only tables ([`crate::runner::BulkLoad::insert_only_tables`]):
 /// their unique indexes (PostgreSQL: their primary key and unique
 /// constraints) are deferred too.
 #[async_trait]
