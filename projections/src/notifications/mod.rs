@@ -23,6 +23,7 @@
 mod batch;
 mod inbox;
 mod text;
+mod writes;
 
 use async_trait::async_trait;
 use domain::{Role, Ticket, TicketChange, TicketEvent};
@@ -39,7 +40,8 @@ use crate::error::ApplyError;
 use crate::gate::CommitGate;
 use crate::runner::{BulkLoad, Load, Projection};
 use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
-use batch::{Batch, NewRow};
+use batch::Batch;
+use writes::NewRow;
 
 pub use inbox::{
     mark_all_read, mark_read, notification, notifications, unread_count, InboxError, Notification,
@@ -62,7 +64,7 @@ pub const TABLES: &[&str] = &[
     "notification_users",
 ];
 
-/// Of [`TABLES`], those only ever inserted into (see `batch::insert`): a
+/// Of [`TABLES`], those only ever inserted into (see `writes::insert`): a
 /// rebuild builds their unique indexes after the load.
 pub const INSERT_ONLY_TABLES: &[&str] = &["notifications"];
 
