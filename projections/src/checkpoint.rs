@@ -186,3 +186,17 @@ fn parse_state(name: &str, state: &str) -> Result<ProjectionState, ProjectionErr
         }),
     }
 }
+
+/// Deletes the checkpoint row `name`, if there is one.
+pub(crate) async fn delete(db: &ReadDb, name: &str) -> Result<(), sqlx::Error> {
+    const SQL: &str = "DELETE FROM projection_checkpoints WHERE name = $1";
+    match db {
+        ReadDb::Sqlite(pool) => {
+            sqlx::query(SQL).bind(name).execute(pool).await?;
+        }
+        ReadDb::Postgres(pool) => {
+            sqlx::query(SQL).bind(name).execute(pool).await?;
+        }
+    }
+    Ok(())
+}

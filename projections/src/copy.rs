@@ -1,6 +1,6 @@
 //! Rows for PostgreSQL's `COPY ... FROM STDIN (FORMAT binary)`: how a
 //! rebuild loads the tables it only inserts into
-//! ([`crate::Projection::load_batch`]). COPY inserts rows a page at a time
+//! ([`crate::BulkLoad::load_batch`]). COPY inserts rows a page at a time
 //! instead of one executor row at a time, and the binary format is what the
 //! extended protocol binds parameters in, so each value is stored exactly as
 //! an `INSERT` would store it (times in whole microseconds, truncated).

@@ -2,10 +2,13 @@
 //! Read models: tables derived from the event log, kept up to date by
 //! projections and rebuildable from the log at any time.
 //!
-//! - [`runner`]: the [`Projection`] trait and the [`Runner`] that feeds a
-//!   projection the global log in batches, each batch's writes committed in one
-//!   transaction with the projection's checkpoint, and stops a projection on a
-//!   poison event.
+//! - [`runner`]: the [`Runner`] that feeds a projection the global log in
+//!   batches, each batch's writes committed in one transaction with the
+//!   projection's checkpoint (`runner/batch.rs`), and stops a projection on a
+//!   poison event; the traits a projection implements
+//!   (`runner/projection.rs`): [`Projection`], and [`BulkLoad`], the hooks of
+//!   a rebuild's load, for the projections that write faster into an empty
+//!   shadow (tickets, notifications, queue metrics).
 //! - [`checkpoint`]: the `projection_checkpoints` table and [`status`].
 //! - [`db`]: [`ReadDb`], the database the read models live in (SQLite or
 //!   PostgreSQL), and [`ReadTx`], the transaction a batch is written in.
@@ -24,7 +27,9 @@
 //!   history), with [`metrics::queue_metrics`] for the API and
 //!   `refresh_due(now)` for what the clock changes.
 //! - [`notifications`]: the `notifications` projection (a per-user inbox)
-//!   with paging, unread counts and mark-read for the API.
+//!   with paging, unread counts and mark-read for the API; a batch folded in
+//!   memory (`batch.rs`) and written with multi-row statements
+//!   (`writes.rs`).
 //! - [`sla`]: the SLA process, a timer that appends `SlaWarning` and
 //!   `SlaBreached` events as the system actor.
 //! - [`gate`]: [`gate::CommitGate`], how a projection tells the live side
@@ -34,7 +39,11 @@
 //!   projection (a PostgreSQL advisory lock; trivially granted on SQLite).
 //! - [`rebuild`]: [`rebuild::rebuild`], a projection rebuilt from the whole log
 //!   into shadow tables and swapped in while the server serves, with progress
-//!   (the library side of `tickets projections rebuild`).
+//!   (the library side of `tickets projections rebuild`). `rebuild/mod.rs`
+//!   orders the steps; a shadow is created, readied, swapped in and dropped
+//!   behind one trait (`rebuild/shadow.rs`), one file per database:
+//!   `rebuild/postgres.rs` (a shadow schema, its tables moved in) and
+//!   `rebuild/sqlite.rs` (a shadow file, its rows copied in).
 //! - [`report`]: [`report::status_report`], checkpoint, lag and state per
 //!   projection (the library side of `tickets projections status`).
 //! - [`error`]: [`ProjectionError`] (what the runner reports) and
@@ -74,7 +83,7 @@ pub use db::{Dialect, ReadDb, ReadTx};
 pub use error::{ApplyError, ProjectionError, QueryError};
 pub use metrics::MetricsProjection;
 pub use notifications::NotificationsProjection;
-pub use runner::{Projection, Runner};
+pub use runner::{BulkLoad, Projection, Runner};
 pub use ticket_event::Reads;
 pub use tickets::TicketsProjection;
 pub use users::UsersProjection;

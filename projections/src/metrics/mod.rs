@@ -41,7 +41,7 @@ use crate::bind::Arg;
 use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::{ApplyError, ProjectionError};
 use crate::gate::CommitGate;
-use crate::runner::Projection;
+use crate::runner::{BulkLoad, Projection};
 use crate::ticket_event::{self, Reads, TicketRead};
 
 pub use facts::Contribution;
@@ -182,8 +182,15 @@ impl Projection for MetricsProjection {
         self.fold(tx, events, &reads, Refresh::Now).await
     }
 
+    fn bulk_load(&self) -> Option<&dyn BulkLoad> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl BulkLoad for MetricsProjection {
     /// As `apply_batch`, but the figures that are not sums are left to
-    /// [`Projection::finish_load`]: re-read per batch, they would scan the
+    /// [`BulkLoad::finish_load`]: re-read per batch, they would scan the
     /// facts, whose indexes a rebuild builds only after its load.
     async fn load_batch(
         &self,

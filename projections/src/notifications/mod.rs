@@ -23,6 +23,7 @@
 mod batch;
 mod inbox;
 mod text;
+mod writes;
 
 use async_trait::async_trait;
 use domain::{Role, Ticket, TicketChange, TicketEvent};
@@ -37,9 +38,10 @@ use crate::bind::{execute, Arg};
 use crate::db::{ReadDb, ReadTx, RowPosition};
 use crate::error::ApplyError;
 use crate::gate::CommitGate;
-use crate::runner::{Load, Projection};
+use crate::runner::{BulkLoad, Load, Projection};
 use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
-use batch::{Batch, NewRow};
+use batch::Batch;
+use writes::NewRow;
 
 pub use inbox::{
     mark_all_read, mark_read, notification, notifications, unread_count, Notification,
@@ -62,7 +64,7 @@ pub const TABLES: &[&str] = &[
     "notification_users",
 ];
 
-/// Of [`TABLES`], those only ever inserted into (see `batch::insert`): a
+/// Of [`TABLES`], those only ever inserted into (see `writes::insert`): a
 /// rebuild builds their unique indexes after the load.
 pub const INSERT_ONLY_TABLES: &[&str] = &["notifications"];
 
@@ -130,10 +132,6 @@ impl Projection for NotificationsProjection {
         TABLES
     }
 
-    fn insert_only_tables(&self) -> &[&'static str] {
-        INSERT_ONLY_TABLES
-    }
-
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         self.apply_batch(tx, &[event]).await
     }
@@ -146,6 +144,17 @@ impl Projection for NotificationsProjection {
     ) -> Result<(), ApplyError> {
         let reads = ticket_event::read_each(events);
         self.apply_events(tx, events, &reads, Load::Apply).await
+    }
+
+    fn bulk_load(&self) -> Option<&dyn BulkLoad> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl BulkLoad for NotificationsProjection {
+    fn insert_only_tables(&self) -> &[&'static str] {
+        INSERT_ONLY_TABLES
     }
 
     /// As `apply_batch`, the notifications copied in on PostgreSQL.

@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::bind::{fetch, Arg};
 use crate::db::{ReadTx, RowPosition};
 use crate::error::ApplyError;
-use crate::runner::{Load, Projection};
+use crate::runner::{BulkLoad, Load, Projection};
 use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use writes::Writes;
 
@@ -63,14 +63,6 @@ impl Projection for TicketsProjection {
         ]
     }
 
-    /// Activity rows are only inserted (`INSERT_ACTIVITY_*`, no conflict
-    /// target): a PostgreSQL rebuild adds their primary key after the load.
-    /// (On SQLite it is inline in the table, so it stays, and costs little:
-    /// rows come in key order.)
-    fn insert_only_tables(&self) -> &[&'static str] {
-        &["ticket_activity"]
-    }
-
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
         self.apply_batch(tx, &[event]).await
     }
@@ -85,6 +77,21 @@ impl Projection for TicketsProjection {
     ) -> Result<(), ApplyError> {
         let reads = ticket_event::read_each(events);
         apply_events(tx, events, &reads, Load::Apply).await
+    }
+
+    fn bulk_load(&self) -> Option<&dyn BulkLoad> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl BulkLoad for TicketsProjection {
+    /// Activity rows are only inserted (`INSERT_ACTIVITY_*`, no conflict
+    /// target): a PostgreSQL rebuild adds their primary key after the load.
+    /// (On SQLite it is inline in the table, so it stays, and costs little:
+    /// rows come in key order.)
+    fn insert_only_tables(&self) -> &[&'static str] {
+        &["ticket_activity"]
     }
 
     /// As `apply_batch`, the activity rows copied in on PostgreSQL.

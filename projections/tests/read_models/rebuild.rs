@@ -7,7 +7,7 @@ use domain::SlaPolicy;
 use projections::rebuild::{rebuild, rebuild_all, rebuild_all_in_pages, Progress};
 use projections::report::status_report;
 use projections::{
-    MetricsProjection, NotificationsProjection, Projection, ProjectionState, ReadDb,
+    BulkLoad, MetricsProjection, NotificationsProjection, Projection, ProjectionState, ReadDb,
     TicketsProjection, UsersProjection,
 };
 use tokio_util::sync::CancellationToken;
@@ -442,8 +442,8 @@ impl Projection for RepeatsOneNotification {
         projections::notifications::TABLES
     }
 
-    fn insert_only_tables(&self) -> &[&'static str] {
-        projections::notifications::INSERT_ONLY_TABLES
+    fn bulk_load(&self) -> Option<&dyn BulkLoad> {
+        Some(self)
     }
 
     async fn apply(
@@ -473,6 +473,12 @@ impl Projection for RepeatsOneNotification {
                 .map(drop),
         }
         .map_err(projections::ApplyError::from)
+    }
+}
+
+impl BulkLoad for RepeatsOneNotification {
+    fn insert_only_tables(&self) -> &[&'static str] {
+        projections::notifications::INSERT_ONLY_TABLES
     }
 }
 
