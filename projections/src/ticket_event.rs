@@ -56,7 +56,7 @@ pub(crate) fn record(read: &TicketRead) -> Result<Option<&TicketRecord>, ApplyEr
 }
 
 /// Every event of a batch [`read`] once, in order: what a rebuild hands
-/// each projection it loads (see [`crate::runner::Projection::load_batch`]),
+/// each projection it loads (see [`crate::runner::BulkLoad::load_batch`]),
 /// so that several projections loading the same page decode it once.
 pub struct Reads<'a>(&'a [TicketRead]);
 
