@@ -12,10 +12,6 @@
 //! - [`tickets`]: the tickets projection (`tickets`, its child tables and
 //!   `ticket_activity`), with the SQL of each database in its own module.
 //! - [`users`]: the `users` projection, latest profile per user.
-//! - [`fanout`]: the live fan-out [`fanout::Hub`]: one worker tails the log and
-//!   hands each ticket event, with its before/after state and changes, to the
-//!   subscribers interested in it (indexed by ticket, user and queue), with
-//!   bounded buffers and a gap-free resume after a cursor.
 //! - [`metrics`]: the `queue_metrics` projection (per-queue figures of the
 //!   contract's `QueueMetrics`, from one facts row per ticket, and a daily
 //!   history), with [`metrics::queue_metrics`] for the API and
@@ -52,7 +48,6 @@ pub mod checkpoint;
 mod copy;
 pub mod db;
 pub mod error;
-pub mod fanout;
 pub mod gate;
 pub mod lease;
 pub mod metrics;

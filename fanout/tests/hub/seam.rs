@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use projections::fanout::{Hub, HubConfig, Interest, Item};
+use fanout::{Hub, HubConfig, Interest, Item};
 use rand::{Rng, SeedableRng};
 use store::{EventStore, Position};
 use tokio::sync::watch;

@@ -14,7 +14,7 @@ use lru::LruCache;
 use store::{EventStore, RecordedEvent, StoreError};
 use uuid::Uuid;
 
-use super::{Delivery, Views};
+use crate::{Delivery, Memo};
 
 /// Why an event could not become a delivery.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ impl TicketStates {
             before,
             after,
             changes,
-            views: Views::default(),
+            memo: Memo::default(),
         }))
     }
 }
