@@ -19,8 +19,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::{Context, ErrorExtensions, Subscription as GqlSubscription};
-use futures::stream::{BoxStream, StreamExt};
 use fanout::Item;
+use futures::stream::{BoxStream, StreamExt};
 use projections::metrics::coalesce::{coalesce, Changed};
 use store::Position;
 use tokio::sync::broadcast::error::RecvError;

@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::{Actor, Command, Role, TicketPriority};
-use futures::StreamExt;
 use fanout::{Delivery, Item, Subscription};
+use futures::StreamExt;
 use store::{EventStore, ExpectedVersion, NewEvent, Position};
 use uuid::Uuid;
 

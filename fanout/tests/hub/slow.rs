@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use futures::StreamExt;
 use fanout::{Hub, HubConfig, Interest, Item, Predicate};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{Backend, Kind};
