@@ -30,7 +30,9 @@
 //!   on hold) and [`decide_sla`], which says which `SlaWarning` and
 //!   `SlaBreached` events are due.
 //! - [`codec`]: stable stored names and schema versions of events, with the
-//!   upcaster for old payloads.
+//!   upcaster for old payloads; [`codec::user`] for user events.
+//! - [`user`]: [`UserProfile`], recorded from token claims in `user-<id>`
+//!   streams.
 //! - [`error`]: [`DomainError`], with the stable code clients see.
 //!
 //! The given/when/then specification of every business rule lives in the
@@ -47,6 +49,7 @@ pub mod evolve;
 pub mod history;
 pub mod sla;
 pub mod ticket;
+pub mod user;
 pub mod validate;
 
 #[cfg(test)]
@@ -63,6 +66,7 @@ pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
 pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
 pub use ticket::{Attachment, Comment, SlaTarget, Ticket, TicketPriority, TicketStatus};
+pub use user::{user_stream_name, UserProfile, USER_STREAM_PREFIX};
 
 use uuid::Uuid;
 
