@@ -31,6 +31,9 @@
 //!   `SlaBreached` events are due.
 //! - [`codec`]: stable stored names and schema versions of events, with the
 //!   upcaster for old payloads; [`codec::user`] for user events.
+//! - [`stream`]: a ticket's stored stream decoded and folded
+//!   ([`TicketStream`]), the one way every reader turns stored events into a
+//!   ticket.
 //! - [`user`]: [`UserProfile`], recorded from token claims in `user-<id>`
 //!   streams.
 //! - [`error`]: [`DomainError`], with the stable code clients see.
@@ -48,6 +51,7 @@ pub mod event;
 pub mod evolve;
 pub mod history;
 pub mod sla;
+pub mod stream;
 pub mod ticket;
 pub mod user;
 pub mod validate;
@@ -65,6 +69,7 @@ pub use event::{TicketChange, TicketEvent, TicketEventType};
 pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
 pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
+pub use stream::{StoredEvent, TicketStream, UndecodableEvent};
 pub use ticket::{Attachment, Comment, SlaTarget, Ticket, TicketPriority, TicketStatus};
 pub use user::{user_stream_name, UserProfile, USER_STREAM_PREFIX};
 
