@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use projections::fanout::{Hub, HubConfig};
+use fanout::{Hub, HubConfig};
 use projections::sla::SlaProcess;
 use projections::{
     MetricsProjection, NotificationsProjection, Runner, TicketsProjection, UsersProjection,

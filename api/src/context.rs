@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use projections::fanout::Hub;
+use fanout::Hub;
 use projections::{MetricsProjection, NotificationsProjection, ReadDb};
 use store::{EventStore, Position};
 use tokio_util::sync::CancellationToken;

@@ -5,37 +5,11 @@
 
 use std::sync::Arc;
 
-use domain::Role;
-use serde::{Deserialize, Serialize};
+use domain::codec::user::{self, UserEvent};
 use store::{EventStore, ExpectedVersion, NewEvent, StoreError};
 use uuid::Uuid;
 
-const PROFILE_RECORDED: &str = "UserProfileRecorded";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserProfile {
-    pub id: String,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub email: Option<String>,
-    pub roles: Vec<Role>,
-    pub teams: Vec<String>,
-}
-
-impl UserProfile {
-    pub fn actor(&self) -> domain::Actor {
-        domain::Actor {
-            user_id: self.id.clone(),
-            roles: self.roles.clone(),
-            teams: self.teams.clone(),
-        }
-    }
-}
-
-pub fn user_stream(id: &str) -> String {
-    format!("user-{id}")
-}
+pub use domain::UserProfile;
 
 #[derive(Clone)]
 pub struct UserDirectory {
@@ -54,12 +28,13 @@ impl UserDirectory {
     }
 
     async fn latest(&self, id: &str) -> Result<Option<(u64, UserProfile)>, StoreError> {
-        let events = store::read_whole_stream(&*self.store, &user_stream(id)).await?;
+        let events = store::read_whole_stream(&*self.store, &domain::user_stream_name(id)).await?;
         let Some(last) = events.last() else {
             return Ok(None);
         };
-        let profile = serde_json::from_value(last.data.clone())
-            .map_err(|e| StoreError::Corrupt(format!("user profile event {}: {e}", last.id)))?;
+        let UserEvent::ProfileRecorded(profile) =
+            user::decode(&last.event_type, last.schema_version, &last.data)
+                .map_err(|e| StoreError::Corrupt(format!("user profile event {}: {e}", last.id)))?;
         Ok(Some((last.version, profile)))
     }
 
@@ -73,18 +48,21 @@ impl UserDirectory {
             Some((version, _)) => ExpectedVersion::Exact(*version),
             None => ExpectedVersion::NoStream,
         };
-        let data = serde_json::to_value(profile)
-            .map_err(|e| StoreError::Invalid(format!("user profile: {e}")))?;
+        let encoded = user::encode(profile);
         let event = NewEvent {
             id: Uuid::new_v4(),
-            event_type: PROFILE_RECORDED.into(),
-            schema_version: 1,
-            data,
+            event_type: encoded.event_type.into(),
+            schema_version: encoded.schema_version,
+            data: encoded.data,
             metadata: serde_json::json!({}),
         };
         match self
             .store
-            .append(&user_stream(&profile.id), expected, vec![event])
+            .append(
+                &domain::user_stream_name(&profile.id),
+                expected,
+                vec![event],
+            )
             .await
         {
             Ok(_) => Ok(true),

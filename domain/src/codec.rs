@@ -4,6 +4,9 @@
 //! Stored names never change once written (`TicketCreated`, ...). When a
 //! payload's shape changes, its schema version goes up and `upcast` learns
 //! to turn the old shape into the new one, so old streams keep decoding.
+//!
+//! This module is the codec of ticket events; [`user`] is that of user
+//! events.
 
 use crate::event::{TicketChange, TicketEvent, TicketEventType};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -180,6 +183,8 @@ fn created_v1_to_v2(data: Value) -> Value {
     map.entry("tags").or_insert_with(|| Value::Array(vec![]));
     Value::Object(map)
 }
+
+pub mod user;
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,12 @@
 //!   on hold) and [`decide_sla`], which says which `SlaWarning` and
 //!   `SlaBreached` events are due.
 //! - [`codec`]: stable stored names and schema versions of events, with the
-//!   upcaster for old payloads.
+//!   upcaster for old payloads; [`codec::user`] for user events.
+//! - [`stream`]: a ticket's stored stream decoded and folded
+//!   ([`TicketStream`]), the one way every reader turns stored events into a
+//!   ticket.
+//! - [`user`]: [`UserProfile`], recorded from token claims in `user-<id>`
+//!   streams.
 //! - [`error`]: [`DomainError`], with the stable code clients see.
 //!
 //! The given/when/then specification of every business rule lives in the
@@ -47,7 +52,9 @@ pub mod evolve;
 pub mod history;
 pub mod limits;
 pub mod sla;
+pub mod stream;
 pub mod ticket;
+pub mod user;
 pub mod validate;
 
 #[cfg(test)]
@@ -66,7 +73,9 @@ pub use evolve::{evolve, fold};
 pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
 pub use limits::TicketLimits;
 pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
+pub use stream::{StoredEvent, TicketStream, UndecodableEvent};
 pub use ticket::{Attachment, Comment, SlaTarget, Ticket, TicketPriority, TicketStatus};
+pub use user::{user_stream_name, UserProfile, USER_STREAM_PREFIX};
 
 use uuid::Uuid;
 

@@ -18,10 +18,6 @@
 //! - [`users`]: the `users` projection, latest profile per user.
 //! - [`freshness`]: [`freshness::wait_for_log_head`], read-your-writes across
 //!   nodes: a query waits (briefly) for its read model to reach the log's head.
-//! - [`fanout`]: the live fan-out [`fanout::Hub`]: one worker tails the log and
-//!   hands each ticket event, with its before/after state and changes, to the
-//!   subscribers interested in it (indexed by ticket, user and queue), with
-//!   bounded buffers and a gap-free resume after a cursor.
 //! - [`metrics`]: the `queue_metrics` projection (per-queue figures of the
 //!   contract's `QueueMetrics`, from one facts row per ticket, and a daily
 //!   history), with [`metrics::queue_metrics`] for the API and
@@ -64,7 +60,6 @@ pub mod checkpoint;
 mod copy;
 pub mod db;
 pub mod error;
-pub mod fanout;
 pub mod freshness;
 pub mod gate;
 pub mod lease;

@@ -32,7 +32,7 @@ pub(crate) fn read(event: &RecordedEvent) -> TicketRead {
         ApplyError::Poison(reason) => reason,
         other => other.to_string(),
     })?;
-    let decoded = domain::decode(&event.event_type, event.schema_version, &event.data)
+    let decoded = ticket_stream::decode(event)
         .map_err(|e| format!("cannot decode {}: {e}", event.event_type))?;
     Ok(Some(TicketRecord {
         ticket_id,

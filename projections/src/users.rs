@@ -2,8 +2,7 @@
 //! stream, in `users`.
 
 use async_trait::async_trait;
-use domain::Role;
-use serde::Deserialize;
+use domain::codec::user::{self, UserEvent, PROFILE_RECORDED};
 use store::RecordedEvent;
 
 use crate::db::{ReadTx, RowPosition};
@@ -13,24 +12,9 @@ use crate::runner::Projection;
 /// The checkpoint name of [`UsersProjection`].
 pub const NAME: &str = "users";
 
-const STREAM_PREFIX: &str = "user-";
-const PROFILE_RECORDED: &str = "UserProfileRecorded";
-
 /// Writes `users` from `UserProfileRecorded` events.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsersProjection;
-
-/// The payload the API records (`api::users::UserProfile`); only read here.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Profile {
-    id: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    email: Option<String>,
-    roles: Vec<Role>,
-    teams: Vec<String>,
-}
 
 const UPSERT: &str =
     "INSERT INTO users (id, first_name, last_name, email, roles, teams, position, \
@@ -52,12 +36,16 @@ impl Projection for UsersProjection {
     }
 
     async fn apply(&self, tx: &mut ReadTx, event: &RecordedEvent) -> Result<(), ApplyError> {
-        if !event.stream_id.starts_with(STREAM_PREFIX) || event.event_type != PROFILE_RECORDED {
+        if !event.stream_id.starts_with(domain::USER_STREAM_PREFIX)
+            || event.event_type != PROFILE_RECORDED
+        {
             return Ok(());
         }
         let position = RowPosition::of(event.position)?;
-        let profile: Profile = serde_json::from_value(event.data.clone())
-            .map_err(|e| ApplyError::Poison(format!("cannot decode {PROFILE_RECORDED}: {e}")))?;
+        let UserEvent::ProfileRecorded(profile) =
+            user::decode(&event.event_type, event.schema_version, &event.data).map_err(|e| {
+                ApplyError::Poison(format!("cannot decode {PROFILE_RECORDED}: {e}"))
+            })?;
         let roles = serde_json::json!(profile.roles);
         let teams = serde_json::json!(profile.teams);
         match tx {

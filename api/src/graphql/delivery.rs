@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use domain::{Actor, Role, Ticket, TicketEvent};
-use projections::fanout::{Interest, Key, Predicate};
+use fanout::{Interest, Key, Predicate};
 use uuid::Uuid;
 
 use super::inputs::SubscriptionFilter;

@@ -26,12 +26,11 @@ pub mod subscription;
 pub mod types;
 
 use async_graphql::Context;
-use store::RecordedEvent;
 
 use crate::auth::{AuthError, Viewer};
 use crate::context::ApiContext;
 use crate::error::ApiError;
-use types::{SupportTicketEvent, User};
+use types::User;
 
 pub type TicketsSchema =
     async_graphql::Schema<query::Query, mutation::Mutation, subscription::Subscription>;
@@ -84,55 +83,4 @@ pub(crate) async fn user_by_id(ctx: &Context<'_>, id: &str) -> Result<User, ApiE
         .await?
         .map(User::from)
         .unwrap_or_else(|| User::unknown(id)))
-}
-
-/// The ticket event `recorded` with the ticket before and after it, rebuilt
-/// from its stream, as `viewer` may see it; `None` when the viewer may not
-/// receive it (auth.md "Who receives an event") or it is no ticket event.
-pub(crate) async fn ticket_event(
-    api: &ApiContext,
-    recorded: RecordedEvent,
-) -> Result<Option<(domain::TicketEvent, domain::Step, RecordedEvent)>, ApiError> {
-    let Some(id) = recorded
-        .stream_id
-        .strip_prefix(domain::STREAM_PREFIX)
-        .and_then(|id| id.parse().ok())
-    else {
-        return Ok(None);
-    };
-    let events = api
-        .store
-        .read_stream(&domain::stream_name(id), 0, recorded.version as usize + 1)
-        .await?;
-    let decoded = events
-        .iter()
-        .map(crate::command_service::decode_recorded)
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(step) = domain::step_at(&decoded, recorded.version) else {
-        return Ok(None);
-    };
-    let Some(event) = decoded.into_iter().nth(recorded.version as usize) else {
-        return Ok(None);
-    };
-    Ok(Some((event, step, recorded)))
-}
-
-/// [`ticket_event`] for one viewer, `None` unless they may receive it.
-pub(crate) async fn event_for(
-    api: &ApiContext,
-    viewer: &Viewer,
-    recorded: RecordedEvent,
-) -> Result<Option<SupportTicketEvent>, ApiError> {
-    let Some((event, step, recorded)) = ticket_event(api, recorded).await? else {
-        return Ok(None);
-    };
-    if !domain::may_receive(&viewer.actor, step.before.as_ref(), &step.after, &event) {
-        return Ok(None);
-    }
-    Ok(Some(SupportTicketEvent::for_viewer(
-        &viewer.actor,
-        recorded,
-        event,
-        step,
-    )))
 }

@@ -5,8 +5,9 @@ use async_graphql::Context;
 use domain::Command;
 
 use super::query::ticket_id;
+use super::types::SupportTicketEvent;
 use super::types::{SupportTicket, SupportTicketMutationResult};
-use super::{api, event_for, viewer};
+use super::{api, viewer};
 use crate::auth::Viewer;
 use crate::command_service::{CommandError, CommandOutcome, CommandRequest};
 use crate::context::ApiContext;
@@ -30,13 +31,10 @@ pub(super) async fn result(
             ))
         }
     };
-    let event = match outcome.events.last() {
-        Some(last) => {
-            api.note_write(viewer.id(), last.position);
-            event_for(api, viewer, last.clone()).await?
-        }
-        None => None,
-    };
+    if let Some(last) = outcome.events.last() {
+        api.note_write(viewer.id(), last.position);
+    }
+    let event = event_for(viewer, &outcome);
     // A command can take the ticket out of the caller's sight (moved to a queue
     // they do not work): then it is not shown.
     let ticket = domain::can_see(&viewer.actor, &outcome.ticket)
@@ -48,6 +46,22 @@ pub(super) async fn result(
         error: None,
         error_code: None,
     })
+}
+
+/// The command's last event as `viewer` may see it, built from the states
+/// the command service decided on; `None` when it appended nothing or the
+/// viewer may not receive the event (auth.md "Who receives an event").
+fn event_for(viewer: &Viewer, outcome: &CommandOutcome) -> Option<SupportTicketEvent> {
+    let (recorded, event, step) = outcome.last_step()?;
+    if !domain::may_receive(&viewer.actor, step.before.as_ref(), &step.after, &event) {
+        return None;
+    }
+    Some(SupportTicketEvent::for_viewer(
+        &viewer.actor,
+        recorded,
+        event,
+        step,
+    ))
 }
 
 /// Runs `command` on the ticket `id` names, with the optional concurrency and

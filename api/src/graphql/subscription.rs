@@ -1,5 +1,5 @@
 //! The `Subscription` root. The four ticket subscriptions are served by the
-//! process's fan-out [`Hub`](projections::fanout::Hub): one worker tails the
+//! process's fan-out [`Hub`](fanout::Hub): one worker tails the
 //! log and offers each event (with the ticket before and after it) to the
 //! subscribers whose interest it touches, each with its own bounded buffer. A
 //! subscription registers the narrowest [`interest`] its arguments allow and
@@ -11,6 +11,7 @@
 //! of subscriber where the selection allows ([`shared`]).
 
 mod shared;
+mod views;
 
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
@@ -18,8 +19,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::{Context, ErrorExtensions, Subscription as GqlSubscription};
+use fanout::Item;
 use futures::stream::{BoxStream, StreamExt};
-use projections::fanout::Item;
 use projections::metrics::coalesce::{coalesce, Changed};
 use store::Position;
 use tokio::sync::broadcast::error::RecvError;

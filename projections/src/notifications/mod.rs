@@ -26,8 +26,8 @@ mod text;
 mod writes;
 
 use async_trait::async_trait;
+use domain::codec::user::{self, UserEvent};
 use domain::{Role, Ticket, TicketChange, TicketEvent};
-use serde::Deserialize;
 use store::{Position, RecordedEvent};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -110,16 +110,6 @@ impl NotificationsProjection {
     pub fn spawn_release(&self, db: ReadDb, shutdown: CancellationToken) -> JoinHandle<()> {
         self.gate.spawn_release(db, NAME, shutdown)
     }
-}
-
-/// The part of `UserProfileRecorded` this projection needs.
-#[derive(Debug, Deserialize)]
-struct Profile {
-    id: String,
-    #[serde(default)]
-    roles: Vec<Role>,
-    #[serde(default)]
-    teams: Vec<String>,
 }
 
 #[async_trait]
@@ -205,10 +195,14 @@ async fn apply_one(
     event: &RecordedEvent,
     record: Result<Option<&TicketRecord>, ApplyError>,
 ) -> Result<(), ApplyError> {
-    if event.stream_id.starts_with("user-") && event.event_type == "UserProfileRecorded" {
+    if event.stream_id.starts_with(domain::USER_STREAM_PREFIX)
+        && event.event_type == user::PROFILE_RECORDED
+    {
         let position = RowPosition::of(event.position)?;
-        let profile: Profile = serde_json::from_value(event.data.clone())
-            .map_err(|e| ApplyError::Poison(format!("cannot decode UserProfileRecorded: {e}")))?;
+        let UserEvent::ProfileRecorded(profile) =
+            user::decode(&event.event_type, event.schema_version, &event.data).map_err(|e| {
+                ApplyError::Poison(format!("cannot decode {}: {e}", user::PROFILE_RECORDED))
+            })?;
         return batch
             .set_user(tx, &profile.id, profile.roles, profile.teams, position)
             .await;

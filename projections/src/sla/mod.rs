@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::{Actor, SlaPolicy, SlaTarget, Ticket, TicketChange, TicketEvent};
 use store::{EventStore, ExpectedVersion, NewEvent, StoreError};
+use ticket_stream::LoadError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -195,20 +196,20 @@ impl SlaProcess {
         report: &mut TickReport,
     ) -> Result<(), SlaError> {
         let stream = domain::stream_name(ticket_id);
-        let recorded = store::read_whole_stream(&*self.store, &stream).await?;
-        let events = recorded
-            .iter()
-            .map(|e| domain::decode(&e.event_type, e.schema_version, &e.data))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SlaError::Corrupt {
-                ticket_id,
-                reason: e.to_string(),
+        let loaded = ticket_stream::load(&*self.store, ticket_id)
+            .await
+            .map_err(|e| match e {
+                LoadError::Store(e) => SlaError::Store(e),
+                LoadError::Undecodable { error, .. } => SlaError::Corrupt {
+                    ticket_id,
+                    reason: error.to_string(),
+                },
             })?;
-        let Some(ticket) = domain::fold(&events) else {
+        let Some(ticket) = loaded.state else {
             return Ok(());
         };
         let mut version = ticket.version;
-        for change in domain::decide_sla(&ticket, &events, &self.policy, now) {
+        for change in domain::decide_sla(&ticket, &loaded.decoded, &self.policy, now) {
             let Some(id) = sla_event_id(ticket_id, &change) else {
                 continue;
             };

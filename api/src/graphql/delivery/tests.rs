@@ -3,7 +3,7 @@
 use super::*;
 use chrono::Utc;
 use domain::{Command, TicketPriority};
-use projections::fanout::Delivery;
+use fanout::Delivery;
 
 fn created(queue: &str, by: &str) -> (Ticket, TicketEvent) {
     let actor = Actor::new(by, vec![Role::Requester], vec![]);
@@ -149,7 +149,7 @@ fn life() -> (Uuid, Vec<Delivery>) {
                 before: state.replace(after.clone()),
                 after,
                 event,
-                views: Default::default(),
+                memo: Default::default(),
             });
         }
     }

@@ -8,7 +8,7 @@
 //! ([`domain::redact`] hides internal comments from non-staff, nothing else).
 //! Such a selection (a *pure* one: see [`shape`]) is resolved by the first
 //! subscriber that needs it and kept on the delivery
-//! ([`projections::fanout::Views`]) for the others of the same kind. Any
+//! ([`Views`]) for the others of the same kind. Any
 //! other selection (users looked up, related tickets "as they stand now",
 //! fragments, arguments, directives) is resolved for each subscriber on its
 //! own.
@@ -23,8 +23,9 @@ use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
 use domain::Actor;
-use projections::fanout::Delivery;
+use fanout::Delivery;
 
+use super::views::Views;
 use crate::graphql::types::SupportTicketEvent;
 
 /// One delivery for one subscriber.
@@ -68,16 +69,15 @@ impl OutputType for SharedEvent {
         let key = self
             .shape
             .get_or_init(|| view_key(&self.actor, &field.node.selection_set.node));
-        if let Some(key) = key {
-            if let Some(value) = self.delivery.views.get::<Value>(key) {
+        let views = Views::of(&self.delivery);
+        if let (Some(key), Some(views)) = (key, views) {
+            if let Some(value) = views.get::<Value>(key) {
                 return Ok((*value).clone());
             }
         }
         let value = OutputType::resolve(&self.for_viewer(), ctx, field).await?;
-        if let Some(key) = key {
-            self.delivery
-                .views
-                .keep(key.clone(), Arc::new(value.clone()));
+        if let (Some(key), Some(views)) = (key, views) {
+            views.keep(key.clone(), Arc::new(value.clone()));
         }
         Ok(value)
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::fanout::{Hub, HubConfig, Interest, Item, Predicate};
+use fanout::{Hub, HubConfig, Interest, Item, Predicate};
 use store::Position;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

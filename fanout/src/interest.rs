@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use domain::Ticket;
 use uuid::Uuid;
 
-use super::Delivery;
+use crate::Delivery;
 
 /// One thing an event can be about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

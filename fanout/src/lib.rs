@@ -1,7 +1,10 @@
-//! Live fan-out: one worker per server process tails the log, turns each ticket
-//! event into a [`Delivery`] (the event with the ticket right before and right
-//! after it and its field changes, built once and shared) and hands it to the
-//! [`Hub`], which passes it to the subscribers it concerns.
+//! # Layout
+//! The live fan-out: one worker per server process tails the log, turns each
+//! ticket event into a [`Delivery`] (the event with the ticket right before
+//! and right after it and its field changes, built once and shared) and hands
+//! it to the [`Hub`], which passes it to the subscribers it concerns. It sits
+//! between the store, whose log it tails, and the API, whose GraphQL
+//! subscriptions are its subscribers; it is no projection and writes nothing.
 //!
 //! - [`interest`]: what a subscriber registers for ([`Interest`], [`Key`]) and
 //!   the index that finds the interested subscribers of an event by key, so an
@@ -11,8 +14,14 @@
 //! - [`worker`]: the task that tails the log into the hub.
 //! - [`subscription`]: one subscriber's stream: replay after a cursor, then live,
 //!   without gap or duplicate at the seam.
-//! - [`views`]: a delivery's renderings, worked out once per kind of
-//!   subscriber and shared by all of that kind.
+//! - [`memo`]: [`Memo`], a slot on each delivery where its consumer keeps what
+//!   it works out once per delivery (the API keeps its renderings there); the
+//!   hub never looks inside.
+//!
+//! Outside `src/`: `tests/hub` runs the hub against real stores (interest
+//! indexing, slow subscribers, the seam between replay and live, a store that
+//! fails); the `bench` crate's `fanout` and `resume` scenarios measure it
+//! through the server.
 //!
 //! The hub keeps the last [`HubConfig::recent`] deliveries it dispatched: a
 //! subscriber resuming with an `after` among them (the usual case: a client
@@ -31,9 +40,9 @@
 //! alike; the projections stop on it, so it shows in their status.
 
 pub mod interest;
+pub mod memo;
 pub mod states;
 pub mod subscription;
-pub mod views;
 pub mod worker;
 
 use std::collections::{HashMap, VecDeque};
@@ -46,8 +55,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use interest::{Interest, Key};
+pub use memo::Memo;
 pub use subscription::Subscription;
-pub use views::Views;
 
 use interest::Index;
 
@@ -61,8 +70,9 @@ pub struct Delivery {
     pub after: Ticket,
     /// `domain::diff(before, after)`.
     pub changes: Vec<FieldChange>,
-    /// Renderings shared by the subscribers that see this delivery alike.
-    pub views: Views,
+    /// What the consumer works out once for this delivery and shares among
+    /// its subscribers (the API: renderings; see [`memo`]).
+    pub memo: Memo,
 }
 
 impl Delivery {

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
+use fanout::{Hub, HubConfig, Interest, Item, Predicate};
 use futures::StreamExt;
-use projections::fanout::{Hub, HubConfig, Interest, Item, Predicate};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{Backend, Kind};

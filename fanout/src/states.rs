@@ -4,17 +4,18 @@
 //! The state after each event is kept in a bounded LRU cache by ticket, so the
 //! next event of a recently active ticket costs one `evolve` and one `diff`. On
 //! a miss (a ticket quiet for long, or the first event seen of it) the stream is
-//! read up to the event's version and folded: the same states as
-//! `domain::history` gives for that stream, never a guess.
+//! read up to the event's version and folded by `ticket_stream`: the same
+//! states as `domain::history` gives for that stream, never a guess.
 
 use std::num::NonZeroUsize;
 
 use domain::{Ticket, TicketEvent};
 use lru::LruCache;
 use store::{EventStore, RecordedEvent, StoreError};
+use ticket_stream::LoadError;
 use uuid::Uuid;
 
-use super::{Delivery, Views};
+use crate::{Delivery, Memo};
 
 /// Why an event could not become a delivery.
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +68,9 @@ impl TicketStates {
             None => None,
             Some(previous) => match self.cache.get(&id) {
                 Some(ticket) if ticket.version == previous => Some(ticket.clone()),
-                _ => Some(
-                    load(store, &recorded.stream_id, previous)
-                        .await?
-                        .ok_or_else(|| {
-                            unreadable(format!("ticket {id} has no state at version {previous}"))
-                        })?,
-                ),
+                _ => Some(load(store, id, previous).await?.ok_or_else(|| {
+                    unreadable(format!("ticket {id} has no state at version {previous}"))
+                })?),
             },
         };
         let after = domain::evolve(before.clone(), &event)
@@ -95,34 +92,35 @@ impl TicketStates {
             before,
             after,
             changes,
-            views: Views::default(),
+            memo: Memo::default(),
         }))
     }
 }
 
 fn decode(recorded: &RecordedEvent) -> Result<TicketEvent, String> {
-    domain::decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        &recorded.data,
-    )
-    .map_err(|e| format!("cannot decode {}: {e}", recorded.event_type))
+    ticket_stream::decode(recorded)
+        .map_err(|e| format!("cannot decode {}: {e}", recorded.event_type))
 }
 
 /// The ticket at `version`, folded from its stream.
 async fn load(
     store: &dyn EventStore,
-    stream: &str,
+    id: Uuid,
     version: u64,
 ) -> Result<Option<Ticket>, BuildError> {
-    let count = usize::try_from(version + 1).unwrap_or(usize::MAX);
-    let recorded = store.read_stream(stream, 0, count).await?;
-    let mut events = Vec::with_capacity(recorded.len());
-    for r in &recorded {
-        events.push(decode(r).map_err(|reason| BuildError::Unreadable {
-            event_id: r.id,
-            reason,
-        })?);
-    }
-    Ok(domain::as_of_version(&events, version))
+    let loaded = ticket_stream::load_through(store, id, version)
+        .await
+        .map_err(|e| match e {
+            LoadError::Store(e) => BuildError::Store(e),
+            LoadError::Undecodable {
+                event_id,
+                event_type,
+                error,
+                ..
+            } => BuildError::Unreadable {
+                event_id,
+                reason: format!("cannot decode {event_type}: {error}"),
+            },
+        })?;
+    Ok(domain::as_of_version(&loaded.decoded, version))
 }

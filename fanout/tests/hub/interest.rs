@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use projections::fanout::{Hub, HubConfig, Interest, Key, Predicate};
+use fanout::{Hub, HubConfig, Interest, Key, Predicate};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

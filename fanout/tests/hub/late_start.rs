@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::fanout::{Hub, HubConfig, Interest, Predicate};
+use fanout::{Hub, HubConfig, Interest, Predicate};
 use store::Position;
 use tokio_util::sync::CancellationToken;
 

@@ -13,6 +13,8 @@
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 
+use fanout::Delivery;
+
 /// Distinct views kept per delivery.
 pub const MAX_VIEWS: usize = 16;
 
@@ -25,6 +27,12 @@ pub struct Views {
 }
 
 impl Views {
+    /// The views kept on `delivery` (`None` only if its memo holds something
+    /// else, which nothing in the API puts there).
+    pub fn of(delivery: &Delivery) -> Option<&Views> {
+        delivery.memo.get_or_default::<Views>()
+    }
+
     /// The view under `key`, if one was kept and is a `T`.
     pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
         let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
@@ -38,13 +46,6 @@ impl Views {
         if views.len() < MAX_VIEWS && !views.iter().any(|(k, _)| *k == key) {
             views.push((key, view));
         }
-    }
-}
-
-/// A copy of a delivery starts without views: they are a cache, not data.
-impl Clone for Views {
-    fn clone(&self) -> Self {
-        Views::default()
     }
 }
 
@@ -82,6 +83,5 @@ mod tests {
             Some(&(MAX_VIEWS - 2))
         );
         assert!(views.get::<usize>(&format!("k{}", MAX_VIEWS - 1)).is_none());
-        assert!(views.clone().get::<String>("a").is_none());
     }
 }

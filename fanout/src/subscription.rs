@@ -19,8 +19,8 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use store::{Position, StoreError};
 use tokio::sync::mpsc;
 
-use super::states::{BuildError, TicketStates};
-use super::{Delivery, Hub, Interest, Item, Predicate, Registry};
+use crate::states::{BuildError, TicketStates};
+use crate::{Delivery, Hub, Interest, Item, Predicate, Registry};
 
 /// Events read from the log per replay query.
 const REPLAY_PAGE: usize = 500;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::states::{BuildError, TicketStates};
-use super::Hub;
+use crate::states::{BuildError, TicketStates};
+use crate::Hub;
 
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fanout::{Hub, HubConfig, Interest, Item};
 use futures::StreamExt;
-use projections::fanout::{Hub, HubConfig, Interest, Item};
 use rand::{Rng, SeedableRng};
 use store::{EventStore, Position};
 use tokio::sync::watch;

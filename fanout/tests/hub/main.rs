@@ -2,11 +2,11 @@
 //! subscribers, and the seam between replay and live. The hub is the same
 //! over every store, so most tests use SQLite; the seam test runs on both.
 
+/// The seeded command script the read-model tests use, so the seam test
+/// drives the same mix of events.
 #[allow(dead_code)]
-#[path = "../read_models/commands.rs"]
+#[path = "../../../projections/tests/read_models/commands.rs"]
 mod commands;
-#[allow(dead_code)]
-#[path = "../read_models/harness.rs"]
 mod harness;
 
 /// Runs the async test body `$name(Kind)` once per backend, as
@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::{Actor, Command, Role, TicketPriority};
+use fanout::{Delivery, Item, Subscription};
 use futures::StreamExt;
-use projections::fanout::{Delivery, Item, Subscription};
 use store::{EventStore, ExpectedVersion, NewEvent, Position};
 use uuid::Uuid;
 
