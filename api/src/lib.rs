@@ -17,7 +17,6 @@
 //! - `graphql`: the schema: types, queries, mutations, subscriptions.
 //! - `nesting`: how deep a query document nests, checked on its text before
 //!   it is parsed, on every path a query enters by.
-//! - `read_models`: SQL over the projections' tables (ticket list, users).
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
 //! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
@@ -39,7 +38,6 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod nesting;
-pub mod read_models;
 pub mod readiness;
 pub mod references;
 pub mod settings;

@@ -1,12 +1,13 @@
 //! The users projection: the latest `UserProfileRecorded` of each `user-<id>`
-//! stream, in `users`.
+//! stream, in `users`, and [`find_user`], the query the API asks of it.
 
 use async_trait::async_trait;
 use domain::codec::user::{self, UserEvent, PROFILE_RECORDED};
 use store::RecordedEvent;
 
-use crate::db::{ReadTx, RowPosition};
-use crate::error::ApplyError;
+use crate::bind::{execute, fetch_db, Arg};
+use crate::db::{ReadDb, ReadTx, RowPosition};
+use crate::error::{ApplyError, QueryError};
 use crate::runner::Projection;
 
 /// The checkpoint name of [`UsersProjection`].
@@ -48,34 +49,43 @@ impl Projection for UsersProjection {
             })?;
         let roles = serde_json::json!(profile.roles);
         let teams = serde_json::json!(profile.teams);
-        match tx {
-            ReadTx::Sqlite(tx) => {
-                sqlx::query(UPSERT)
-                    .bind(&profile.id)
-                    .bind(&profile.first_name)
-                    .bind(&profile.last_name)
-                    .bind(&profile.email)
-                    .bind(roles.to_string())
-                    .bind(teams.to_string())
-                    .bind(position.position)
-                    .bind(position.prepare_offset)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            ReadTx::Postgres(tx) => {
-                sqlx::query(UPSERT)
-                    .bind(&profile.id)
-                    .bind(&profile.first_name)
-                    .bind(&profile.last_name)
-                    .bind(&profile.email)
-                    .bind(roles)
-                    .bind(teams)
-                    .bind(position.position)
-                    .bind(position.prepare_offset)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
+        execute(
+            tx,
+            UPSERT,
+            &[
+                Arg::Text(&profile.id),
+                Arg::OptText(profile.first_name.as_deref()),
+                Arg::OptText(profile.last_name.as_deref()),
+                Arg::OptText(profile.email.as_deref()),
+                Arg::Json(&roles),
+                Arg::Json(&teams),
+                Arg::Int(position.position),
+                Arg::Int(position.prepare_offset),
+            ],
+        )
+        .await?;
         Ok(())
     }
+}
+
+/// The latest profile of `id`, if one was recorded.
+#[tracing::instrument(name = "find user", skip(db), err)]
+pub async fn find_user(db: &ReadDb, id: &str) -> Result<Option<domain::UserProfile>, QueryError> {
+    let rows = fetch_db(
+        db,
+        "SELECT first_name, last_name, email, roles, teams FROM users WHERE id = $1",
+        &[Arg::Text(id)],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(domain::UserProfile {
+        id: id.to_string(),
+        first_name: row.opt_text("first_name")?,
+        last_name: row.opt_text("last_name")?,
+        email: row.opt_text("email")?,
+        roles: row.decode("roles")?,
+        teams: row.decode("teams")?,
+    }))
 }

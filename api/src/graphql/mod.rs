@@ -79,7 +79,7 @@ pub(crate) async fn user_by_id(ctx: &Context<'_>, id: &str) -> Result<User, ApiE
             return Ok(me.claims.profile().into());
         }
     }
-    Ok(crate::read_models::find_user(&api(ctx).read_db, id)
+    Ok(projections::users::find_user(&api(ctx).read_db, id)
         .await?
         .map(User::from)
         .unwrap_or_else(|| User::unknown(id)))
