@@ -19,10 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::JwtKeys;
 use crate::context::ApiContext;
 use crate::graphql::build_schema;
-use crate::http::{ops_router, router, AppState};
+use crate::http::{ops_router, router};
 use crate::settings::{Secret, ServeSettings};
+use crate::sockets::Sockets;
+use crate::state::AppState;
 use crate::stores::{StoreUrls, Stores};
-use crate::ws::Sockets;
 
 /// How long shutdown waits for the projection runners to finish their batch.
 const RUNNER_SHUTDOWN: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use projections::{MetricsProjection, NotificationsProjection, ReadDb};
 use store::{EventStore, Position};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{JwtKeys, Viewer};
+use crate::auth::{AuthError, JwtKeys, Viewer};
 use crate::command_service::CommandService;
 use crate::metrics::Metrics;
 use crate::settings::ServeSettings;
@@ -91,6 +91,14 @@ impl ApiContext {
     pub fn with_hub(mut self, hub: Hub) -> ApiContext {
         self.hub = Some(hub);
         self
+    }
+
+    /// The viewer an `Authorization` header value (or a socket's token)
+    /// names, their profile recorded as a side effect (see [`Self::remember`]).
+    pub async fn authenticate(&self, value: Option<&str>) -> Result<Viewer, AuthError> {
+        let viewer = self.keys.verify_header(value)?;
+        self.remember(&viewer).await;
+        Ok(viewer)
     }
 
     /// auth.md: the profile is recorded from the claims the first time the user

@@ -3,6 +3,9 @@
 //! with its detail and answered with a generic message.
 
 use async_graphql::ErrorExtensions;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 
 use crate::auth::AuthError;
 use crate::command_service::CommandError;
@@ -109,20 +112,6 @@ impl From<projections::ProjectionError> for ApiError {
     }
 }
 
-impl From<projections::QueryError> for ApiError {
-    /// A bad cursor is the client's mistake (`INVALID`); anything else is
-    /// internal.
-    fn from(e: projections::QueryError) -> Self {
-        match e {
-            projections::QueryError::InvalidCursor(cursor) => ApiError::Invalid(format!(
-                "{} is not a cursor of this list",
-                crate::graphql::bounds::quoted(&cursor)
-            )),
-            projections::QueryError::Database(e) => e.into(),
-        }
-    }
-}
-
 impl From<CommandError> for ApiError {
     /// Only for paths where a command error is not a mutation result.
     fn from(e: CommandError) -> Self {
@@ -150,4 +139,13 @@ impl From<ApiError> for async_graphql::Error {
     fn from(e: ApiError) -> Self {
         e.extend()
     }
+}
+
+/// A GraphQL-shaped error response for a request that never reached
+/// execution (HTTP or a WebSocket upgrade).
+pub(crate) fn client_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message.into(), "extensions": { "code": code } }]
+    });
+    (status, Json(body)).into_response()
 }

@@ -6,8 +6,6 @@
 //! not a GraphQL request or a query nested too deep to parse safely a 400, all
 //! with a GraphQL-shaped error and a code.
 
-use std::sync::Arc;
-
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -17,23 +15,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
-use crate::auth::{AuthError, Viewer};
-use crate::context::ApiContext;
-use crate::graphql::{bounds, Authentication, TicketsSchema};
+use crate::error::client_error;
+use crate::graphql::{bounds, Authentication};
 use crate::metrics::Metrics;
-use crate::ws::Sockets;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub ctx: ApiContext,
-    pub schema: TicketsSchema,
-    /// The WebSockets of this server (per-user counts, shutdown wait).
-    pub sockets: Arc<Sockets>,
-}
+use crate::state::AppState;
 
 /// The public routes; `/readyz` and `/metrics` too unless `--ops-listen`
 /// serves them on an address of their own ([`ops_router`]).
@@ -71,21 +60,6 @@ pub fn ops_router(state: AppState) -> Router {
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     Metrics::inc(&state.ctx.metrics.http_requests);
     next.run(request).await
-}
-
-/// A GraphQL-shaped error response for a request that never reached execution.
-pub(crate) fn client_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
-    (status, Json(body)).into_response()
-}
-
-pub(crate) async fn authenticate(
-    ctx: &ApiContext,
-    value: Option<&str>,
-) -> Result<Viewer, AuthError> {
-    let viewer = ctx.keys.verify_header(value)?;
-    ctx.remember(&viewer).await;
-    Ok(viewer)
 }
 
 async fn graphql_post(
@@ -142,7 +116,7 @@ async fn graphql_post(
     // the caller's profile as well as executing the request.
     let timeout = state.ctx.settings.request_timeout;
     let work = async {
-        let auth = authenticate(&state.ctx, authorization).await;
+        let auth = state.ctx.authenticate(authorization).await;
         let user = auth.as_ref().map(|v| v.id()).unwrap_or_default();
         let operation = request.operation_name.as_deref().unwrap_or_default();
         // What the client chose is logged only in part.

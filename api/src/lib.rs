@@ -21,6 +21,9 @@
 //!   running within `--ready-max-lag` of the log's head.
 //! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
 //! - `http`: routes (GraphQL over HTTP and WebSocket, health, readiness, metrics).
+//! - `state`: [`state::AppState`], what every route and socket session is handed.
+//! - `sockets`: [`sockets::Sockets`], the open WebSockets: per-user counts and
+//!   the wait for every one to close at shutdown.
 //! - `ws`: GraphQL over WebSocket (graphql-transport-ws and the legacy
 //!   graphql-ws): close codes, limits, token expiry, close on shutdown.
 //! - `metrics`: counters and the Prometheus text of `/metrics`.
@@ -41,6 +44,8 @@ pub mod nesting;
 pub mod readiness;
 pub mod references;
 pub mod settings;
+pub mod sockets;
+pub mod state;
 pub mod stores;
 pub mod telemetry;
 pub mod users;

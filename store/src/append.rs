@@ -9,7 +9,7 @@
 
 mod group;
 
-pub(crate) use group::{plan, FactRow, GroupFacts, GroupPlan, Row};
+pub(crate) use group::{plan, AppendRequest, FactRow, GroupFacts, GroupPlan, Row};
 
 use std::collections::HashSet;
 

@@ -8,18 +8,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::append;
+use crate::append::AppendRequest;
 use crate::{AppendResult, ExpectedVersion, NewEvent, StoreError};
 
 /// Appends waiting for the writer; callers wait when it is full.
 const QUEUE: usize = 1024;
-
-/// One caller's append, and where its answer goes.
-pub(crate) struct AppendRequest {
-    pub stream: String,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
-}
 
 /// The callers' side of the queue.
 #[derive(Clone)]

@@ -59,6 +59,19 @@ pub fn prefix(value: &str) -> &str {
     &value[..end]
 }
 
+impl From<projections::QueryError> for ApiError {
+    /// A bad cursor is the client's mistake (`INVALID`); anything else is
+    /// internal.
+    fn from(e: projections::QueryError) -> Self {
+        match e {
+            projections::QueryError::InvalidCursor(cursor) => {
+                ApiError::Invalid(format!("{} is not a cursor of this list", quoted(&cursor)))
+            }
+            projections::QueryError::Database(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use async_graphql::{Response, ServerError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{operation_id, operation_request, Incoming};
+use super::messages::{operation_id, operation_request, Incoming};
 
 /// Server to client.
 #[derive(Serialize)]

@@ -22,15 +22,16 @@ use tracing::Instrument;
 use super::answers::{
     close_reason, coded_error, is_request_error, TOO_MANY_OPERATIONS, TOO_MANY_SOCKETS,
 };
+use super::messages::{socket_token, Incoming, Subprotocol};
 use super::operations::{Matched, Operations, Outcome};
-use super::registry::{OpenSocket, UserSlot};
 use super::timers::{expiry, keepalive_interval, tick};
 use super::transport_ws::close;
-use super::{legacy_ws, socket_token, transport_ws, Incoming, Subprotocol};
+use super::{legacy_ws, transport_ws};
 use crate::auth::Viewer;
 use crate::graphql::Authentication;
-use crate::http::{authenticate, AppState};
 use crate::metrics::{Held, Metrics};
+use crate::sockets::{OpenSocket, UserSlot};
+use crate::state::AppState;
 
 /// How long a closing socket waits for the client's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -245,7 +246,7 @@ impl Session {
         }
         let payload = payload.unwrap_or(Value::Null);
         let token = socket_token(&payload, self.header_token.as_deref());
-        let viewer = match authenticate(&self.state.ctx, token.as_deref()).await {
+        let viewer = match self.state.ctx.authenticate(token.as_deref()).await {
             Ok(viewer) => viewer,
             Err(e) => {
                 tracing::info!(reason = %e, "connection_init refused");

@@ -7,7 +7,7 @@ use async_graphql::{Response, ServerError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{operation_id, operation_request, optional_object, Incoming};
+use super::messages::{operation_id, operation_request, optional_object, Incoming};
 
 /// Close codes of the protocol (and the reasons it prescribes, where it does).
 pub(super) mod close {

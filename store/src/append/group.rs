@@ -21,11 +21,20 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
 use super::{decide, Decision, StoredId};
-use crate::append_queue::AppendRequest;
 use crate::row;
-use crate::{AppendResult, AppendedEvent, NewEvent, StoreError};
+use crate::{AppendResult, AppendedEvent, ExpectedVersion, NewEvent, StoreError};
+
+/// One caller's append, and where its answer goes: what a group is made of
+/// (queued by `append_queue`).
+pub(crate) struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
 
 /// One row of a backend's facts query: either a stream's last version (no id;
 /// `None` version: the stream has no event), or a stored row among the

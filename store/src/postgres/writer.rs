@@ -27,8 +27,9 @@ use sqlx::{Postgres, Transaction};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::append::AppendRequest;
 use crate::append::{self, AppendFailure, FactRow, GroupFacts, StoredId};
-use crate::append_queue::{self, AppendRequest, Appends};
+use crate::append_queue::{self, Appends};
 use crate::row;
 use crate::{AppendResult, AppendedEvent, StoreError};
 

@@ -49,8 +49,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::append::AppendRequest;
 use crate::append::{self, AppendFailure, GroupFacts, GroupPlan, StoredId};
-use crate::append_queue::{self, AppendRequest, Appends};
+use crate::append_queue::{self, Appends};
 use crate::row;
 use crate::{AppendResult, AppendedEvent, StoreError};
 
