@@ -56,8 +56,9 @@ impl ApiContext {
         shutdown: CancellationToken,
     ) -> ApiContext {
         ApiContext {
+            commands: CommandService::new(store.clone())
+                .with_limits(settings.limits.ticket_limits()),
             settings: Arc::new(settings),
-            commands: CommandService::new(store.clone()),
             users: UserDirectory::new(store.clone()),
             store,
             write_db: read_db.clone(),

@@ -44,6 +44,8 @@ pub struct ServeSettings {
     pub subscriber_buffer: u64,
     #[command(flatten)]
     pub sla: SlaSettings,
+    #[command(flatten)]
+    pub limits: LimitSettings,
     /// Queue of a ticket created without one.
     #[arg(long, env = "TICKETS_DEFAULT_QUEUE", default_value = "support")]
     pub default_queue: String,
@@ -83,6 +85,40 @@ pub struct ServeSettings {
     /// milliseconds; 0 turns it off.
     #[arg(long, env = "TICKETS_WS_KEEPALIVE_MS", default_value_t = 15_000)]
     pub ws_keepalive_ms: u64,
+}
+
+/// What one ticket may hold, for `tickets serve` and `tickets ticket` (so
+/// both refuse the same commands). A command past a cap is `INVALID`,
+/// naming it.
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
+    /// Comments one ticket may hold.
+    #[arg(long, env = "TICKETS_MAX_COMMENTS_PER_TICKET", default_value_t = domain::TicketLimits::default().comments)]
+    pub max_comments_per_ticket: usize,
+    /// Attachments one ticket may hold.
+    #[arg(long, env = "TICKETS_MAX_ATTACHMENTS_PER_TICKET", default_value_t = domain::TicketLimits::default().attachments)]
+    pub max_attachments_per_ticket: usize,
+    /// Watchers one ticket may have.
+    #[arg(long, env = "TICKETS_MAX_WATCHERS_PER_TICKET", default_value_t = domain::TicketLimits::default().watchers)]
+    pub max_watchers_per_ticket: usize,
+    /// Tickets one ticket may be related to.
+    #[arg(long, env = "TICKETS_MAX_RELATED_PER_TICKET", default_value_t = domain::TicketLimits::default().relations)]
+    pub max_related_per_ticket: usize,
+    /// Tags one ticket may carry.
+    #[arg(long, env = "TICKETS_MAX_TAGS_PER_TICKET", default_value_t = domain::TicketLimits::default().tags)]
+    pub max_tags_per_ticket: usize,
+}
+
+impl LimitSettings {
+    pub fn ticket_limits(&self) -> domain::TicketLimits {
+        domain::TicketLimits {
+            comments: self.max_comments_per_ticket,
+            attachments: self.max_attachments_per_ticket,
+            watchers: self.max_watchers_per_ticket,
+            relations: self.max_related_per_ticket,
+            tags: self.max_tags_per_ticket,
+        }
+    }
 }
 
 /// The SLA targets, for `tickets serve` and for `tickets projections` (a

@@ -210,7 +210,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         TopCommand::Ticket(t) => {
             let stores = Stores::open(&urls, schema).await?;
-            let service = CommandService::new(stores.log.clone());
+            let service =
+                CommandService::new(stores.log.clone()).with_limits(t.limits.ticket_limits());
             let users = UserDirectory::new(stores.log);
             ticket::run(&service, &users, t, &mut out).await
         }

@@ -51,6 +51,8 @@ impl ActorArgs {
 pub struct TicketCli {
     #[command(flatten)]
     pub actor: ActorArgs,
+    #[command(flatten)]
+    pub limits: crate::settings::LimitSettings,
     #[command(subcommand)]
     pub command: TicketCommand,
 }

@@ -29,7 +29,7 @@ mod retry;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::{Actor, Command, DomainError, RelatedTicket, Step, Ticket, TicketEvent};
+use domain::{Actor, Command, DomainError, RelatedTicket, Step, Ticket, TicketEvent, TicketLimits};
 use serde_json::json;
 use store::{EventStore, RecordedEvent, StoreError};
 use uuid::Uuid;
@@ -147,6 +147,8 @@ pub struct CommandService {
     references: Arc<ReferenceAllocator>,
     cache: Arc<TicketCache>,
     locks: Arc<TicketLocks>,
+    /// What one ticket may hold; commands are decided within these caps.
+    limits: TicketLimits,
 }
 
 impl CommandService {
@@ -157,7 +159,19 @@ impl CommandService {
             references,
             cache: Arc::new(TicketCache::new()),
             locks: Arc::new(TicketLocks::default()),
+            limits: TicketLimits::default(),
         }
+    }
+
+    /// Decides commands within `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: TicketLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What one ticket may hold here.
+    pub fn limits(&self) -> &TicketLimits {
+        &self.limits
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -210,7 +224,7 @@ impl CommandService {
         };
         let loaded = self.load(ticket_id).await?;
         if loaded.state.is_none() {
-            domain::decide(None, &probe, &actor, now)?;
+            domain::decide_within(&self.limits, None, &probe, &actor, now)?;
         }
         let reference = match &loaded.state {
             Some(t) => t.reference.clone(),
@@ -288,6 +302,9 @@ impl CommandService {
         let mut mirror = CommandRequest::new(related_id, req.command.clone(), req.actor.clone());
         mirror.idempotency_key = req.idempotency_key.clone();
         mirror.metadata = req.metadata.clone();
+        if mirrored && matches!(req.command, Command::Relate { .. }) {
+            self.check_mirror(&req, related_id, now).await?;
+        }
         let outcome = self.execute_at(req, now).await?;
         if mirrored {
             // The mirror relates the ticket just decided on, as the actor finds it now.
@@ -305,5 +322,31 @@ impl CommandService {
             self.execute_at(mirror, now).await?;
         }
         Ok(outcome)
+    }
+
+    /// Before a relation is recorded on the first ticket: whether its mirror
+    /// would be refused on the other (one at its cap of related tickets), so
+    /// that a refusal leaves neither side changed. Only asked when the first
+    /// side itself would be accepted, so its own refusal comes first.
+    async fn check_mirror(
+        &self,
+        req: &CommandRequest,
+        related_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        let this = self.load(req.ticket_id).await?;
+        let limits = &self.limits;
+        let first =
+            domain::decide_within(limits, this.state.as_ref(), &req.command, &req.actor, now);
+        if first.is_err() {
+            return Ok(());
+        }
+        let other = self.load(related_id).await?;
+        let mirror = Command::Relate {
+            related_id: req.ticket_id,
+            related: domain::related_ticket(&req.actor, this.state.as_ref()),
+        };
+        domain::decide_within(limits, other.state.as_ref(), &mirror, &req.actor, now)?;
+        Ok(())
     }
 }

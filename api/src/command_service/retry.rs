@@ -60,7 +60,13 @@ impl CommandService {
                     });
                 }
             }
-            let decided = domain::decide(loaded.state.as_ref(), &req.command, &req.actor, now)?;
+            let decided = domain::decide_within(
+                &self.limits,
+                loaded.state.as_ref(),
+                &req.command,
+                &req.actor,
+                now,
+            )?;
             if decided.is_empty() {
                 let ticket = loaded.state.ok_or(DomainError::NotFound)?;
                 return Ok(CommandOutcome {
@@ -106,7 +112,13 @@ impl CommandService {
         {
             return Ok(None);
         }
-        let decided = match domain::decide(Some(&*cached.ticket), &req.command, &req.actor, now) {
+        let decided = match domain::decide_within(
+            &self.limits,
+            Some(&*cached.ticket),
+            &req.command,
+            &req.actor,
+            now,
+        ) {
             Ok(decided) if !decided.is_empty() => decided,
             _ => return Ok(None),
         };

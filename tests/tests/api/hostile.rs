@@ -303,3 +303,89 @@ async fn an_auth_token_with_a_multibyte_character_is_refused_without_a_panic() {
     assert!(panics.is_empty(), "{panics:?}");
     still_serving(&mut server).await;
 }
+
+/// A ticket holds at most what the caps allow (here 2 comments and 1
+/// related ticket): one more is `INVALID` naming the cap and appends
+/// nothing, a relation refused on the other side's cap leaves both tickets
+/// as they were, and a text's limit counts bytes (a 10,000-byte comment
+/// passes, 10,002 bytes of "€" do not).
+#[tokio::test]
+async fn a_ticket_holds_at_most_its_caps_and_texts_are_bounded_in_bytes() {
+    use crate::helpers::{create, ok, refused, Client};
+
+    let server = Server::start_with(&[
+        ("TICKETS_MAX_COMMENTS_PER_TICKET", "2"),
+        ("TICKETS_MAX_RELATED_PER_TICKET", "1"),
+    ]);
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let (a, _) = create(&sam, "Hub", "support").await;
+    let (b, _) = create(&sam, "Spoke", "support").await;
+    let (c, _) = create(&sam, "Another", "support").await;
+    let comment = "commentOnSupportTicket(id: $id, comment: $c)";
+    let vars = |text: &str| json!({ "id": a, "c": text });
+    ok(sam
+        .mutate(
+            comment,
+            "($id: String!, $c: String!)",
+            vars(&"x".repeat(10_000)),
+        )
+        .await);
+    ok(sam
+        .mutate(comment, "($id: String!, $c: String!)", vars("second"))
+        .await);
+    let third = sam
+        .mutate(comment, "($id: String!, $c: String!)", vars("third"))
+        .await;
+    refused(&third, "INVALID");
+    assert!(
+        third["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 comments"),
+        "{third}"
+    );
+    let (d, _) = create(&sam, "Wordy", "support").await;
+    let long = sam
+        .mutate(
+            comment,
+            "($id: String!, $c: String!)",
+            json!({ "id": d, "c": "€".repeat(3_334) }),
+        )
+        .await;
+    refused(&long, "INVALID");
+    assert!(long["error"].as_str().unwrap().contains("bytes"), "{long}");
+
+    let relate = "relateSupportTickets(id: $id, relatedId: $other)";
+    let pair = |id: &str, other: &str| json!({ "id": id, "other": other });
+    ok(sam
+        .mutate(relate, "($id: String!, $other: String!)", pair(&a, &b))
+        .await);
+    // `a` is full: relating `c` to it is refused before `c` changes.
+    let full = sam
+        .mutate(relate, "($id: String!, $other: String!)", pair(&c, &a))
+        .await;
+    refused(&full, "INVALID");
+    assert!(
+        full["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1 related tickets"),
+        "{full}"
+    );
+    let related = |id: String| {
+        let sam = &sam;
+        async move {
+            sam.data(
+                "query($id: String!) { supportTicket(id: $id) { version relatedTickets { id } } }",
+                json!({ "id": id }),
+            )
+            .await["supportTicket"]
+                .clone()
+        }
+    };
+    let c_now = related(c.clone()).await;
+    assert_eq!(c_now["relatedTickets"], json!([]), "{c_now}");
+    assert_eq!(c_now["version"], 0, "nothing appended to {c}: {c_now}");
+    let a_now = related(a.clone()).await;
+    assert_eq!(a_now["relatedTickets"], json!([{ "id": b }]), "{a_now}");
+}
