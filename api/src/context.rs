@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuthError, JwtKeys, Viewer};
 use crate::command_service::CommandService;
 use crate::metrics::Metrics;
+use crate::rate_limits::RateLimits;
 use crate::settings::ServeSettings;
 use crate::users::{UserDirectory, UserProfile};
 
@@ -28,6 +29,8 @@ pub struct ApiContext {
     pub write_db: ReadDb,
     pub keys: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
+    /// Budgets per user and per client address.
+    pub rates: Arc<RateLimits>,
     /// Cancelled on shutdown: subscriptions end with it.
     pub shutdown: CancellationToken,
     /// The running queue-metrics projection, for `queueMetricsUpdated`
@@ -55,7 +58,9 @@ impl ApiContext {
         keys: JwtKeys,
         shutdown: CancellationToken,
     ) -> ApiContext {
+        let rates = Arc::new(RateLimits::new(&settings.rates));
         ApiContext {
+            rates,
             commands: CommandService::new(store.clone())
                 .with_limits(settings.limits.ticket_limits()),
             settings: Arc::new(settings),

@@ -30,6 +30,10 @@ pub enum ApiError {
     /// once. Logged with its detail.
     #[error("the database is not answering; retry in {RETRY_AFTER_SECONDS} s (a mutation with the same idempotencyKey is safe to retry)")]
     Unavailable(String),
+    /// The caller is over a rate limit (`RATE_LIMITED`, with
+    /// `retryAfterSeconds`); nothing was done.
+    #[error("too many requests; retry in {} s", .0.retry_after_seconds)]
+    RateLimited(crate::rate_limits::Limited),
     /// The store, the database or a bug (`INTERNAL`). Logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -46,6 +50,7 @@ impl ApiError {
             ApiError::Invalid(_) => "INVALID",
             ApiError::NotImplemented(_) => "NOT_IMPLEMENTED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -125,11 +130,15 @@ impl From<CommandError> for ApiError {
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         let code = self.code();
-        let retry = matches!(self, ApiError::Unavailable(_));
+        let retry = match self {
+            ApiError::Unavailable(_) => Some(RETRY_AFTER_SECONDS),
+            ApiError::RateLimited(limited) => Some(limited.retry_after_seconds),
+            _ => None,
+        };
         async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
             e.set("code", code);
-            if retry {
-                e.set("retryAfterSeconds", RETRY_AFTER_SECONDS);
+            if let Some(seconds) = retry {
+                e.set("retryAfterSeconds", seconds);
             }
         })
     }

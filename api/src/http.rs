@@ -7,9 +7,11 @@
 //! with a GraphQL-shaped error and a code.
 
 use async_graphql_axum::GraphQLResponse;
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +24,7 @@ use tracing::Instrument;
 use crate::error::client_error;
 use crate::graphql::{bounds, Authentication};
 use crate::metrics::Metrics;
+use crate::rate_limits::Limited;
 use crate::state::AppState;
 
 /// The public routes; `/readyz` and `/metrics` too unless `--ops-listen`
@@ -64,6 +67,7 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
 
 async fn graphql_post(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -117,6 +121,11 @@ async fn graphql_post(
     let timeout = state.ctx.settings.request_timeout;
     let work = async {
         let auth = state.ctx.authenticate(authorization).await;
+        if auth.is_err() {
+            if let Err(limited) = over_anonymous_budget(&state, &peer) {
+                return Err(limited);
+            }
+        }
         let user = auth.as_ref().map(|v| v.id()).unwrap_or_default();
         let operation = request.operation_name.as_deref().unwrap_or_default();
         // What the client chose is logged only in part.
@@ -126,9 +135,14 @@ async fn graphql_post(
             operation = %bounds::prefix(operation)
         );
         let request = request.data(Authentication(auth));
-        state.schema.execute(request).instrument(span).await
+        Ok(state.schema.execute(request).instrument(span).await)
     };
-    let Ok(response) = tokio::time::timeout(timeout, work).await else {
+    let response = match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(response)) => Some(response),
+        Ok(Err(limited)) => return rate_limited(limited),
+        Err(_) => None,
+    };
+    let Some(response) = response else {
         Metrics::inc(&state.ctx.metrics.graphql_errors);
         tracing::warn!("a request stopped at its timeout");
         return client_error(
@@ -164,16 +178,64 @@ async fn graphql_post(
     answer
 }
 
-async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
+async fn graphql_get(State(state): State<AppState>, peer: Peer, request: Request) -> Response {
     let upgrade = request
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if upgrade {
+        // A WebSocket carries no token until its `connection_init`: upgrades
+        // spend the address's budget.
+        if let Err(limited) = over_anonymous_budget(&state, &peer) {
+            return rate_limited(limited);
+        }
         return crate::ws::upgrade(state, request).await;
     }
     crate::graphiql::page()
+}
+
+/// Spends one of the client address's anonymous budget (see
+/// `crate::rate_limits`); a request whose address is unknown is not limited.
+fn over_anonymous_budget(state: &AppState, peer: &Peer) -> Result<(), Limited> {
+    match peer.0 {
+        Some(address) => state.ctx.rates.anonymous(address),
+        None => Ok(()),
+    }
+}
+
+/// The client's address, when the server was started with it
+/// (`ConnectInfo`); `None` when a router is driven without a socket.
+pub(crate) struct Peer(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        Ok(Peer(address))
+    }
+}
+
+/// 429 with `Retry-After`, and the GraphQL error `RATE_LIMITED` with
+/// `retryAfterSeconds`.
+fn rate_limited(limited: Limited) -> Response {
+    let body = serde_json::json!({ "errors": [{
+        "message": limited.message("requests from this address without a valid token"),
+        "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": limited.retry_after_seconds }
+    }] });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(limited.retry_after_seconds),
+    );
+    response
 }
 
 async fn healthz() -> &'static str {

@@ -17,6 +17,8 @@
 //! - `graphql`: the schema: types, queries, mutations, subscriptions.
 //! - `nesting`: how deep a query document nests, checked on its text before
 //!   it is parsed, on every path a query enters by.
+//! - `rate_limits`: [`rate_limits::RateLimits`], budgets per user and per
+//!   client address (RATE_LIMITED with `retryAfterSeconds`).
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
 //! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
@@ -41,6 +43,7 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod nesting;
+pub mod rate_limits;
 pub mod readiness;
 pub mod references;
 pub mod settings;

@@ -46,6 +46,8 @@ pub struct ServeSettings {
     pub sla: SlaSettings,
     #[command(flatten)]
     pub limits: LimitSettings,
+    #[command(flatten)]
+    pub rates: RateSettings,
     /// Queue of a ticket created without one.
     #[arg(long, env = "TICKETS_DEFAULT_QUEUE", default_value = "support")]
     pub default_queue: String,
@@ -85,6 +87,26 @@ pub struct ServeSettings {
     /// milliseconds; 0 turns it off.
     #[arg(long, env = "TICKETS_WS_KEEPALIVE_MS", default_value_t = 15_000)]
     pub ws_keepalive_ms: u64,
+}
+
+/// Rate limits (see `crate::rate_limits`); 0 turns one off.
+#[derive(Debug, Clone, Args)]
+pub struct RateSettings {
+    /// Mutations one user may make per minute (a tenth of them at once).
+    #[arg(long, env = "TICKETS_RATE_MUTATIONS_PER_MINUTE", default_value_t = 600)]
+    pub rate_mutations_per_minute: u32,
+    /// Operations (subscriptions, queries, mutations) one user may start per
+    /// minute over WebSockets.
+    #[arg(
+        long,
+        env = "TICKETS_RATE_OPERATIONS_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub rate_operations_per_minute: u32,
+    /// Requests without a valid token, and WebSocket upgrades, one client
+    /// address may make per minute.
+    #[arg(long, env = "TICKETS_RATE_ANONYMOUS_PER_MINUTE", default_value_t = 600)]
+    pub rate_anonymous_per_minute: u32,
 }
 
 /// What one ticket may hold, for `tickets serve` and `tickets ticket` (so

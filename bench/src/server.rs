@@ -47,6 +47,11 @@ impl ServerProcess {
             .env_remove("TICKETS_LISTEN")
             .env_remove("TICKETS_PRODUCTION")
             .env_remove("TICKETS_EVENT_STORE_URL")
+            // A few load-generating users far beyond a person's pace: the
+            // scenarios measure throughput, so the rate limits are off.
+            .env("TICKETS_RATE_MUTATIONS_PER_MINUTE", "0")
+            .env("TICKETS_RATE_OPERATIONS_PER_MINUTE", "0")
+            .env("TICKETS_RATE_ANONYMOUS_PER_MINUTE", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("server.log"))?)

@@ -130,6 +130,17 @@ impl Server {
         if !env.iter().any(|(k, _)| k == "TICKETS_JWT_SECRET") {
             env.push(("TICKETS_JWT_SECRET".into(), TEST_SECRET.into()));
         }
+        // Tests drive one user far faster than a person would: rate limits
+        // are off unless a test sets them (as the rate-limit tests do).
+        for limit in [
+            "TICKETS_RATE_MUTATIONS_PER_MINUTE",
+            "TICKETS_RATE_OPERATIONS_PER_MINUTE",
+            "TICKETS_RATE_ANONYMOUS_PER_MINUTE",
+        ] {
+            if !env.iter().any(|(k, _)| k == limit) {
+                env.push((limit.into(), "0".into()));
+            }
+        }
         let mut command = Command::new(tickets_bin());
         command
             .args(["serve", "--listen", "127.0.0.1:0"])

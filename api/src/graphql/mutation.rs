@@ -28,6 +28,9 @@ impl Mutation {
     ) -> MutationResult {
         let viewer = viewer(ctx)?;
         let api = api(ctx);
+        if let Err(limited) = api.rates.mutation(viewer.id()) {
+            return Ok(SupportTicketMutationResult::rate_limited(limited));
+        }
         let done = api
             .commands
             .create(
@@ -424,6 +427,10 @@ impl Mutation {
         ids: Vec<String>,
     ) -> async_graphql::Result<i32> {
         let viewer = viewer(ctx)?;
+        api(ctx)
+            .rates
+            .mutation(viewer.id())
+            .map_err(ApiError::RateLimited)?;
         super::bounds::items("ids", Some(&ids), super::bounds::MAX_IDS)?;
         let parsed = ids
             .iter()
@@ -446,6 +453,10 @@ impl Mutation {
     /// Marks every notification of the caller read. Returns how many were unread.
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let viewer = viewer(ctx)?;
+        api(ctx)
+            .rates
+            .mutation(viewer.id())
+            .map_err(ApiError::RateLimited)?;
         let marked = projections::notifications::mark_all_read(&api(ctx).write_db, viewer.id())
             .await
             .map_err(ApiError::from)?;

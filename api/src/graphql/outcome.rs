@@ -45,6 +45,7 @@ pub(super) async fn result(
         event,
         error: None,
         error_code: None,
+        retry_after_seconds: None,
     })
 }
 
@@ -76,6 +77,9 @@ pub(super) async fn run(
 ) -> MutationResult {
     let viewer = viewer(ctx)?;
     let api = api(ctx);
+    if let Err(limited) = api.rates.mutation(viewer.id()) {
+        return Ok(SupportTicketMutationResult::rate_limited(limited));
+    }
     let Some(ticket_id) = ticket_id(api, id).await? else {
         return Ok(SupportTicketMutationResult::rejected(
             "NOT_FOUND",

@@ -260,8 +260,11 @@ pub struct SupportTicketMutationResult {
     pub event: Option<SupportTicketEvent>,
     /// Human message when success is false.
     pub error: Option<String>,
-    /// NOT_FOUND | CONFLICT | INVALID | FORBIDDEN | DELETED
+    /// NOT_FOUND | CONFLICT | INVALID | FORBIDDEN | DELETED | RATE_LIMITED
     pub error_code: Option<String>,
+    /// With RATE_LIMITED: seconds to wait before trying again (nothing was
+    /// done).
+    pub retry_after_seconds: Option<i32>,
 }
 
 impl SupportTicketMutationResult {
@@ -271,6 +274,16 @@ impl SupportTicketMutationResult {
             error: Some(message.into()),
             error_code: Some(code.to_string()),
             ..Default::default()
+        }
+    }
+
+    /// The caller is over its mutation budget: nothing was done.
+    pub fn rate_limited(limited: crate::rate_limits::Limited) -> Self {
+        SupportTicketMutationResult {
+            retry_after_seconds: Some(
+                i32::try_from(limited.retry_after_seconds).unwrap_or(i32::MAX),
+            ),
+            ..Self::rejected("RATE_LIMITED", limited.message("mutations"))
         }
     }
 }

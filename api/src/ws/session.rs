@@ -335,6 +335,14 @@ impl Session {
             let error = coded_error(too_deep.to_string(), crate::nesting::QUERY_TOO_DEEP);
             return self.operation_error(&id, error).await;
         }
+        if let Err(limited) = self.state.ctx.rates.operation(viewer.id()) {
+            tracing::info!(user = %viewer.id(), id = %id, "operation refused: over the rate limit");
+            let mut error = coded_error(limited.message("operations started"), "RATE_LIMITED");
+            if let Some(extensions) = error.extensions.as_mut() {
+                extensions.set("retryAfterSeconds", limited.retry_after_seconds);
+            }
+            return self.operation_error(&id, error).await;
+        }
         let max = self.state.ctx.settings.ws_max_subscriptions as usize;
         if self.ops.len() >= max {
             tracing::info!(user = %viewer.id(), id = %id, max, "operation refused: too many on this socket");

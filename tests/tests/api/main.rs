@@ -12,6 +12,7 @@ mod logging;
 mod mutations;
 mod postgres;
 mod protection;
+mod rate_limits;
 mod read_models;
 mod readiness;
 mod sla_settings;
