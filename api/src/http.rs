@@ -122,9 +122,7 @@ async fn graphql_post(
     let work = async {
         let auth = state.ctx.authenticate(authorization).await;
         if auth.is_err() {
-            if let Err(limited) = over_anonymous_budget(&state, &peer) {
-                return Err(limited);
-            }
+            over_anonymous_budget(&state, &peer)?;
         }
         let user = auth.as_ref().map(|v| v.id()).unwrap_or_default();
         let operation = request.operation_name.as_deref().unwrap_or_default();
