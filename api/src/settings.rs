@@ -30,8 +30,9 @@ pub struct ServeSettings {
     /// Deepest accepted query (selection nesting).
     #[arg(long, env = "TICKETS_MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
-    /// Largest accepted query complexity (async-graphql's field count measure).
-    #[arg(long, env = "TICKETS_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
+    /// Largest accepted query cost: each field counts 1, a page's selection
+    /// once per item (`first`), `relatedTickets` 20 times (`graphql::cost`).
+    #[arg(long, env = "TICKETS_MAX_QUERY_COMPLEXITY", default_value_t = 10_000)]
     pub max_query_complexity: usize,
     /// Live ticket events buffered per subscriber; one that falls further
     /// behind gets a `LAGGED` error with the position to resume from.

@@ -84,6 +84,7 @@ impl Query {
     }
 
     /// Tickets the caller may see, oldest first, `first` per page (at most 500).
+    #[graphql(complexity = "super::cost::page(first, child_complexity)")]
     async fn support_tickets(
         &self,
         ctx: &Context<'_>,
@@ -226,6 +227,7 @@ impl Query {
     /// The caller's notifications, newest first, `first` per page (at most
     /// 500); `after` is a page's `pageInfo.endCursor`. `unreadCount` counts
     /// the whole inbox, not the page.
+    #[graphql(complexity = "super::cost::page(first, child_complexity)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,

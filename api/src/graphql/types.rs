@@ -152,6 +152,7 @@ impl SupportTicket {
         &self.0.tags
     }
     /// Related tickets the viewer may see, as they stand now.
+    #[graphql(complexity = "super::cost::related(child_complexity)")]
     async fn related_tickets(
         &self,
         ctx: &Context<'_>,

@@ -389,3 +389,40 @@ async fn a_ticket_holds_at_most_its_caps_and_texts_are_bounded_in_bytes() {
     let a_now = related(a.clone()).await;
     assert_eq!(a_now["relatedTickets"], json!([{ "id": b }]), "{a_now}");
 }
+
+/// The query cost counts list sizes: `relatedTickets` nested three deep is
+/// refused before any stream is read, two deep is answered; a page of 500
+/// tickets with a large selection is refused where a page of 50 is not.
+#[tokio::test]
+async fn nested_related_tickets_and_huge_pages_are_refused_by_their_cost() {
+    use crate::helpers::{create, Client};
+
+    let server = Server::start();
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let (id, _) = create(&sam, "Hub", "support").await;
+    let nested = |depth: usize| {
+        let mut selection = "id".to_string();
+        for _ in 0..depth {
+            selection = format!("id relatedTickets {{ {selection} }}");
+        }
+        format!("query($id: String!) {{ supportTicket(id: $id) {{ {selection} }} }}")
+    };
+    let two = sam.post(&nested(2), json!({ "id": id })).await;
+    assert!(two.get("errors").is_none(), "{two}");
+    let three = sam.post(&nested(3), json!({ "id": id })).await;
+    let message = three["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("complex"), "{three}");
+    assert!(three["data"].is_null(), "{three}");
+
+    let fields = "id reference request description status priority queue tags deleted \
+        version createdDate updatedDate watchers { id } createdBy { id } assignedTo { id } \
+        comments { comment } attachments { name } relatedTickets { id }";
+    let page = |first: usize| {
+        format!("{{ supportTickets(first: {first}) {{ edges {{ node {{ {fields} }} }} }} }}")
+    };
+    let fifty = sam.post(&page(50), json!({})).await;
+    assert!(fifty.get("errors").is_none(), "{fifty}");
+    let huge = sam.post(&page(500), json!({})).await;
+    let message = huge["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("complex"), "{huge}");
+}
