@@ -236,6 +236,7 @@ async fn chaos(backend: Backend) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let ledger: Ledger = Arc::default();
     let http = reqwest::Client::new();
+    let mut retried = 0;
     for run in 0..runs() {
         let server = backend.start();
         let token = server.token("chaos-admin", &["ADMIN"], &[]);
@@ -247,6 +248,7 @@ async fn chaos(backend: Backend) {
             .filter(|(_, w)| !w.acknowledged)
             .map(|(k, w)| (k.clone(), w.clone()))
             .collect();
+        retried += pending.len();
         for (key, write) in pending {
             let body = post(
                 &http,
@@ -286,6 +288,7 @@ async fn chaos(backend: Backend) {
         .filter(|(_, w)| !w.acknowledged)
         .map(|(k, w)| (k.clone(), w.clone()))
         .collect();
+    retried += pending.len();
     for (key, write) in &pending {
         let body = post(
             &http,
@@ -352,10 +355,9 @@ async fn chaos(backend: Backend) {
     let rebuilt = read_models(&http, &server, &token).await;
     assert_eq!(rebuilt, live, "the read models equal a clean rebuild");
     println!(
-        "chaos: {} kills, {} mutations acknowledged, {} retried after a kill, {} events",
+        "chaos: {} kills, {} mutations acknowledged, {retried} of them retried after a kill, {} events",
         runs(),
         ledger.len(),
-        pending.len(),
         log.len()
     );
 }
