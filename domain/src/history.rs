@@ -145,6 +145,46 @@ pub fn steps(events: &[TicketEvent]) -> Vec<Step> {
     steps
 }
 
+/// What [`steps_kept`] does with a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    No,
+    Yes,
+    /// Keep nothing more: the fold ends here.
+    Stop,
+}
+
+/// Folds `events` once and keeps the steps `keep` asks for (it sees each
+/// event's index, and the ticket before and after it), with their index.
+/// Only kept steps hold copies of the ticket, so memory follows what is
+/// kept, not the length of the stream.
+pub fn steps_kept(
+    events: &[TicketEvent],
+    mut keep: impl FnMut(usize, Option<&Ticket>, &Ticket) -> Keep,
+) -> Vec<(usize, Step)> {
+    let mut state: Option<Ticket> = None;
+    let mut kept = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let before = state.clone();
+        state = evolve(state, event);
+        let Some(after) = &state else { continue };
+        match keep(index, before.as_ref(), after) {
+            Keep::No => {}
+            Keep::Yes => kept.push((
+                index,
+                Step {
+                    version: after.version,
+                    changes: diff(before.as_ref(), after),
+                    before,
+                    after: after.clone(),
+                },
+            )),
+            Keep::Stop => break,
+        }
+    }
+    kept
+}
+
 /// The step that produced `version`, if the stream reached it.
 pub fn step_at(events: &[TicketEvent], version: u64) -> Option<Step> {
     let mut state: Option<Ticket> = None;

@@ -70,7 +70,9 @@ pub use decide::{decide, decide_within};
 pub use error::DomainError;
 pub use event::{TicketChange, TicketEvent, TicketEventType};
 pub use evolve::{evolve, fold};
-pub use history::{as_of_time, as_of_version, diff, step_at, steps, FieldChange, Step};
+pub use history::{
+    as_of_time, as_of_version, diff, step_at, steps, steps_kept, FieldChange, Keep, Step,
+};
 pub use limits::TicketLimits;
 pub use sla::{decide_sla, sla_clock, ClockState, SlaPolicy, SlaStatus, SlaTargets, TargetClock};
 pub use stream::{StoredEvent, TicketStream, UndecodableEvent};

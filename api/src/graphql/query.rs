@@ -25,6 +25,9 @@ pub struct Query;
 
 /// Most tickets one page may hold.
 pub const MAX_PAGE: i32 = 500;
+/// Most events one page of `supportTicketHistory` holds.
+const MAX_HISTORY_PAGE: i32 = 500;
+
 /// Most raw events one `eventLog` page may hold.
 pub const MAX_LOG_PAGE: i32 = 1000;
 
@@ -131,32 +134,61 @@ impl Query {
         })
     }
 
-    /// Every event of a ticket the caller may receive, oldest first, with changes.
+    /// Every event of a ticket the caller may receive, oldest first, with
+    /// changes; with `first`, at most that many (1 to 500) after the event
+    /// at log position `after` (a previous page's last `position`).
+    #[graphql(complexity = "super::cost::page(first.or(Some(100)), child_complexity)")]
     async fn support_ticket_history(
         &self,
         ctx: &Context<'_>,
         id: String,
+        first: Option<i32>,
+        after: Option<String>,
     ) -> async_graphql::Result<Vec<SupportTicketEvent>> {
         let viewer = viewer(ctx)?;
         let api = api(ctx);
+        let limit = match first {
+            None => usize::MAX,
+            Some(n) if (1..=MAX_HISTORY_PAGE).contains(&n) => n as usize,
+            Some(_) => {
+                return Err(ApiError::Invalid(format!(
+                    "first must be between 1 and {MAX_HISTORY_PAGE}"
+                ))
+                .into())
+            }
+        };
+        let after = match after {
+            Some(a) => Some(Position::from_str(&a).map_err(|_| {
+                ApiError::Invalid(format!(
+                    "{} is not a valid log position",
+                    super::bounds::quoted(&a)
+                ))
+            })?),
+            None => None,
+        };
         let Some(id) = ticket_id(api, &id).await? else {
             return Ok(vec![]);
         };
         let loaded = api.commands.load(id).await.map_err(ApiError::from)?;
-        let steps = domain::history::steps(&loaded.decoded);
-        if !steps
-            .iter()
-            .any(|s| domain::can_see(&viewer.actor, &s.after))
-        {
-            return Ok(vec![]);
-        }
-        Ok(steps
+        // One fold of the stream; only the page's steps are copied out.
+        let mut taken = 0;
+        let kept = domain::steps_kept(&loaded.decoded, |i, before, after_event| {
+            if taken == limit {
+                return domain::Keep::Stop;
+            }
+            let passed = after.is_some_and(|a| loaded.events[i].position <= a);
+            if passed
+                || !domain::may_receive(&viewer.actor, before, after_event, &loaded.decoded[i])
+            {
+                return domain::Keep::No;
+            }
+            taken += 1;
+            domain::Keep::Yes
+        });
+        Ok(kept
             .into_iter()
-            .zip(loaded.events.into_iter().zip(loaded.decoded))
-            .filter(|(step, (_, event))| {
-                domain::may_receive(&viewer.actor, step.before.as_ref(), &step.after, event)
-            })
-            .map(|(step, (recorded, event))| {
+            .map(|(i, step)| {
+                let (recorded, event) = (loaded.events[i].clone(), loaded.decoded[i].clone());
                 SupportTicketEvent::for_viewer(&viewer.actor, recorded, event, step)
             })
             .collect())

@@ -192,3 +192,33 @@ fn a_diff_serialised_straight_to_text_reads_as_through_a_value() {
     }
     assert!(compared > 20, "{compared} changes compared");
 }
+
+#[test]
+fn steps_kept_are_the_steps_asked_for_and_stop_ends_the_fold() {
+    let events = vec![
+        created(),
+        then(&agent(), TicketChange::TagAdded { tag: "a".into() }),
+        then(&agent(), TicketChange::TagAdded { tag: "b".into() }),
+        then(&agent(), TicketChange::TagAdded { tag: "c".into() }),
+    ];
+    let all = steps(&events);
+    let odd = steps_kept(
+        &events,
+        |i, _, _| if i % 2 == 1 { Keep::Yes } else { Keep::No },
+    );
+    assert_eq!(odd.len(), 2);
+    assert_eq!(odd[0], (1, all[1].clone()));
+    assert_eq!(odd[1], (3, all[3].clone()));
+    let first_two = steps_kept(&events, |i, before, after| {
+        assert_eq!(before.map(|t| t.version + 1).unwrap_or(0), after.version);
+        if i < 2 {
+            Keep::Yes
+        } else {
+            Keep::Stop
+        }
+    });
+    assert_eq!(
+        first_two.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        [0, 1]
+    );
+}

@@ -426,3 +426,48 @@ async fn nested_related_tickets_and_huge_pages_are_refused_by_their_cost() {
     let message = huge["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("complex"), "{huge}");
 }
+
+/// `supportTicketHistory(id, first, after)` pages through a ticket's events:
+/// `first` of them after the position `after`, the pages together the whole
+/// history without gap or repeat; `first` out of range is `INVALID`.
+#[tokio::test]
+async fn a_tickets_history_comes_in_pages() {
+    use crate::helpers::{create, ok, Client};
+
+    let server = Server::start();
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let (id, _) = create(&sam, "Many events", "support").await;
+    for n in 0..6 {
+        ok(sam
+            .mutate(
+                "addSupportTicketTag(id: $id, tag: $t)",
+                "($id: String!, $t: String!)",
+                json!({ "id": id, "t": format!("t{n}") }),
+            )
+            .await);
+    }
+    let query = "query($id: String!, $f: Int, $a: String) { supportTicketHistory(id: $id, \
+        first: $f, after: $a) { id position version } }";
+    let whole = sam.data(query, json!({ "id": id })).await["supportTicketHistory"].clone();
+    assert_eq!(whole.as_array().unwrap().len(), 7, "{whole}");
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = sam
+            .data(query, json!({ "id": id, "f": 3, "a": after }))
+            .await["supportTicketHistory"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = last["position"].as_str().map(str::to_string);
+        paged.extend(page);
+    }
+    assert_eq!(json!(paged), whole);
+    let refused = sam.post(query, json!({ "id": id, "f": 0 })).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "INVALID",
+        "{refused}"
+    );
+}
