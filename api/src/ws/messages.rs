@@ -49,9 +49,16 @@ pub(crate) enum Incoming {
     Terminate,
 }
 
-/// A message's `id`: a non-empty string.
+/// Longest operation id accepted, in bytes.
+pub const MAX_OPERATION_ID_BYTES: usize = 128;
+
+/// A message's `id`: a non-empty string of at most [`MAX_OPERATION_ID_BYTES`].
 pub(super) fn operation_id(message: &Map<String, Value>, kind: &str) -> Result<String, String> {
     match message.get("id") {
+        // Echoed in every message of the operation: kept short.
+        Some(Value::String(id)) if id.len() > MAX_OPERATION_ID_BYTES => Err(format!(
+            "\"{kind}\" message \"id\" must be at most {MAX_OPERATION_ID_BYTES} bytes"
+        )),
         Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
         _ => Err(format!(
             "\"{kind}\" message needs a non-empty string \"id\""

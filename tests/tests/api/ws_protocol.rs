@@ -160,7 +160,8 @@ async fn gauge_reaches(server: &Server, name: &str, value: i64) {
 }
 
 /// 4400 for anything PROTOCOL.md does not define: text that is not JSON, an
-/// unknown type, a subscribe without an id or without a payload.
+/// unknown type, a subscribe without an id (or with one over 128 bytes) or
+/// without a payload.
 #[tokio::test]
 async fn an_invalid_message_closes_the_socket_with_4400() {
     let server = Server::start();
@@ -174,6 +175,13 @@ async fn an_invalid_message_closes_the_socket_with_4400() {
         ),
         (r#"{"type":"subscribe","id":"1"}"#, "payload"),
     ];
+    let long_id = format!(
+        r#"{{"type":"subscribe","id":"{}","payload":{{"query":"{{ __typename }}"}}}}"#,
+        "i".repeat(129)
+    );
+    let cases = cases
+        .into_iter()
+        .chain([(long_id.as_str(), "at most 128 bytes")]);
     for (text, says) in cases {
         let mut socket = acknowledged(&server, &token).await;
         send_text(&mut socket, text).await;
