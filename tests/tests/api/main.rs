@@ -14,6 +14,7 @@ mod postgres;
 mod protection;
 mod read_models;
 mod readiness;
+mod replays;
 mod sla_settings;
 mod subscriptions;
 mod visibility;
