@@ -351,7 +351,9 @@ impl Hub {
             // replays them, as a resume from that head would). A bounded
             // replay takes its slot now, the head being unknown.
             let admit = match admit {
-                Admit::Owner(owner) if after.is_some() => Admit::Held(self.gate.admit(Some(owner))?),
+                Admit::Owner(owner) if after.is_some() => {
+                    Admit::Held(self.gate.admit(Some(owner))?)
+                }
                 Admit::Owner(_) | Admit::Free => Admit::Free,
                 Admit::Held(permit) => Admit::Held(permit),
             };

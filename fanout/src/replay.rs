@@ -192,7 +192,7 @@ impl TicketCursor {
         let delivered = ticket_stream::decode(&recorded).ok().and_then(|event| {
             let before = self.state.take();
             let after = domain::evolve(before.clone(), &event)?;
-            (after.version == recorded.version).then(|| (event, before, after))
+            (after.version == recorded.version).then_some((event, before, after))
         });
         let Some((event, before, after)) = delivered else {
             tracing::error!(ticket = %self.id, position = %recorded.position, "replay skips a ticket from an event it cannot build");

@@ -102,34 +102,34 @@ pub(crate) fn open(
                 }
             }
             Replay::Store(mut source, permit) => {
-            let mut retries = 0;
-            let mut delay = REPLAY_RETRY_FIRST;
-            loop {
-                match source.next(&*store, &gate).await {
-                    Ok(Some(delivery)) => {
-                        retries = 0;
-                        delay = REPLAY_RETRY_FIRST;
-                        if interest.touches(&delivery) && predicate(&delivery) {
-                            reached = delivery.position();
-                            yield Item::Event(Arc::new(delivery));
+                let mut retries = 0;
+                let mut delay = REPLAY_RETRY_FIRST;
+                loop {
+                    match source.next(&*store, &gate).await {
+                        Ok(Some(delivery)) => {
+                            retries = 0;
+                            delay = REPLAY_RETRY_FIRST;
+                            if interest.touches(&delivery) && predicate(&delivery) {
+                                reached = delivery.position();
+                                yield Item::Event(Arc::new(delivery));
+                            }
+                        }
+                        Ok(None) => break,
+                        // `next` kept its place: the same event is tried again.
+                        Err(StoreError::Unavailable(e)) if retries < REPLAY_RETRIES => {
+                            tracing::debug!(error = %e, retry_in = ?delay, "replay for a subscriber waits for the store");
+                            retries += 1;
+                            tokio::time::sleep(delay).await;
+                            delay *= 2;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "replay for a subscriber failed");
+                            yield Item::Lagged { position_reached: reached };
+                            return;
                         }
                     }
-                    Ok(None) => break,
-                    // `next` kept its place: the same event is tried again.
-                    Err(StoreError::Unavailable(e)) if retries < REPLAY_RETRIES => {
-                        tracing::debug!(error = %e, retry_in = ?delay, "replay for a subscriber waits for the store");
-                        retries += 1;
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "replay for a subscriber failed");
-                        yield Item::Lagged { position_reached: reached };
-                        return;
-                    }
                 }
-            }
-            drop(permit);
+                drop(permit);
             }
         }
         let floor = after.unwrap_or(Position::START);

@@ -170,7 +170,7 @@ impl Subscription {
         let filter = filter.unwrap_or_default();
         filter.check_bounds()?;
         let selection = Selection::Filter(filter);
-        Ok(ticket_stream(ctx, "supportTicketEvents", selection, after).await?)
+        ticket_stream(ctx, "supportTicketEvents", selection, after).await
     }
 
     /// Events of one ticket.
@@ -183,7 +183,7 @@ impl Subscription {
         viewer(ctx)?;
         let id = Uuid::parse_str(ticket_id.trim())
             .map_err(|_| ApiError::Invalid(format!("'{ticket_id}' is not a ticket id")))?;
-        Ok(ticket_stream(ctx, "ticketUpdated", Selection::Ticket(id), after).await?)
+        ticket_stream(ctx, "ticketUpdated", Selection::Ticket(id), after).await
     }
 
     /// Tickets the caller created, is assigned to or watches.
@@ -192,7 +192,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> async_graphql::Result<EventStream> {
-        Ok(ticket_stream(ctx, "myTicketUpdates", Selection::Mine, after).await?)
+        ticket_stream(ctx, "myTicketUpdates", Selection::Mine, after).await
     }
 
     /// Tickets in the queues of the caller's teams (AGENT, ADMIN).
@@ -206,7 +206,7 @@ impl Subscription {
                 ApiError::Forbidden("team updates are for agents and admins".into()).into(),
             );
         }
-        Ok(ticket_stream(ctx, "teamTicketUpdates", Selection::Team, after).await?)
+        ticket_stream(ctx, "teamTicketUpdates", Selection::Team, after).await
     }
 
     /// Figures of the queues as they change (of `queue` only when given): at

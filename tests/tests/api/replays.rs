@@ -19,7 +19,8 @@ const TICKET_UPDATED: &str = "subscription($id: String!, $after: String) { \
     ticketUpdated(ticketId: $id, after: $after) { id position version } }";
 const ALL_EVENTS: &str = "subscription($after: String) { \
     supportTicketEvents(after: $after) { id position } }";
-const MINE: &str = "subscription($after: String) { myTicketUpdates(after: $after) { id position } }";
+const MINE: &str =
+    "subscription($after: String) { myTicketUpdates(after: $after) { id position } }";
 
 /// A fresh SQLite file that outlives the servers started on it.
 fn sqlite_file() -> (tempfile::TempDir, String) {
@@ -118,16 +119,37 @@ async fn a_ticket_updated_replay_reads_only_its_tickets_stream() {
         json!({ "id": id, "after": created_at }),
     )
     .await;
-    let events = events_of(&mut socket, "missed", "ticketUpdated", Duration::from_millis(1500)).await;
+    let events = events_of(
+        &mut socket,
+        "missed",
+        "ticketUpdated",
+        Duration::from_millis(1500),
+    )
+    .await;
     let ids: Vec<Value> = events.iter().map(|e| e["id"].clone()).collect();
     assert_eq!(ids, missed, "exactly the missed events: {events:?}");
     assert_eq!(
-        events.iter().map(|e| e["version"].clone()).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|e| e["version"].clone())
+            .collect::<Vec<_>>(),
         vec![json!(1), json!(2)]
     );
 
-    subscribe(&mut socket, "all", TICKET_UPDATED, json!({ "id": id, "after": "0" })).await;
-    let events = events_of(&mut socket, "all", "ticketUpdated", Duration::from_millis(1500)).await;
+    subscribe(
+        &mut socket,
+        "all",
+        TICKET_UPDATED,
+        json!({ "id": id, "after": "0" }),
+    )
+    .await;
+    let events = events_of(
+        &mut socket,
+        "all",
+        "ticketUpdated",
+        Duration::from_millis(1500),
+    )
+    .await;
     assert_eq!(events.len(), 3, "the whole ticket: {events:?}");
 
     let read = metric(&server, "tickets_replay_events_read_total")
@@ -176,13 +198,37 @@ async fn a_whole_log_replay_from_behind_the_floor_is_refused() {
 
     // Within the floor: the last two creations.
     let recent = &positions[positions.len() - 3];
-    subscribe(&mut socket, "recent", ALL_EVENTS, json!({ "after": recent })).await;
-    let events = events_of(&mut socket, "recent", "supportTicketEvents", Duration::from_millis(1500)).await;
+    subscribe(
+        &mut socket,
+        "recent",
+        ALL_EVENTS,
+        json!({ "after": recent }),
+    )
+    .await;
+    let events = events_of(
+        &mut socket,
+        "recent",
+        "supportTicketEvents",
+        Duration::from_millis(1500),
+    )
+    .await;
     let got: Vec<Value> = events.iter().map(|e| e["position"].clone()).collect();
     assert_eq!(got, vec![json!(positions[18]), json!(positions[19])]);
 
-    subscribe(&mut socket, "ticket", TICKET_UPDATED, json!({ "id": id, "after": "0" })).await;
-    let events = events_of(&mut socket, "ticket", "ticketUpdated", Duration::from_millis(1500)).await;
+    subscribe(
+        &mut socket,
+        "ticket",
+        TICKET_UPDATED,
+        json!({ "id": id, "after": "0" }),
+    )
+    .await;
+    let events = events_of(
+        &mut socket,
+        "ticket",
+        "ticketUpdated",
+        Duration::from_millis(1500),
+    )
+    .await;
     assert_eq!(events.len(), 1, "{events:?}");
 }
 
@@ -199,7 +245,11 @@ fn postgres_url() -> String {
 /// and a refused user may replay again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_beyond_the_bounds_are_rate_limited_while_others_proceed() {
-    let schema = format!("api_replays_{}_{}", std::process::id(), tests::unique() % 1_000_000);
+    let schema = format!(
+        "api_replays_{}_{}",
+        std::process::id(),
+        tests::unique() % 1_000_000
+    );
     let target = postgres_url();
     let host = target
         .split('@')
@@ -242,7 +292,9 @@ async fn replays_beyond_the_bounds_are_rate_limited_while_others_proceed() {
     let error = error_of(&message).unwrap_or_else(|| panic!("refused: {message}"));
     assert_eq!(error["extensions"]["code"], "RATE_LIMITED", "{error}");
     assert!(
-        error["extensions"]["retryAfterSeconds"].as_u64().is_some_and(|s| s >= 1),
+        error["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .is_some_and(|s| s >= 1),
         "{error}"
     );
 
