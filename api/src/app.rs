@@ -86,6 +86,10 @@ impl Application {
         // One tail of the log for every live ticket subscription.
         let hub_config = HubConfig {
             buffer: usize::try_from(settings.subscriber_buffer).unwrap_or(usize::MAX),
+            max_replays: usize::try_from(settings.max_replays).unwrap_or(usize::MAX),
+            max_replays_per_owner: usize::try_from(settings.max_replays_per_user)
+                .unwrap_or(usize::MAX),
+            max_replay_events: settings.max_replay_events,
             ..HubConfig::default()
         };
         let (hub, fanout) = Hub::start_joinable(log.clone(), hub_config, shutdown.clone())

@@ -263,7 +263,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.ctx.metrics.render(head, &projections),
+        state.ctx.metrics.render(
+            head,
+            &projections,
+            state.ctx.hub.as_ref().map(fanout::Hub::replay_stats),
+        ),
     )
         .into_response()
 }

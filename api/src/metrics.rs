@@ -39,8 +39,14 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with each projection's position and lag behind `head`.
-    pub fn render(&self, head: Option<Position>, projections: &[ProjectionStatus]) -> String {
+    /// The exposition text, with each projection's position and lag behind
+    /// `head`, and the fan-out's replays when it runs.
+    pub fn render(
+        &self,
+        head: Option<Position>,
+        projections: &[ProjectionStatus],
+        replays: Option<fanout::ReplayStats>,
+    ) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
             let _ = writeln!(
@@ -93,6 +99,26 @@ impl Metrics {
             "Events delivered to subscribers.",
             get(&self.events_delivered),
         );
+        if let Some(replays) = replays {
+            metric(
+                "tickets_replays_running",
+                "gauge",
+                "Subscription replays reading the store now.",
+                replays.running.to_string(),
+            );
+            metric(
+                "tickets_replay_events_read_total",
+                "counter",
+                "Events subscription replays read from the store.",
+                replays.events_read.to_string(),
+            );
+            metric(
+                "tickets_replays_refused_total",
+                "counter",
+                "Subscription replays refused (RATE_LIMITED, REPLAY_TOO_OLD).",
+                replays.refused.to_string(),
+            );
+        }
         if let Some(head) = head {
             metric(
                 "tickets_log_head_position",
@@ -161,7 +187,7 @@ mod tests {
         drop(second);
         assert_eq!(metrics.ws_operations.load(Ordering::Relaxed), 0);
         assert!(metrics
-            .render(None, &[])
+            .render(None, &[], None)
             .contains("tickets_ws_operations 0"));
     }
 }

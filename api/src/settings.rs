@@ -88,6 +88,31 @@ pub struct ServeSettings {
     /// milliseconds; 0 turns it off.
     #[arg(long, env = "TICKETS_WS_KEEPALIVE_MS", default_value_t = 15_000)]
     pub ws_keepalive_ms: u64,
+    /// Subscriptions with `after` whose replay reads the store (events no
+    /// longer in the fan-out's memory) that may run at once in this process;
+    /// one more is refused with `RATE_LIMITED` and `retryAfterSeconds`.
+    #[arg(
+        long,
+        env = "TICKETS_MAX_REPLAYS",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_replays: u32,
+    /// Such replays one user may run at once (over all their sockets).
+    #[arg(
+        long,
+        env = "TICKETS_MAX_REPLAYS_PER_USER",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_replays_per_user: u32,
+    /// How far behind the head (positions: events, on the SQL stores) a
+    /// replay of the whole log (`supportTicketEvents`, `myTicketUpdates`,
+    /// `teamTicketUpdates`) may start; further back is refused with
+    /// `REPLAY_TOO_OLD`. `ticketUpdated` replays its ticket's stream, whatever
+    /// the distance.
+    #[arg(long, env = "TICKETS_MAX_REPLAY_EVENTS", default_value_t = 100_000)]
+    pub max_replay_events: u64,
 }
 
 /// Rate limits (see `crate::rate_limits`); 0 turns one off.

@@ -14,6 +14,10 @@
 //! - [`worker`]: the task that tails the log into the hub.
 //! - [`subscription`]: one subscriber's stream: replay after a cursor, then live,
 //!   without gap or duplicate at the seam.
+//! - [`replay`]: where a replay that reads the store gets its events: the
+//!   streams of its tickets when it names tickets only, otherwise the log.
+//! - [`gate`]: the bound on such replays, per owner and in total, and the
+//!   floor below which a replay of the whole log is refused ([`Refusal`]).
 //! - [`memo`]: [`Memo`], a slot on each delivery where its consumer keeps what
 //!   it works out once per delivery (the API keeps its renderings there); the
 //!   hub never looks inside.
@@ -30,6 +34,13 @@
 //! its registration, instead of reading and rebuilding the log on its own;
 //! thousands resubscribing at once otherwise swamp the store's pool.
 //!
+//! A replay that must read the store costs what it reads: a subscriber to
+//! some tickets reads their streams, not the log; a subscriber to users,
+//! queues or everything reads the log, and is refused when its `after` lies
+//! more than [`HubConfig::max_replay_events`] behind. Through
+//! [`Hub::subscribe_as`] such replays are bounded per owner and in total
+//! ([`gate`]); a refused one opens nothing and reads nothing.
+//!
 //! Each subscriber has a bounded buffer. The hub never waits for one: a
 //! subscriber whose buffer is full is dropped, and its stream ends with
 //! [`Item::Lagged`] naming the last position it received, from which it can
@@ -39,8 +50,10 @@
 //! [`states::BuildError::Unreadable`]) is logged and left out of live and replay
 //! alike; the projections stop on it, so it shows in their status.
 
+pub mod gate;
 pub mod interest;
 pub mod memo;
+pub mod replay;
 pub mod states;
 pub mod subscription;
 pub mod worker;
@@ -54,10 +67,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use gate::{Refusal, ReplayStats};
 pub use interest::{Interest, Key};
 pub use memo::Memo;
 pub use subscription::Subscription;
 
+use gate::Gate;
 use interest::Index;
 
 /// One ticket event as subscribers receive it.
@@ -108,6 +123,13 @@ pub struct HubConfig {
     pub cached_tickets: usize,
     /// Latest deliveries kept for replays (see the module's doc).
     pub recent: usize,
+    /// Replays reading the store at once, in total and per owner
+    /// ([`Hub::subscribe_as`]).
+    pub max_replays: usize,
+    pub max_replays_per_owner: usize,
+    /// How far behind the head (in positions: events, on the SQL stores) a
+    /// replay of the whole log may start ([`Hub::subscribe_as`]).
+    pub max_replay_events: u64,
 }
 
 impl Default for HubConfig {
@@ -116,6 +138,9 @@ impl Default for HubConfig {
             buffer: 256,
             cached_tickets: 10_000,
             recent: 2_048,
+            max_replays: 64,
+            max_replays_per_owner: 4,
+            max_replay_events: 100_000,
         }
     }
 }
@@ -126,6 +151,7 @@ pub struct Hub {
     registry: Arc<Mutex<Registry>>,
     store: Arc<dyn EventStore>,
     config: HubConfig,
+    gate: Arc<Gate>,
     /// Woken when the hub learns the head of the log (or closes).
     started: Arc<Notify>,
 }
@@ -163,6 +189,16 @@ impl Registry {
             self.index.remove(id, &subscriber.interest);
         }
     }
+}
+
+/// How a registration is bounded.
+enum Admit<'a> {
+    /// Not at all (the process's own subscriptions).
+    Free,
+    /// By the slots of this owner and of the process.
+    Owner(&'a str),
+    /// By a slot already taken.
+    Held(gate::Permit),
 }
 
 /// How long the server's start waits for the log's head before starting the
@@ -215,6 +251,7 @@ impl Hub {
             })),
             store,
             config,
+            gate: Arc::new(Gate::new(config.max_replays, config.max_replays_per_owner)),
             started: Arc::new(Notify::new()),
         };
         let worker = tokio::spawn(worker::tail(hub.clone(), shutdown));
@@ -262,21 +299,64 @@ impl Hub {
         self.lock().subscribers.len()
     }
 
+    /// Replays so far, for an operator.
+    pub fn replay_stats(&self) -> ReplayStats {
+        self.gate.stats()
+    }
+
     /// Registers a subscriber now and returns its stream: with `after`, every
-    /// matching event after it read from the log, then live; without, live
+    /// matching event after it read from the store, then live; without, live
     /// from now. "Matching" is the same test both ways: `interest` touches
     /// the event and `predicate` accepts it. Dropping the stream unregisters.
+    /// Its replay is not bounded: for the process's own use; a client's
+    /// subscription goes through [`Hub::subscribe_as`].
     pub fn subscribe(
         &self,
         interest: Interest,
         predicate: Predicate,
         after: Option<Position>,
     ) -> Subscription {
+        match self.register(interest, predicate, after, Admit::Free) {
+            Ok(subscription) => subscription,
+            Err(refusal) => unreachable!("an unbounded subscription is never refused: {refusal}"),
+        }
+    }
+
+    /// [`Hub::subscribe`] for `owner` (the API: a user), within the bounds of
+    /// [`HubConfig`]: a replay that must read the store takes one of the
+    /// owner's slots and one of the process's for as long as it reads, and a
+    /// replay of the whole log may not start further behind the head than
+    /// `max_replay_events`. Otherwise nothing is registered and nothing read.
+    pub fn subscribe_as(
+        &self,
+        owner: &str,
+        interest: Interest,
+        predicate: Predicate,
+        after: Option<Position>,
+    ) -> Result<Subscription, Refusal> {
+        self.register(interest, predicate, after, Admit::Owner(owner))
+    }
+
+    fn register(
+        &self,
+        interest: Interest,
+        predicate: Predicate,
+        after: Option<Position>,
+        admit: Admit<'_>,
+    ) -> Result<Subscription, Refusal> {
         if !self.is_started() {
             // Registered once the head is known: "live from now" then means
             // from that head, the first position this hub can vouch for, even
             // when the stream is first polled after later events went by (it
-            // replays them, as a resume from that head would).
+            // replays them, as a resume from that head would). A bounded
+            // replay takes its slot now, the head being unknown.
+            let admit = match admit {
+                Admit::Owner(owner) if after.is_some() => {
+                    Admit::Held(self.gate.admit(Some(owner))?)
+                }
+                Admit::Owner(_) | Admit::Free => Admit::Free,
+                Admit::Held(permit) => Admit::Held(permit),
+            };
             let hub = self.clone();
             let items = async_stream::stream! {
                 hub.wait_started().await;
@@ -284,16 +364,25 @@ impl Hub {
                     let registry = hub.lock();
                     registry.started.then_some(registry.began_at)
                 });
-                let mut inner = hub.subscribe(interest, predicate, from);
+                let Ok(mut inner) = hub.register(interest, predicate, from, admit) else {
+                    return;
+                };
                 while let Some(item) = futures::StreamExt::next(&mut inner).await {
                     yield item;
                 }
             };
-            return subscription::deferred(Box::pin(items));
+            return Ok(subscription::deferred(Box::pin(items)));
         }
         let (sender, receiver) = mpsc::channel(self.config.buffer.max(1));
-        let (id, live_after, backlog) = {
+        let (id, live_after, replay) = {
             let mut registry = self.lock();
+            let live_after = registry.position;
+            let replay = match after {
+                Some(after) if after < live_after => {
+                    self.replay(&registry, &interest, after, live_after, admit)?
+                }
+                _ => subscription::Replay::Nothing,
+            };
             let id = registry.next_id;
             registry.next_id += 1;
             if !registry.closed {
@@ -307,22 +396,50 @@ impl Hub {
                     },
                 );
             }
-            // The replay from memory when it covers `after`.
-            let backlog = after
-                .filter(|after| *after >= registry.recent_floor)
-                .map(|after| {
-                    let start = registry.recent.partition_point(|d| d.position() <= after);
-                    registry.recent.range(start..).cloned().collect::<Vec<_>>()
-                });
-            (id, registry.position, backlog)
+            (id, live_after, replay)
         };
-        let replay = match backlog {
-            Some(backlog) => subscription::Replay::Recent(backlog),
-            None => subscription::Replay::Log,
-        };
-        subscription::open(
+        Ok(subscription::open(
             self, id, interest, predicate, after, live_after, replay, receiver,
-        )
+        ))
+    }
+
+    /// Where the replay from `after` to `live_after` comes from, taking a
+    /// slot of the gate when it reads the store; called under the lock, so
+    /// the recent deliveries are those up to `live_after`.
+    fn replay(
+        &self,
+        registry: &Registry,
+        interest: &Interest,
+        after: Position,
+        live_after: Position,
+        admit: Admit<'_>,
+    ) -> Result<subscription::Replay, Refusal> {
+        if after >= registry.recent_floor {
+            let start = registry.recent.partition_point(|d| d.position() <= after);
+            let backlog = registry.recent.range(start..).cloned().collect();
+            return Ok(subscription::Replay::Recent(backlog));
+        }
+        let source = match replay::tickets_only(interest) {
+            Some(ids) => replay::Source::Tickets(replay::TicketReplay::new(ids, after, live_after)),
+            None => {
+                let behind = live_after.commit.saturating_sub(after.commit);
+                if matches!(admit, Admit::Owner(_)) && behind > self.config.max_replay_events {
+                    self.gate.refuse();
+                    return Err(Refusal::TooOld {
+                        after,
+                        head: live_after,
+                        max_events: self.config.max_replay_events,
+                    });
+                }
+                replay::Source::Log(replay::LogReplay::new(after, live_after))
+            }
+        };
+        let permit = match admit {
+            Admit::Free => None,
+            Admit::Owner(owner) => Some(self.gate.admit(Some(owner))?),
+            Admit::Held(permit) => Some(permit),
+        };
+        Ok(subscription::Replay::Store(source, permit))
     }
 
     /// Passes `delivery` to every interested subscriber whose predicate takes

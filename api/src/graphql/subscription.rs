@@ -69,16 +69,45 @@ fn lagged(position: Position) -> async_graphql::Error {
     })
 }
 
+/// A replay the hub refused: `RATE_LIMITED` with `retryAfterSeconds` when
+/// the caller (or the server) runs as many replays as allowed, or
+/// `REPLAY_TOO_OLD` when `after` lies further back than a replay of the whole
+/// log may read. The socket stays up; nothing was registered.
+fn refused(refusal: fanout::Refusal) -> async_graphql::Error {
+    match refusal {
+        fanout::Refusal::Busy { retry_after } => {
+            let seconds = retry_after.as_secs().max(1);
+            async_graphql::Error::new(format!(
+                "too many replays are running; try again in {seconds} s"
+            ))
+            .extend_with(|_, e| {
+                e.set("code", "RATE_LIMITED");
+                e.set("retryAfterSeconds", seconds);
+            })
+        }
+        fanout::Refusal::TooOld {
+            head, max_events, ..
+        } => async_graphql::Error::new(format!(
+            "after lies more than {max_events} events behind the head of the log: reload \
+             the state with queries, then subscribe without after or from a recent position"
+        ))
+        .extend_with(|_, e| {
+            e.set("code", "REPLAY_TOO_OLD");
+            e.set("position", head.to_cursor());
+        }),
+    }
+}
+
 /// A ticket subscription served by the hub.
 async fn ticket_stream(
     ctx: &Context<'_>,
     operation: &'static str,
     selection: Selection,
     after: Option<String>,
-) -> Result<EventStream, ApiError> {
+) -> async_graphql::Result<EventStream> {
     let viewer = viewer(ctx)?.clone();
     let api = api(ctx).clone();
-    let after = after
+    let after: Option<Position> = after
         .map(|cursor| {
             Position::from_str(&cursor).map_err(|_| {
                 ApiError::Invalid(format!(
@@ -87,9 +116,10 @@ async fn ticket_stream(
                 ))
             })
         })
-        .transpose()?;
+        .transpose()
+        .map_err(async_graphql::Error::from)?;
     let Some(hub) = api.hub.clone() else {
-        return Err(ApiError::NotImplemented(operation));
+        return Err(ApiError::NotImplemented(operation).into());
     };
     let span = tracing::info_span!("subscription", user = %viewer.id(), operation);
     let interest = interest(&selection, &viewer.actor);
@@ -97,7 +127,12 @@ async fn ticket_stream(
         || tracing::info!(after = ?after.map(|p| p.to_cursor()), ?interest, "subscription started"),
     );
     let rights = Rights::of(&viewer);
-    let items = hub.subscribe(interest, predicate(selection, rights), after);
+    let items = hub
+        .subscribe_as(viewer.id(), interest, predicate(selection, rights), after)
+        .map_err(|refusal| {
+            span.in_scope(|| tracing::info!(%refusal, "replay refused"));
+            refused(refusal)
+        })?;
     let active = Active::start(api.metrics.clone());
     let shutdown = api.shutdown.clone().cancelled_owned();
     let metrics = api.metrics.clone();
@@ -135,7 +170,7 @@ impl Subscription {
         let filter = filter.unwrap_or_default();
         filter.check_bounds()?;
         let selection = Selection::Filter(filter);
-        Ok(ticket_stream(ctx, "supportTicketEvents", selection, after).await?)
+        ticket_stream(ctx, "supportTicketEvents", selection, after).await
     }
 
     /// Events of one ticket.
@@ -148,7 +183,7 @@ impl Subscription {
         viewer(ctx)?;
         let id = Uuid::parse_str(ticket_id.trim())
             .map_err(|_| ApiError::Invalid(format!("'{ticket_id}' is not a ticket id")))?;
-        Ok(ticket_stream(ctx, "ticketUpdated", Selection::Ticket(id), after).await?)
+        ticket_stream(ctx, "ticketUpdated", Selection::Ticket(id), after).await
     }
 
     /// Tickets the caller created, is assigned to or watches.
@@ -157,7 +192,7 @@ impl Subscription {
         ctx: &Context<'_>,
         after: Option<String>,
     ) -> async_graphql::Result<EventStream> {
-        Ok(ticket_stream(ctx, "myTicketUpdates", Selection::Mine, after).await?)
+        ticket_stream(ctx, "myTicketUpdates", Selection::Mine, after).await
     }
 
     /// Tickets in the queues of the caller's teams (AGENT, ADMIN).
@@ -171,7 +206,7 @@ impl Subscription {
                 ApiError::Forbidden("team updates are for agents and admins".into()).into(),
             );
         }
-        Ok(ticket_stream(ctx, "teamTicketUpdates", Selection::Team, after).await?)
+        ticket_stream(ctx, "teamTicketUpdates", Selection::Team, after).await
     }
 
     /// Figures of the queues as they change (of `queue` only when given): at

@@ -45,6 +45,7 @@ async fn subscribers_joining_under_concurrent_appends_get_every_event_once_in_or
         buffer: 100_000,
         cached_tickets: 8,
         recent: 64,
+        ..HubConfig::default()
     };
     let hub = Hub::start(store.clone(), config, shutdown.clone())
         .await

@@ -15,6 +15,7 @@ mod protection;
 mod rate_limits;
 mod read_models;
 mod readiness;
+mod replays;
 mod sla_settings;
 mod subscriptions;
 mod visibility;
