@@ -181,6 +181,44 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// About how many bytes the ticket takes in memory: its texts and lists
+    /// plus a fixed part per item. An estimate, for the bounds on what the
+    /// server keeps in memory, not an exact count.
+    pub fn approx_bytes(&self) -> usize {
+        fn text(s: &str) -> usize {
+            s.len() + std::mem::size_of::<String>()
+        }
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, text);
+        let comments: usize = self
+            .comments
+            .iter()
+            .map(|c| std::mem::size_of::<Comment>() + c.body.len() + c.author.len())
+            .sum();
+        let attachments: usize = self
+            .attachments
+            .iter()
+            .map(|a| {
+                std::mem::size_of::<Attachment>()
+                    + a.name.len()
+                    + a.url.len()
+                    + a.mime_type.as_deref().map_or(0, str::len)
+                    + a.added_by.len()
+            })
+            .sum();
+        std::mem::size_of::<Ticket>()
+            + self.reference.len()
+            + self.request.len()
+            + opt(&self.description)
+            + self.queue.len()
+            + self.created_by.len()
+            + opt(&self.assigned_to)
+            + self.watchers.iter().map(|w| text(w)).sum::<usize>()
+            + self.tags.iter().map(|t| text(t)).sum::<usize>()
+            + self.related.len() * std::mem::size_of::<Uuid>()
+            + comments
+            + attachments
+            + (self.sla_warnings.len() + self.sla_breaches.len()) * std::mem::size_of::<SlaTarget>()
+    }
     pub fn is_watched_by(&self, user_id: &str) -> bool {
         self.watchers.iter().any(|w| w == user_id)
     }

@@ -94,6 +94,34 @@ impl Delivery {
     pub fn position(&self) -> Position {
         self.recorded.position
     }
+
+    /// About how many bytes the delivery holds: both states, the changes
+    /// and the stored event (see `Ticket::approx_bytes`).
+    pub fn approx_bytes(&self) -> usize {
+        let changes: usize = self
+            .changes
+            .iter()
+            .map(|c| c.field.len() + json_bytes(&c.old_value) + json_bytes(&c.new_value))
+            .sum();
+        std::mem::size_of::<Delivery>()
+            + self.before.as_ref().map_or(0, Ticket::approx_bytes)
+            + self.after.approx_bytes()
+            + changes
+            + json_bytes(&self.recorded.data)
+            + json_bytes(&self.recorded.metadata)
+    }
+}
+
+/// About how many bytes a JSON value holds.
+fn json_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(json_bytes).sum(),
+            Value::Object(map) => map.iter().map(|(k, v)| k.len() + json_bytes(v)).sum(),
+            _ => 0,
+        }
 }
 
 /// The final say on a delivery the subscriber's interest let through: the API
@@ -121,8 +149,14 @@ pub struct HubConfig {
     pub buffer: usize,
     /// Tickets whose latest state the worker keeps in memory.
     pub cached_tickets: usize,
-    /// Latest deliveries kept for replays (see the module's doc).
+    /// Latest deliveries kept for replays (see the module's doc), at most
+    /// this many and at most `recent_bytes` of them
+    /// ([`Delivery::approx_bytes`]); the latest one is always kept.
     pub recent: usize,
+    pub recent_bytes: usize,
+    /// Bytes of ticket states the worker's cache may hold
+    /// (`Ticket::approx_bytes`), besides its count `cached_tickets`.
+    pub cached_bytes: usize,
     /// Replays reading the store at once, in total and per owner
     /// ([`Hub::subscribe_as`]).
     pub max_replays: usize,
@@ -138,6 +172,8 @@ impl Default for HubConfig {
             buffer: 256,
             cached_tickets: 10_000,
             recent: 2_048,
+            recent_bytes: 64 << 20,
+            cached_bytes: 256 << 20,
             max_replays: 64,
             max_replays_per_owner: 4,
             max_replay_events: 100_000,
@@ -166,6 +202,9 @@ pub(crate) struct Registry {
     /// Every delivery dispatched after `recent_floor`, in log order (at most
     /// `HubConfig::recent`).
     recent: VecDeque<Arc<Delivery>>,
+    /// `approx_bytes` of each of `recent`, and their sum.
+    recent_sizes: VecDeque<usize>,
+    recent_bytes: usize,
     recent_floor: Position,
     closed: bool,
     /// False until the head of the log is known: a server whose log is
@@ -244,6 +283,8 @@ impl Hub {
                 index: Index::default(),
                 subscribers: HashMap::new(),
                 recent: VecDeque::new(),
+                recent_sizes: VecDeque::new(),
+                recent_bytes: 0,
                 recent_floor: head.unwrap_or_default(),
                 closed: false,
                 started: head.is_some(),
@@ -295,6 +336,13 @@ impl Hub {
     }
 
     /// Subscribers currently registered.
+    /// The deliveries kept for replays from memory: how many, and about how
+    /// many bytes ([`Delivery::approx_bytes`]).
+    pub fn recent_window(&self) -> (usize, usize) {
+        let registry = self.lock();
+        (registry.recent.len(), registry.recent_bytes)
+    }
+
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
     }
@@ -464,11 +512,21 @@ impl Hub {
             registry.remove(id);
         }
         registry.position = delivery.position();
+        let size = delivery.approx_bytes();
         registry.recent.push_back(delivery);
-        while registry.recent.len() > self.config.recent {
-            if let Some(oldest) = registry.recent.pop_front() {
-                registry.recent_floor = oldest.position();
-            }
+        registry.recent_sizes.push_back(size);
+        registry.recent_bytes += size;
+        while registry.recent.len() > self.config.recent
+            || (registry.recent_bytes > self.config.recent_bytes && registry.recent.len() > 1)
+        {
+            let (Some(oldest), Some(size)) = (
+                registry.recent.pop_front(),
+                registry.recent_sizes.pop_front(),
+            ) else {
+                break;
+            };
+            registry.recent_bytes -= size;
+            registry.recent_floor = oldest.position();
         }
     }
 

@@ -24,6 +24,10 @@ const REPLAY_PAGE: usize = 500;
 /// Tickets whose state one log replay keeps in memory.
 const REPLAY_CACHE: usize = 1_000;
 
+/// Bytes of ticket states one replay keeps (`Ticket::approx_bytes`): a
+/// replay's cache is its own, so this bounds each bounded replay.
+const REPLAY_CACHE_BYTES: usize = 16 << 20;
+
 /// A replay's source of deliveries.
 pub(crate) enum Source {
     Log(LogReplay),
@@ -59,7 +63,7 @@ impl LogReplay {
             cursor: after,
             until,
             page: Vec::new().into_iter(),
-            states: TicketStates::new(REPLAY_CACHE),
+            states: TicketStates::new(REPLAY_CACHE, REPLAY_CACHE_BYTES),
         }
     }
 

@@ -29,22 +29,46 @@ pub enum BuildError {
     Unreadable { event_id: Uuid, reason: String },
 }
 
-/// Recent ticket states, at most `capacity` tickets.
+/// Recent ticket states, at most `capacity` tickets and `max_bytes` of them
+/// (`Ticket::approx_bytes`).
 ///
 /// The cache grows as tickets are seen instead of reserving room for
 /// `capacity` up front: every subscription that resumes with `after` has one
 /// (most replay a few events, or none), and a map reserved for `capacity`
 /// tickets would cost each of them that memory from the start.
 pub struct TicketStates {
-    cache: LruCache<Uuid, Ticket>,
+    /// Each state with its size.
+    cache: LruCache<Uuid, (Ticket, usize)>,
     capacity: NonZeroUsize,
+    max_bytes: usize,
+    bytes: usize,
 }
 
 impl TicketStates {
-    pub fn new(capacity: usize) -> TicketStates {
+    pub fn new(capacity: usize, max_bytes: usize) -> TicketStates {
         TicketStates {
             cache: LruCache::unbounded(),
             capacity: NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
+            max_bytes,
+            bytes: 0,
+        }
+    }
+
+    /// Keeps `ticket` as the latest state of `id`, then forgets the least
+    /// recently used states while over either bound (the newest stays).
+    fn keep(&mut self, id: Uuid, ticket: Ticket) {
+        let size = ticket.approx_bytes();
+        if let Some((_, replaced)) = self.cache.put(id, (ticket, size)) {
+            self.bytes -= replaced;
+        }
+        self.bytes += size;
+        while self.cache.len() > self.capacity.get()
+            || (self.bytes > self.max_bytes && self.cache.len() > 1)
+        {
+            let Some((_, (_, size))) = self.cache.pop_lru() else {
+                break;
+            };
+            self.bytes -= size;
         }
     }
 
@@ -67,7 +91,7 @@ impl TicketStates {
         let before = match recorded.version.checked_sub(1) {
             None => None,
             Some(previous) => match self.cache.get(&id) {
-                Some(ticket) if ticket.version == previous => Some(ticket.clone()),
+                Some((ticket, _)) if ticket.version == previous => Some(ticket.clone()),
                 _ => Some(load(store, id, previous).await?.ok_or_else(|| {
                     unreadable(format!("ticket {id} has no state at version {previous}"))
                 })?),
@@ -82,10 +106,7 @@ impl TicketStates {
             )));
         }
         let changes = domain::diff(before.as_ref(), &after);
-        self.cache.put(id, after.clone());
-        if self.cache.len() > self.capacity.get() {
-            self.cache.pop_lru();
-        }
+        self.keep(id, after.clone());
         Ok(Some(Delivery {
             recorded,
             event,

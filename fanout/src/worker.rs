@@ -16,7 +16,7 @@ const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
 pub(crate) async fn tail(hub: Hub, shutdown: CancellationToken) {
-    let mut states = TicketStates::new(hub.config.cached_tickets);
+    let mut states = TicketStates::new(hub.config.cached_tickets, hub.config.cached_bytes);
     let mut delay = RETRY_FIRST;
     while !hub.is_started() {
         match hub.store.head().await {

@@ -32,6 +32,7 @@ macro_rules! on_every_backend {
 mod faulty;
 mod interest;
 mod late_start;
+mod memory;
 mod replay_retry;
 mod seam;
 mod slow;
