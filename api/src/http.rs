@@ -43,6 +43,9 @@ pub fn router(state: AppState) -> Router {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics));
     }
+    if let Some(cors) = crate::origins::Origins::new(&state.ctx.settings.cors_origins).cors() {
+        routes = routes.layer(cors);
+    }
     routes
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))

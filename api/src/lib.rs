@@ -19,6 +19,8 @@
 //!   it is parsed, on every path a query enters by.
 //! - `rate_limits`: [`rate_limits::RateLimits`], budgets per user and per
 //!   client address (RATE_LIMITED with `retryAfterSeconds`).
+//! - `origins`: `--cors-origin`: CORS, and the `Origin` check of WebSocket
+//!   upgrades.
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
 //! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
@@ -43,6 +45,7 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod nesting;
+pub mod origins;
 pub mod rate_limits;
 pub mod readiness;
 pub mod references;

@@ -7,6 +7,15 @@ use clap::Args;
 /// `tickets serve`: flags of the server only (`tickets serve --help`).
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
+    /// Origins of web apps on other sites allowed to call this server (CORS
+    /// for HTTP, and WebSocket upgrades), comma-separated, e.g.
+    /// `https://helpdesk.example.com`; default: same-origin pages only.
+    #[arg(
+        long = "cors-origin",
+        env = "TICKETS_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Address to listen on; port 0 picks a free port (printed on start).
     #[arg(long, env = "TICKETS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

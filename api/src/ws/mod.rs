@@ -94,6 +94,8 @@ pub(crate) async fn upgrade(state: AppState, request: Request) -> Response {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    let origin_allowed = crate::origins::Origins::new(&state.ctx.settings.cors_origins)
+        .allows_socket(&parts.headers);
     let header_token = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -107,7 +109,21 @@ pub(crate) async fn upgrade(state: AppState, request: Request) -> Response {
         .max_message_size(max_message)
         .max_frame_size(max_message);
     upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
-    upgrade
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| session::run(socket, state, protocol, header_token))
+    let upgrade =
+        upgrade.on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"));
+    if !origin_allowed {
+        // A page of another site (cross-site WebSocket hijacking): closed
+        // with 4403 before anything is read.
+        tracing::info!("WebSocket refused: its Origin is not allowed (--cors-origin)");
+        return upgrade.on_upgrade(|mut socket| async move {
+            let frame = axum::extract::ws::CloseFrame {
+                code: 4403,
+                reason: "Forbidden: this origin may not open a socket (--cors-origin)".into(),
+            };
+            let _ = socket
+                .send(axum::extract::ws::Message::Close(Some(frame)))
+                .await;
+        });
+    }
+    upgrade.on_upgrade(move |socket| session::run(socket, state, protocol, header_token))
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod logging;
 mod mutations;
+mod origins;
 mod postgres;
 mod protection;
 mod rate_limits;
