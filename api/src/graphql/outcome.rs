@@ -46,6 +46,8 @@ pub(super) async fn result(
         error: None,
         error_code: None,
         retry_after_seconds: None,
+        current_version: None,
+        changes_since: None,
     })
 }
 
@@ -100,5 +102,62 @@ pub(super) async fn run(
     request.idempotency_key = idempotency_key.filter(|k| !k.trim().is_empty());
     request.metadata = metadata;
     let done = api.commands.execute(request).await;
+    if let Err(CommandError::Conflict {
+        expected: Some(seen),
+        ..
+    }) = &done
+    {
+        let message = done
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return conflict(api, viewer, ticket_id, *seen, message).await;
+    }
     result(api, viewer, done).await
+}
+
+/// A command refused for a stale `expectedVersion`: CONFLICT with the
+/// ticket as it is now and the events since `seen` that the caller may
+/// receive, each redacted for them, so a client can show what changed and
+/// let its user decide.
+async fn conflict(
+    api: &ApiContext,
+    viewer: &Viewer,
+    ticket_id: uuid::Uuid,
+    seen: u64,
+    message: String,
+) -> MutationResult {
+    let loaded = api.commands.load(ticket_id).await.map_err(ApiError::from)?;
+    let Some(now) = loaded
+        .state
+        .as_ref()
+        .filter(|t| domain::can_see(&viewer.actor, t))
+    else {
+        return Ok(SupportTicketMutationResult::rejected(
+            "NOT_FOUND",
+            "ticket not found",
+        ));
+    };
+    let kept = domain::steps_kept(&loaded.decoded, |i, before, after| {
+        let since = after.version > seen;
+        if since && domain::may_receive(&viewer.actor, before, after, &loaded.decoded[i]) {
+            domain::Keep::Yes
+        } else {
+            domain::Keep::No
+        }
+    });
+    let changes = kept
+        .into_iter()
+        .map(|(i, step)| {
+            let (recorded, event) = (loaded.events[i].clone(), loaded.decoded[i].clone());
+            SupportTicketEvent::for_viewer(&viewer.actor, recorded, event, step)
+        })
+        .collect();
+    Ok(SupportTicketMutationResult {
+        ticket: Some(SupportTicket(domain::redact(&viewer.actor, now))),
+        current_version: Some(i32::try_from(now.version).unwrap_or(i32::MAX)),
+        changes_since: Some(changes),
+        ..SupportTicketMutationResult::rejected("CONFLICT", message)
+    })
 }

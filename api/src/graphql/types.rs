@@ -266,6 +266,12 @@ pub struct SupportTicketMutationResult {
     /// With RATE_LIMITED: seconds to wait before trying again (nothing was
     /// done).
     pub retry_after_seconds: Option<i32>,
+    /// With CONFLICT (a stale `expectedVersion`): the ticket's version now.
+    pub current_version: Option<i32>,
+    /// With CONFLICT: the events since the caller's `expectedVersion` that
+    /// the caller may see, oldest first, with their changes and who made
+    /// them ("Bob changed the status to RESOLVED while you were typing").
+    pub changes_since: Option<Vec<SupportTicketEvent>>,
 }
 
 impl SupportTicketMutationResult {

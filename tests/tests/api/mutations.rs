@@ -320,3 +320,73 @@ async fn a_relation_needs_a_live_ticket_the_caller_sees_on_the_other_side() {
         json!([{ "id": live }])
     );
 }
+
+/// A command with a stale `expectedVersion` answers CONFLICT with the
+/// ticket's version now and the events since the caller's version that the
+/// caller may see, each with who made it and what it changed: a requester
+/// is not shown the internal note in between, an agent is.
+#[tokio::test]
+async fn a_conflict_carries_the_changes_made_since_the_callers_version() {
+    let server = Server::start();
+    let alice = Client::user(&server, "alice", &["REQUESTER"], &[]);
+    let kim = Client::user(&server, "kim", &["AGENT"], &["support"]);
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let (id, _) = create(&alice, "Printer jam", "support").await;
+    let vars = json!({ "id": id });
+    ok(kim
+        .mutate(
+            "updateSupportTicketStatus(id: $id, status: IN_PROGRESS)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    ok(kim
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"looks like a bad roller\", internal: true)",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    ok(kim
+        .mutate(
+            "addSupportTicketTag(id: $id, tag: \"printer\")",
+            "($id: String!)",
+            vars.clone(),
+        )
+        .await);
+    let stale = "mutation($id: String!) { r: commentOnSupportTicket(id: $id, comment: \"any news?\", \
+        expectedVersion: 0) { success errorCode currentVersion ticket { version } \
+        changesSince { version eventType triggeredBy { id } changes { field oldValue newValue } } } }";
+    let for_alice = alice.data(stale, vars.clone()).await["r"].clone();
+    assert_eq!(for_alice["success"], false, "{for_alice}");
+    assert_eq!(for_alice["errorCode"], "CONFLICT", "{for_alice}");
+    assert_eq!(for_alice["currentVersion"], 3, "{for_alice}");
+    assert_eq!(for_alice["ticket"]["version"], 3, "{for_alice}");
+    let versions: Vec<i64> = for_alice["changesSince"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        [1, 3],
+        "no internal note for a requester: {for_alice}"
+    );
+    let status = &for_alice["changesSince"][0];
+    assert_eq!(status["triggeredBy"]["id"], "kim", "{status}");
+    assert!(
+        status["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["field"] == "status" && c["newValue"] == "IN_PROGRESS"),
+        "{status}"
+    );
+    let for_sam = sam.data(stale, vars.clone()).await["r"].clone();
+    assert_eq!(
+        for_sam["changesSince"].as_array().unwrap().len(),
+        3,
+        "{for_sam}"
+    );
+}
