@@ -14,6 +14,7 @@
 //! without a valid token; introspection does, so GraphiQL can show the docs.
 
 pub mod bounds;
+mod bulk;
 mod cost;
 pub mod delivery;
 pub mod depth;

@@ -462,4 +462,15 @@ impl Mutation {
             .map_err(ApiError::from)?;
         Ok(int(marked))
     }
+
+    /// One action on up to 500 tickets (see `graphql::bulk`).
+    async fn bulk_update_support_tickets(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<String>,
+        action: super::bulk::BulkTicketAction,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<super::bulk::BulkUpdateResult> {
+        super::bulk::run(ctx, ids, action, idempotency_key).await
+    }
 }
