@@ -426,28 +426,17 @@ impl Mutation {
         ctx: &Context<'_>,
         ids: Vec<String>,
     ) -> async_graphql::Result<i32> {
-        let viewer = viewer(ctx)?;
-        api(ctx)
-            .rates
-            .mutation(viewer.id())
-            .map_err(ApiError::RateLimited)?;
-        super::bounds::items("ids", Some(&ids), super::bounds::MAX_IDS)?;
-        let parsed = ids
-            .iter()
-            .map(|id| {
-                Uuid::parse_str(id.trim()).map_err(|_| {
-                    ApiError::Invalid(format!(
-                        "{} is not a notification id",
-                        super::bounds::quoted(id)
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let marked =
-            projections::notifications::mark_read(&api(ctx).write_db, viewer.id(), &parsed)
-                .await
-                .map_err(ApiError::from)?;
-        Ok(int(marked))
+        mark(ctx, ids, Mark::Read).await
+    }
+
+    /// Marks the caller's notifications `ids` unread again; ids of others'
+    /// notifications change nothing. Returns how many were read.
+    async fn mark_notifications_unread(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<String>,
+    ) -> async_graphql::Result<i32> {
+        mark(ctx, ids, Mark::Unread).await
     }
 
     /// Marks every notification of the caller read. Returns how many were unread.
@@ -473,4 +462,39 @@ impl Mutation {
     ) -> async_graphql::Result<super::bulk::BulkUpdateResult> {
         super::bulk::run(ctx, ids, action, idempotency_key).await
     }
+}
+
+/// How `mark` changes the notifications it is given.
+enum Mark {
+    Read,
+    Unread,
+}
+
+/// `markNotificationsRead` and `markNotificationsUnread`: the caller's own
+/// notifications among `ids`, at most 500 of them, each a notification id.
+async fn mark(ctx: &Context<'_>, ids: Vec<String>, how: Mark) -> async_graphql::Result<i32> {
+    let viewer = viewer(ctx)?;
+    api(ctx)
+        .rates
+        .mutation(viewer.id())
+        .map_err(ApiError::RateLimited)?;
+    super::bounds::items("ids", Some(&ids), super::bounds::MAX_IDS)?;
+    let parsed = ids
+        .iter()
+        .map(|id| {
+            Uuid::parse_str(id.trim()).map_err(|_| {
+                ApiError::Invalid(format!(
+                    "{} is not a notification id",
+                    super::bounds::quoted(id)
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let db = &api(ctx).write_db;
+    let marked = match how {
+        Mark::Read => projections::notifications::mark_read(db, viewer.id(), &parsed).await,
+        Mark::Unread => projections::notifications::mark_unread(db, viewer.id(), &parsed).await,
+    }
+    .map_err(ApiError::from)?;
+    Ok(int(marked))
 }

@@ -198,9 +198,28 @@ pub async fn mark_read(db: &ReadDb, user: &str, ids: &[Uuid]) -> Result<u64, Que
         )
         .await?;
     }
-    count_reads(&mut tx, user, marked).await?;
+    count_reads(&mut tx, user, i64::try_from(marked).unwrap_or(i64::MAX)).await?;
     tx.commit().await?;
     Ok(marked)
+}
+
+/// Marks `ids` of `user`'s inbox unread again; ids of other inboxes, unknown
+/// ones and unread ones change nothing. Returns how many were read.
+#[tracing::instrument(name = "notifications.mark_unread", skip(db, ids), err)]
+pub async fn mark_unread(db: &ReadDb, user: &str, ids: &[Uuid]) -> Result<u64, QueryError> {
+    let mut tx = db.begin().await?;
+    let mut unmarked = 0;
+    for id in ids {
+        unmarked += execute(
+            &mut tx,
+            "DELETE FROM notification_reads WHERE recipient = $1 AND notification_id = $2",
+            &[Arg::Text(user), Arg::Id(*id)],
+        )
+        .await?;
+    }
+    count_reads(&mut tx, user, -i64::try_from(unmarked).unwrap_or(i64::MAX)).await?;
+    tx.commit().await?;
+    Ok(unmarked)
 }
 
 /// Marks every notification of `user` read. Returns how many were unread.
@@ -216,20 +235,21 @@ pub async fn mark_all_read(db: &ReadDb, user: &str) -> Result<u64, QueryError> {
         &[Arg::Text(user), Arg::Time(now)],
     )
     .await?;
-    count_reads(&mut tx, user, marked).await?;
+    count_reads(&mut tx, user, i64::try_from(marked).unwrap_or(i64::MAX)).await?;
     tx.commit().await?;
     Ok(marked)
 }
 
+/// Adds `delta` (negative when marked unread) to `user`'s read count.
 async fn count_reads(
     tx: &mut crate::db::ReadTx,
     user: &str,
-    marked: u64,
+    delta: i64,
 ) -> Result<(), sqlx::Error> {
-    if marked == 0 {
+    if delta == 0 {
         return Ok(());
     }
-    let marked = i64::try_from(marked).unwrap_or(i64::MAX);
+    let marked = delta;
     execute(
         tx,
         "INSERT INTO notification_read_counts (recipient, read_count) VALUES ($1, $2) \

@@ -44,7 +44,7 @@ use batch::Batch;
 use writes::NewRow;
 
 pub use inbox::{
-    mark_all_read, mark_read, notification, notifications, unread_count, Notification,
+    mark_all_read, mark_read, mark_unread, notification, notifications, unread_count, Notification,
     NotificationPage,
 };
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::{Actor, Command, Role, TicketPriority};
 use projections::notifications::{
-    mark_all_read, mark_read, notification, notifications, unread_count,
+    mark_all_read, mark_read, mark_unread, notification, notifications, unread_count,
 };
 use projections::{NotificationsProjection, ReadDb};
 use store::{EventStore, ExpectedVersion, NewEvent};
@@ -239,6 +239,14 @@ async fn notifications_go_to_the_involved_users_but_never_the_actor(kind: Kind) 
         .iter()
         .all(|n| n.read));
     assert_eq!(unread_count(db, "alice").await.unwrap(), 3);
+    // Unread again: only by its recipient, once.
+    assert_eq!(mark_unread(db, "alice", &[newest]).await.unwrap(), 0);
+    assert_eq!(
+        mark_unread(db, "carol", &[newest, newest]).await.unwrap(),
+        1
+    );
+    assert_eq!(mark_unread(db, "carol", &[newest]).await.unwrap(), 0);
+    assert_eq!(unread_count(db, "carol").await.unwrap(), 1);
     backend.cleanup().await;
 }
 

@@ -101,3 +101,40 @@ async fn an_assignment_notifies_the_assignee_and_counts_in_the_queue() {
     let refused = alice.post("{ queueMetrics { queue } }", json!({})).await;
     assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
 }
+
+/// A notification marked read can be marked unread again, by its recipient
+/// only: the unread count follows, a second time changes nothing, and
+/// another user's call with the same id changes nothing either.
+#[tokio::test]
+async fn a_read_notification_can_be_marked_unread_by_its_recipient() {
+    let server = Server::start();
+    let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
+    let kim = Client::user(&server, "kim", &["AGENT"], &["support"]);
+    introduce(&sam).await;
+    introduce(&kim).await;
+    let (id, _) = create(&sam, "Printer on fire", "support").await;
+    ok(sam
+        .mutate(
+            "assignSupportTicket(id: $id, assigneeId: \"kim\")",
+            "($id: String!)",
+            json!({ "id": id }),
+        )
+        .await);
+    let inbox = eventually(&kim, INBOX, |d| d["notifications"]["unreadCount"] == 1).await;
+    let note = inbox["notifications"]["edges"][0]["node"]["id"].clone();
+    kim.data("mutation { markAllNotificationsRead }", json!({}))
+        .await;
+    let unread = "mutation($ids: [String!]!) { markNotificationsUnread(ids: $ids) }";
+    let by_sam = sam.data(unread, json!({ "ids": [note] })).await;
+    assert_eq!(by_sam["markNotificationsUnread"], 0, "not sam's: {by_sam}");
+    let by_kim = kim.data(unread, json!({ "ids": [note] })).await;
+    assert_eq!(by_kim["markNotificationsUnread"], 1, "{by_kim}");
+    let again = kim.data(unread, json!({ "ids": [note] })).await;
+    assert_eq!(again["markNotificationsUnread"], 0, "{again}");
+    let after = kim.data(INBOX, json!({})).await;
+    assert_eq!(after["notifications"]["unreadCount"], 1, "{after}");
+    assert_eq!(
+        after["notifications"]["edges"][0]["node"]["read"], false,
+        "{after}"
+    );
+}
