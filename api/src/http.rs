@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.ctx.settings.max_body_bytes;
     let mut routes = Router::new()
         .route("/graphql", post(graphql_post).get(graphql_get))
+        .route("/graphql/stream", post(crate::sse::stream))
         .route(
             &format!("{}/{{file}}", crate::graphiql::ASSETS),
             get(crate::graphiql::asset),
@@ -68,12 +69,13 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-async fn graphql_post(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+/// The GraphQL request in a POST body, or the client error it gets: a body
+/// over the size limit (413, and the connection closed), one that is not a
+/// GraphQL request, or a query nested too deep to parse safely (400).
+pub(crate) fn graphql_request(
+    state: &AppState,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<async_graphql::Request, Box<Response>> {
     let bytes = match body {
         Ok(bytes) => bytes,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -89,32 +91,49 @@ async fn graphql_post(
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
+            return Err(Box::new(response));
         }
         Err(rejection) => {
-            return client_error(rejection.status(), "BAD_REQUEST", rejection.body_text())
+            return Err(Box::new(client_error(
+                rejection.status(),
+                "BAD_REQUEST",
+                rejection.body_text(),
+            )))
         }
     };
     let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(e) => {
-            return client_error(
+            return Err(Box::new(client_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
                 format!("the body is not a GraphQL request (JSON with a \"query\"): {e}"),
-            )
+            )))
         }
     };
     // Before anything parses the query: a deeply nested one would overflow
     // the parser's stack (see `crate::nesting`).
     if let Err(too_deep) = crate::nesting::check(&request.query) {
         tracing::info!("query refused before parsing: {too_deep}");
-        return client_error(
+        return Err(Box::new(client_error(
             StatusCode::BAD_REQUEST,
             crate::nesting::QUERY_TOO_DEEP,
             too_deep.to_string(),
-        );
+        )));
     }
+    Ok(request)
+}
+
+async fn graphql_post(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request = match graphql_request(&state, body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
+    };
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -198,7 +217,7 @@ async fn graphql_get(State(state): State<AppState>, peer: Peer, request: Request
 
 /// Spends one of the client address's anonymous budget (see
 /// `crate::rate_limits`); a request whose address is unknown is not limited.
-fn over_anonymous_budget(state: &AppState, peer: &Peer) -> Result<(), Limited> {
+pub(crate) fn over_anonymous_budget(state: &AppState, peer: &Peer) -> Result<(), Limited> {
     match peer.0 {
         Some(address) => state.ctx.rates.anonymous(address),
         None => Ok(()),
@@ -226,7 +245,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 
 /// 429 with `Retry-After`, and the GraphQL error `RATE_LIMITED` with
 /// `retryAfterSeconds`.
-fn rate_limited(limited: Limited) -> Response {
+pub(crate) fn rate_limited(limited: Limited) -> Response {
     let body = serde_json::json!({ "errors": [{
         "message": limited.message("requests from this address without a valid token"),
         "extensions": { "code": "RATE_LIMITED", "retryAfterSeconds": limited.retry_after_seconds }

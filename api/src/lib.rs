@@ -28,6 +28,8 @@
 //! - `state`: [`state::AppState`], what every route and socket session is handed.
 //! - `sockets`: [`sockets::Sockets`], the open WebSockets: per-user counts and
 //!   the wait for every one to close at shutdown.
+//! - `sse`: subscriptions over Server-Sent Events (`POST /graphql/stream`,
+//!   graphql-sse's distinct connections mode).
 //! - `ws`: GraphQL over WebSocket (graphql-transport-ws and the legacy
 //!   graphql-ws): close codes, limits, token expiry, close on shutdown.
 //! - `metrics`: counters and the Prometheus text of `/metrics`.
@@ -51,6 +53,7 @@ pub mod readiness;
 pub mod references;
 pub mod settings;
 pub mod sockets;
+pub mod sse;
 pub mod state;
 pub mod stores;
 pub mod telemetry;

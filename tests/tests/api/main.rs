@@ -19,6 +19,7 @@ mod read_models;
 mod readiness;
 mod replays;
 mod sla_settings;
+mod sse;
 mod subscriptions;
 mod visibility;
 mod ws_protocol;
