@@ -21,6 +21,8 @@
 //!   client address (RATE_LIMITED with `retryAfterSeconds`).
 //! - `origins`: `--cors-origin`: CORS, and the `Origin` check of WebSocket
 //!   upgrades.
+//! - `requests`: what every GraphQL entry point over HTTP checks first (the
+//!   body, the client's address, the anonymous budget).
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
 //! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
@@ -51,6 +53,7 @@ pub mod origins;
 pub mod rate_limits;
 pub mod readiness;
 pub mod references;
+pub mod requests;
 pub mod settings;
 pub mod sockets;
 pub mod sse;

@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 
 use crate::graphql::Authentication;
-use crate::http::{graphql_request, over_anonymous_budget, rate_limited, Peer};
 use crate::metrics::Metrics;
+use crate::requests::{graphql_request, over_anonymous_budget, rate_limited, Peer};
 use crate::state::AppState;
 
 pub(crate) async fn stream(
