@@ -347,7 +347,7 @@ impl Query {
 /// reach the head of the log as of now (so a write made through another node
 /// is seen too; see [`projections::freshness::wait_for_log_head`]). A timeout is not an
 /// error: the query is answered as the model stands.
-async fn wait_for_own_writes(api: &ApiContext, user: &str, projection: &str) {
+pub(super) async fn wait_for_own_writes(api: &ApiContext, user: &str, projection: &str) {
     projections::freshness::wait_for_log_head(
         &*api.store,
         &api.read_db,

@@ -151,21 +151,32 @@ impl SupportTicket {
     async fn tags(&self) -> &[String] {
         &self.0.tags
     }
-    /// Related tickets the viewer may see, as they stand now.
+    /// Related tickets the viewer may see, as they stand now: all of them
+    /// in one query of the tickets read model (once it holds the caller's
+    /// own writes), then the visibility rule, so a hidden ticket costs no
+    /// more than its row.
     #[graphql(complexity = "super::cost::related(child_complexity)")]
     async fn related_tickets(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<SupportTicket>> {
         let viewer = viewer(ctx)?;
-        let mut related = Vec::new();
-        for id in &self.0.related {
-            let loaded = api(ctx).commands.load(*id).await.map_err(ApiError::from)?;
-            if let Some(t) = loaded.state.filter(|t| domain::can_see(&viewer.actor, t)) {
-                related.push(SupportTicket(domain::redact(&viewer.actor, &t)));
-            }
+        if self.0.related.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(related)
+        let api = api(ctx);
+        super::query::wait_for_own_writes(api, viewer.id(), projections::tickets::NAME).await;
+        let found = projections::tickets::find_tickets(&api.read_db, &self.0.related)
+            .await
+            .map_err(ApiError::from)?;
+        // In the ticket's own order (sorted ids), as before.
+        let mut visible: Vec<SupportTicket> = found
+            .into_iter()
+            .filter(|t| domain::can_see(&viewer.actor, t))
+            .map(|t| SupportTicket(domain::redact(&viewer.actor, &t)))
+            .collect();
+        visible.sort_by_key(|t| self.0.related.iter().position(|id| *id == t.0.id));
+        Ok(visible)
     }
     async fn comments(&self) -> Vec<SupportTicketComment> {
         self.0

@@ -36,7 +36,7 @@ use crate::runner::{BulkLoad, Load, Projection};
 use crate::ticket_event::{self, Reads, TicketRead, TicketRecord};
 use writes::Writes;
 
-pub use query::{encode_cursor, list_tickets, TicketFilter, TicketPage};
+pub use query::{encode_cursor, find_tickets, list_tickets, TicketFilter, TicketPage};
 
 /// The checkpoint name of [`TicketsProjection`].
 pub const NAME: &str = "tickets";

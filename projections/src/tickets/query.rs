@@ -232,6 +232,22 @@ pub async fn list_tickets(
     })
 }
 
+/// The current state of those of `ids` the read model holds, in one query.
+pub async fn find_tickets(db: &ReadDb, ids: &[Uuid]) -> Result<Vec<Ticket>, QueryError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT state FROM tickets WHERE {}",
+        db.dialect().any("id", 1)
+    );
+    Ok(fetch_db(db, &sql, &[Arg::Ids(ids)])
+        .await?
+        .iter()
+        .map(|row| row.decode::<Ticket>("state"))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
