@@ -232,6 +232,37 @@ async fn read_models(
     }
 }
 
+/// Retries, with their keys, the writes whose answer was lost when the
+/// server was killed, as a client would; how many there were.
+async fn retry_unanswered(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    ledger: &Ledger,
+) -> usize {
+    let pending: Vec<(String, Write)> = ledger
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, w)| !w.acknowledged)
+        .map(|(k, w)| (k.clone(), w.clone()))
+        .collect();
+    for (key, write) in &pending {
+        let body = post(
+            http,
+            &server.graphql_url(),
+            token,
+            &write.query,
+            &write.variables,
+        )
+        .await
+        .expect("the restarted server answers");
+        assert!(done(&body), "retrying {key}: {body}");
+        ledger.lock().unwrap().get_mut(key).unwrap().acknowledged = true;
+    }
+    pending.len()
+}
+
 async fn chaos(backend: Backend) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let ledger: Ledger = Arc::default();
@@ -240,28 +271,7 @@ async fn chaos(backend: Backend) {
     for run in 0..runs() {
         let server = backend.start();
         let token = server.token("chaos-admin", &["ADMIN"], &[]);
-        // What the last run left unanswered, retried with the same keys.
-        let pending: Vec<(String, Write)> = ledger
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, w)| !w.acknowledged)
-            .map(|(k, w)| (k.clone(), w.clone()))
-            .collect();
-        retried += pending.len();
-        for (key, write) in pending {
-            let body = post(
-                &http,
-                &server.graphql_url(),
-                &token,
-                &write.query,
-                &write.variables,
-            )
-            .await
-            .expect("the restarted server answers");
-            assert!(done(&body), "retrying {key}: {body}");
-            ledger.lock().unwrap().get_mut(&key).unwrap().acknowledged = true;
-        }
+        retried += retry_unanswered(&http, &server, &token, &ledger).await;
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 tokio::spawn(writer(
@@ -281,26 +291,7 @@ async fn chaos(backend: Backend) {
 
     let server = backend.start();
     let token = server.token("chaos-admin", &["ADMIN"], &[]);
-    let pending: Vec<(String, Write)> = ledger
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, w)| !w.acknowledged)
-        .map(|(k, w)| (k.clone(), w.clone()))
-        .collect();
-    retried += pending.len();
-    for (key, write) in &pending {
-        let body = post(
-            &http,
-            &server.graphql_url(),
-            &token,
-            &write.query,
-            &write.variables,
-        )
-        .await
-        .expect("the restarted server answers");
-        assert!(done(&body), "retrying {key}: {body}");
-    }
+    retried += retry_unanswered(&http, &server, &token, &ledger).await;
 
     let log = read_log(&http, &server, &token).await;
     for pair in log.windows(2) {

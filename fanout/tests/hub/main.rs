@@ -61,7 +61,20 @@ pub async fn create_ticket(store: &dyn EventStore, creator: &str, queue: &str) -
     };
     let actor = Actor::new(creator, vec![Role::Agent], vec![queue.into()]);
     let events = domain::decide(None, &command, &actor, Utc::now()).expect("a valid command");
-    let new_events = events
+    store
+        .append(
+            &domain::stream_name(id),
+            ExpectedVersion::NoStream,
+            new_events(&events),
+        )
+        .await
+        .expect("append");
+    id
+}
+
+/// `events` as the store takes them, each with a fresh id.
+pub fn new_events(events: &[domain::TicketEvent]) -> Vec<NewEvent> {
+    events
         .iter()
         .map(|e| {
             let encoded = domain::encode(e);
@@ -73,16 +86,7 @@ pub async fn create_ticket(store: &dyn EventStore, creator: &str, queue: &str) -
                 metadata: serde_json::json!({}),
             }
         })
-        .collect();
-    store
-        .append(
-            &domain::stream_name(id),
-            ExpectedVersion::NoStream,
-            new_events,
-        )
-        .await
-        .expect("append");
-    id
+        .collect()
 }
 
 /// The next item of `subscription`, failing the test after 20 s.

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use domain::{Actor, Command, Role};
 use fanout::{Hub, HubConfig, Interest, Predicate};
-use store::{ExpectedVersion, NewEvent};
+use store::ExpectedVersion;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::harness::{Backend, Kind};
-use crate::{create_ticket, event, next};
+use crate::{create_ticket, event, new_events, next};
 
 const BUDGET: usize = 200_000;
 
@@ -40,25 +40,12 @@ async fn the_recent_window_stays_under_its_byte_budget() {
             internal: false,
         };
         let decided = domain::decide(state.as_ref(), &command, &actor, Utc::now()).unwrap();
-        let new_events = decided
-            .iter()
-            .map(|e| {
-                let encoded = domain::encode(e);
-                NewEvent {
-                    id: Uuid::new_v4(),
-                    event_type: encoded.event_type.to_string(),
-                    schema_version: encoded.schema_version,
-                    data: encoded.data,
-                    metadata: serde_json::json!({}),
-                }
-            })
-            .collect();
         backend
             .store
             .append(
                 &domain::stream_name(id),
                 ExpectedVersion::Exact(n),
-                new_events,
+                new_events(&decided),
             )
             .await
             .unwrap();
