@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use fanout::{Hub, HubConfig};
+use projections::notifications::changes::ChangeFeed;
 use projections::sla::SlaProcess;
 use projections::{
     MetricsProjection, NotificationsProjection, Runner, TicketsProjection, UsersProjection,
@@ -68,16 +69,18 @@ impl Application {
         let write_db = database.write_db();
         let runner = Runner::new(log.clone(), write_db.clone());
         let metrics = MetricsProjection::new(policy);
-        let notifications = NotificationsProjection::new();
+        let notifications = NotificationsProjection::recording_changes();
         // Released only once their batch is committed: subscribers re-read
         // what they are told about and find it.
         metrics.spawn_release(write_db.clone(), shutdown.clone());
-        notifications.spawn_release(write_db.clone(), shutdown.clone());
+        // Every node tails the inbox change feed, whichever node writes it.
+        let inbox_changes = ChangeFeed::new(4096);
+        inbox_changes.spawn(database.query_db(), shutdown.clone());
         let runners = vec![
             runner.spawn(Arc::new(TicketsProjection), shutdown.clone()),
             runner.spawn(Arc::new(UsersProjection), shutdown.clone()),
             runner.spawn(Arc::new(metrics.clone()), shutdown.clone()),
-            runner.spawn(Arc::new(notifications.clone()), shutdown.clone()),
+            runner.spawn(Arc::new(notifications), shutdown.clone()),
         ];
         // SLA breaches without an event, and the metrics' clock-dependent figures.
         let sla = SlaProcess::new(log.clone(), write_db, policy).refreshing(metrics.clone());
@@ -103,7 +106,7 @@ impl Application {
             JwtKeys::new(secret.value()),
             shutdown.clone(),
         )
-        .with_live(database.write_db(), metrics, notifications)
+        .with_live(database.write_db(), metrics, inbox_changes)
         .with_hub(hub);
         let schema = build_schema(Some(ctx.clone()));
         let sockets = Sockets::new();

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fanout::Hub;
-use projections::{MetricsProjection, NotificationsProjection, ReadDb};
+use projections::notifications::changes::ChangeFeed;
+use projections::{MetricsProjection, ReadDb};
 use store::{EventStore, Position};
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +37,9 @@ pub struct ApiContext {
     /// The running queue-metrics projection, for `queueMetricsUpdated`
     /// (`None` when no runner is started, e.g. for `tickets schema`).
     pub queue_metrics: Option<MetricsProjection>,
-    /// The running notifications projection, for `notificationAdded`.
-    pub notifications: Option<NotificationsProjection>,
+    /// This node's tail of the inbox change feed, for `notificationsChanged`,
+    /// `notificationAdded` and `announcementPublished`.
+    pub inbox_changes: Option<ChangeFeed>,
     /// The live fan-out of ticket events, for the ticket subscriptions: one
     /// tail of the log per process, whatever the number of subscribers.
     pub hub: Option<Hub>,
@@ -72,7 +74,7 @@ impl ApiContext {
             metrics: Arc::new(Metrics::default()),
             shutdown,
             queue_metrics: None,
-            notifications: None,
+            inbox_changes: None,
             hub: None,
             recorded_profiles: Arc::default(),
             last_writes: Arc::default(),
@@ -85,11 +87,11 @@ impl ApiContext {
         mut self,
         write_db: ReadDb,
         metrics: MetricsProjection,
-        notifications: NotificationsProjection,
+        inbox_changes: ChangeFeed,
     ) -> ApiContext {
         self.write_db = write_db;
         self.queue_metrics = Some(metrics);
-        self.notifications = Some(notifications);
+        self.inbox_changes = Some(inbox_changes);
         self
     }
 

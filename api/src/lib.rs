@@ -5,7 +5,9 @@
 //! - `command_service`: load a ticket's stream, decide, append with the loaded
 //!   version; retries, expected versions and idempotency keys.
 //! - `references`: human references (`TCK-000042`) allocated through the log.
-//! - `users`: profiles recorded from token claims, looked up for assignment.
+//! - `users`: profiles recorded from token claims, looked up for assignment,
+//!   and each user's notification preferences (events of the same stream).
+//! - `announcements`: publishing an announcement (ADMIN), keyed retries.
 //! - `stores`: [`stores::Stores::open`], the SQL database and the event log
 //!   opened from the configured URLs, for the server and every subcommand.
 //! - `cli`: the `tickets` command line (subcommands and their output).
@@ -38,6 +40,7 @@
 //! - `app`: [`app::Application`], the server built from its configuration.
 //! - `telemetry`: logging setup.
 
+pub mod announcements;
 pub mod app;
 pub mod auth;
 pub mod cli;

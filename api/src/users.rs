@@ -6,8 +6,27 @@
 use std::sync::Arc;
 
 use domain::codec::user::{self, UserEvent};
-use store::{EventStore, ExpectedVersion, NewEvent, StoreError};
+use domain::notify::{NotificationPreferences, PreferencesChange};
+use domain::DomainError;
+use store::{EventStore, ExpectedVersion, NewEvent, Position, StoreError};
 use uuid::Uuid;
+
+/// A user's stream folded (see [`UserDirectory`]).
+#[derive(Default)]
+struct UserStream {
+    version: Option<u64>,
+    profile: Option<UserProfile>,
+    preferences: NotificationPreferences,
+}
+
+/// Why preferences were not set.
+#[derive(Debug, thiserror::Error)]
+pub enum PreferencesError {
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 pub use domain::UserProfile;
 
@@ -24,28 +43,85 @@ impl UserDirectory {
     /// The latest recorded profile of `id`.
     #[tracing::instrument(name = "look up user", skip(self), err)]
     pub async fn lookup(&self, id: &str) -> Result<Option<UserProfile>, StoreError> {
-        Ok(self.latest(id).await?.map(|(_, p)| p))
+        Ok(self.fold(id).await?.profile)
     }
 
-    async fn latest(&self, id: &str) -> Result<Option<(u64, UserProfile)>, StoreError> {
+    /// The user's stream folded: its version, the last profile and the last
+    /// notification preferences recorded.
+    async fn fold(&self, id: &str) -> Result<UserStream, StoreError> {
         let events = store::read_whole_stream(&*self.store, &domain::user_stream_name(id)).await?;
-        let Some(last) = events.last() else {
-            return Ok(None);
-        };
-        let UserEvent::ProfileRecorded(profile) =
-            user::decode(&last.event_type, last.schema_version, &last.data)
-                .map_err(|e| StoreError::Corrupt(format!("user profile event {}: {e}", last.id)))?;
-        Ok(Some((last.version, profile)))
+        let mut folded = UserStream::default();
+        for event in &events {
+            folded.version = Some(event.version);
+            match user::decode(&event.event_type, event.schema_version, &event.data)
+                .map_err(|e| StoreError::Corrupt(format!("user event {}: {e}", event.id)))?
+            {
+                UserEvent::ProfileRecorded(profile) => folded.profile = Some(profile),
+                UserEvent::PreferencesSet(preferences) => folded.preferences = preferences,
+            }
+        }
+        Ok(folded)
+    }
+
+    /// The user's notification preferences as recorded in their stream.
+    pub async fn preferences(&self, id: &str) -> Result<NotificationPreferences, StoreError> {
+        Ok(self.fold(id).await?.preferences)
+    }
+
+    /// Applies `change` to the user's notification preferences and records
+    /// the result as a `NotificationPreferencesSet` event of their stream
+    /// (nothing when it changes nothing). Returns the preferences and the
+    /// position of the event, if one was appended. A concurrent change of
+    /// the stream is retried on the new state.
+    #[tracing::instrument(name = "set notification preferences", skip(self, change), err)]
+    pub async fn set_preferences(
+        &self,
+        id: &str,
+        change: PreferencesChange,
+    ) -> Result<(NotificationPreferences, Option<Position>), PreferencesError> {
+        for _ in 0..5 {
+            let folded = self.fold(id).await?;
+            let next = folded.preferences.changed(change.clone())?;
+            if next == folded.preferences {
+                return Ok((next, None));
+            }
+            let expected = match folded.version {
+                Some(version) => ExpectedVersion::Exact(version),
+                None => ExpectedVersion::NoStream,
+            };
+            let encoded = user::encode_preferences(&next);
+            let event = NewEvent {
+                id: Uuid::new_v4(),
+                event_type: encoded.event_type.into(),
+                schema_version: encoded.schema_version,
+                data: encoded.data,
+                metadata: serde_json::json!({}),
+            };
+            match self
+                .store
+                .append(&domain::user_stream_name(id), expected, vec![event])
+                .await
+            {
+                Ok(appended) => return Ok((next, Some(appended.last_position))),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PreferencesError::Store(StoreError::Unavailable(
+            "the user's stream kept changing; try again".into(),
+        )))
     }
 
     /// Records `profile` unless it is what is already recorded. Returns whether an
     /// event was appended. A concurrent recording of the same user wins quietly.
     #[tracing::instrument(name = "record user", skip_all, fields(user = %profile.id), err)]
     pub async fn record(&self, profile: &UserProfile) -> Result<bool, StoreError> {
-        let current = self.latest(&profile.id).await?;
-        let expected = match &current {
-            Some((_, known)) if known == profile => return Ok(false),
-            Some((version, _)) => ExpectedVersion::Exact(*version),
+        let current = self.fold(&profile.id).await?;
+        if current.profile.as_ref() == Some(profile) {
+            return Ok(false);
+        }
+        let expected = match current.version {
+            Some(version) => ExpectedVersion::Exact(version),
             None => ExpectedVersion::NoStream,
         };
         let encoded = user::encode(profile);

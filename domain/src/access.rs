@@ -75,7 +75,8 @@ pub fn can_see_queue(actor: &Actor, queue: &str) -> bool {
 
 /// auth.md, "Who receives an event": whoever could see the ticket right
 /// before or right after it (so an unassigned agent still hears of it), but
-/// never an internal comment for a requester.
+/// never a staff-only event (an internal comment, an SLA warning or breach)
+/// for a requester. Every path that hands out events asks this.
 pub fn may_receive(
     actor: &Actor,
     before: Option<&Ticket>,
@@ -83,7 +84,7 @@ pub fn may_receive(
     event: &TicketEvent,
 ) -> bool {
     let could_see = before.is_some_and(|ticket| can_see(actor, ticket)) || can_see(actor, after);
-    let shown = actor.is_staff() || !event.change.is_internal_comment();
+    let shown = actor.is_staff() || !event.change.is_staff_only();
     could_see && shown
 }
 

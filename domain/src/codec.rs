@@ -184,6 +184,7 @@ fn created_v1_to_v2(data: Value) -> Value {
     Value::Object(map)
 }
 
+pub mod announcement;
 pub mod user;
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl DomainError {
         DomainError::Invalid(message.into())
     }
 
-    pub(crate) fn forbidden(message: impl Into<String>) -> DomainError {
+    pub fn forbidden(message: impl Into<String>) -> DomainError {
         DomainError::Forbidden(message.into())
     }
 }

@@ -148,10 +148,21 @@ impl TicketChange {
     pub fn is_internal_comment(&self) -> bool {
         matches!(self, TicketChange::Commented { internal: true, .. })
     }
+
+    /// Events only staff ever receive, on every path (history,
+    /// subscriptions, notifications, previous states): internal comments and
+    /// the SLA process's warnings and breaches (auth.md, "Next round").
+    pub fn is_staff_only(&self) -> bool {
+        self.is_internal_comment()
+            || matches!(
+                self,
+                TicketChange::SlaWarning { .. } | TicketChange::SlaBreached { .. }
+            )
+    }
 }
 
 /// The contract's `SupportTicketEventType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TicketEventType {
     Created,

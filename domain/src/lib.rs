@@ -34,6 +34,10 @@
 //! - [`stream`]: a ticket's stored stream decoded and folded
 //!   ([`TicketStream`]), the one way every reader turns stored events into a
 //!   ticket.
+//! - [`announcement`]: what an ADMIN publishes to an audience of roles and
+//!   teams ([`announcement::Announcement`]).
+//! - [`notify`]: who is notified of an event and why ([`notify::Reason`]),
+//!   `@user-id` mentions and [`notify::NotificationPreferences`].
 //! - [`user`]: [`UserProfile`], recorded from token claims in `user-<id>`
 //!   streams.
 //! - [`error`]: [`DomainError`], with the stable code clients see.
@@ -43,6 +47,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod announcement;
 pub mod codec;
 pub mod command;
 pub mod decide;
@@ -51,6 +56,7 @@ pub mod event;
 pub mod evolve;
 pub mod history;
 pub mod limits;
+pub mod notify;
 pub mod sla;
 pub mod stream;
 pub mod ticket;

@@ -74,6 +74,17 @@ impl CopyRows {
         self.field(value.as_bytes())
     }
 
+    /// A text, or NULL.
+    pub fn opt_text(&mut self, value: Option<&str>) -> Result<&mut CopyRows, sqlx::Error> {
+        match value {
+            Some(value) => self.text(value),
+            None => {
+                self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+                Ok(self)
+            }
+        }
+    }
+
     /// A `jsonb` from its JSON text (checked by the server, as a bound
     /// `::jsonb` cast would be).
     pub fn jsonb(&mut self, json: &str) -> Result<&mut CopyRows, sqlx::Error> {

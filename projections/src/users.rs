@@ -43,10 +43,12 @@ impl Projection for UsersProjection {
             return Ok(());
         }
         let position = RowPosition::of(event.position)?;
-        let UserEvent::ProfileRecorded(profile) =
-            user::decode(&event.event_type, event.schema_version, &event.data).map_err(|e| {
-                ApplyError::Poison(format!("cannot decode {PROFILE_RECORDED}: {e}"))
-            })?;
+        let profile = match user::decode(&event.event_type, event.schema_version, &event.data)
+            .map_err(|e| ApplyError::Poison(format!("cannot decode {PROFILE_RECORDED}: {e}")))?
+        {
+            UserEvent::ProfileRecorded(profile) => profile,
+            UserEvent::PreferencesSet(_) => return Ok(()),
+        };
         let roles = serde_json::json!(profile.roles);
         let teams = serde_json::json!(profile.teams);
         execute(

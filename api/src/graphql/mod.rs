@@ -4,6 +4,8 @@
 //! - `event`: `SupportTicketEvent` and `FieldChange`.
 //! - `inputs`: input objects.
 //! - `pending`: contract types of the queue-metrics and notifications read models.
+//! - `inbox`: the notification centre's other types (inbox changes,
+//!   preferences, announcements).
 //! - `query`, `mutation`, `subscription`: the three roots; `outcome` turns a
 //!   command's outcome into a mutation result.
 //! - `bounds`: limits on list and string arguments.
@@ -19,6 +21,7 @@ mod cost;
 pub mod delivery;
 pub mod depth;
 pub mod event;
+pub mod inbox;
 pub mod inputs;
 pub mod mutation;
 mod outcome;

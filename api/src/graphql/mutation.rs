@@ -449,7 +449,69 @@ impl Mutation {
         let marked = projections::notifications::mark_all_read(&api(ctx).write_db, viewer.id())
             .await
             .map_err(ApiError::from)?;
+        wake_inbox_feed(ctx);
         Ok(int(marked))
+    }
+
+    /// Deletes the caller's notifications `ids`: gone from every query and
+    /// count, for good. Ids of others' notifications change nothing. Returns
+    /// how many were deleted.
+    async fn delete_notifications(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<String>,
+    ) -> async_graphql::Result<i32> {
+        mark(ctx, ids, Mark::Delete).await
+    }
+
+    /// Changes the caller's notification preferences (a list left out keeps
+    /// its value), recorded as an event of their own stream.
+    async fn update_notification_preferences(
+        &self,
+        ctx: &Context<'_>,
+        input: super::inbox::NotificationPreferencesInput,
+    ) -> async_graphql::Result<super::inbox::NotificationPreferences> {
+        let viewer = viewer(ctx)?;
+        api(ctx)
+            .rates
+            .mutation(viewer.id())
+            .map_err(ApiError::RateLimited)?;
+        let change = input.change()?;
+        let (preferences, position) = api(ctx)
+            .users
+            .set_preferences(viewer.id(), change)
+            .await
+            .map_err(ApiError::from)?;
+        if let Some(position) = position {
+            api(ctx).note_write(viewer.id(), position);
+        }
+        Ok(preferences.into())
+    }
+
+    /// Publishes an announcement to its audience (ADMIN only). Retried with
+    /// the same `idempotencyKey`, it publishes nothing twice and answers
+    /// with the first one.
+    async fn publish_announcement(
+        &self,
+        ctx: &Context<'_>,
+        input: super::inbox::AnnouncementInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<super::inbox::Announcement> {
+        let viewer = viewer(ctx)?;
+        api(ctx)
+            .rates
+            .mutation(viewer.id())
+            .map_err(ApiError::RateLimited)?;
+        let (announcement, position) = crate::announcements::publish(
+            &*api(ctx).store,
+            &viewer.actor,
+            input.draft()?,
+            idempotency_key.as_deref().filter(|k| !k.trim().is_empty()),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        api(ctx).note_write(viewer.id(), position);
+        Ok(announcement.into())
     }
 
     /// One action on up to 500 tickets (see `graphql::bulk`).
@@ -468,33 +530,34 @@ impl Mutation {
 enum Mark {
     Read,
     Unread,
+    Delete,
 }
 
-/// `markNotificationsRead` and `markNotificationsUnread`: the caller's own
-/// notifications among `ids`, at most 500 of them, each a notification id.
+/// `markNotificationsRead`, `markNotificationsUnread` and
+/// `deleteNotifications`: the caller's own notifications among `ids`, at
+/// most 500 of them, each a notification id.
 async fn mark(ctx: &Context<'_>, ids: Vec<String>, how: Mark) -> async_graphql::Result<i32> {
     let viewer = viewer(ctx)?;
     api(ctx)
         .rates
         .mutation(viewer.id())
         .map_err(ApiError::RateLimited)?;
-    super::bounds::items("ids", Some(&ids), super::bounds::MAX_IDS)?;
-    let parsed = ids
-        .iter()
-        .map(|id| {
-            Uuid::parse_str(id.trim()).map_err(|_| {
-                ApiError::Invalid(format!(
-                    "{} is not a notification id",
-                    super::bounds::quoted(id)
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = super::inbox::notification_ids(&ids)?;
     let db = &api(ctx).write_db;
     let marked = match how {
         Mark::Read => projections::notifications::mark_read(db, viewer.id(), &parsed).await,
         Mark::Unread => projections::notifications::mark_unread(db, viewer.id(), &parsed).await,
+        Mark::Delete => projections::notifications::delete(db, viewer.id(), &parsed).await,
     }
     .map_err(ApiError::from)?;
+    wake_inbox_feed(ctx);
     Ok(int(marked))
+}
+
+/// Tells this node's inbox feed a change was just committed, so it is
+/// pushed at once (other nodes find it when they next look).
+fn wake_inbox_feed(ctx: &Context<'_>) {
+    if let Some(feed) = &api(ctx).inbox_changes {
+        feed.wake();
+    }
 }

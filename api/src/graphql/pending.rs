@@ -1,9 +1,11 @@
 //! Contract types of the queue-metrics and notifications read models
 //! (`projections::metrics`, `projections::notifications`).
 
-use async_graphql::{Json, SimpleObject};
+use async_graphql::{ComplexObject, Context, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+use uuid::Uuid;
 
 use super::types::{EventType, PageInfo};
 
@@ -29,6 +31,7 @@ pub struct QueueMetrics {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Notification {
     pub id: String,
     pub event_type: EventType,
@@ -40,6 +43,35 @@ pub struct Notification {
     pub require_interaction: bool,
     pub read: bool,
     pub created_date: DateTime<Utc>,
+    pub reason: NotificationReason,
+    /// Every ticket it covers: one, or several for a DIGEST (`ticketId` is
+    /// the first).
+    pub ticket_ids: Vec<String>,
+    #[graphql(skip)]
+    pub actor_id: Option<String>,
+}
+
+#[ComplexObject]
+impl Notification {
+    /// Who caused it; null for the SLA process.
+    async fn actor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::types::User>> {
+        match &self.actor_id {
+            Some(id) => Ok(Some(super::user_by_id(ctx, id).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Why a notification reached its recipient (`domain::notify::Reason`).
+#[derive(async_graphql::Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "domain::notify::Reason")]
+pub enum NotificationReason {
+    AssignedToYou,
+    Mentioned,
+    YourTicket,
+    Watching,
+    Queue,
+    Digest,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -88,6 +120,8 @@ impl TryFrom<projections::notifications::Notification> for Notification {
             serde_json::from_value(Value::String(n.event_type.clone())).map_err(|e| {
                 format!("notification {}: event type {:?}: {e}", n.id, n.event_type)
             })?;
+        let reason = domain::notify::Reason::parse(&n.reason)
+            .ok_or_else(|| format!("notification {}: reason {:?}", n.id, n.reason))?;
         Ok(Notification {
             id: n.id.to_string(),
             event_type: event_type.into(),
@@ -99,6 +133,9 @@ impl TryFrom<projections::notifications::Notification> for Notification {
             require_interaction: n.require_interaction,
             read: n.read,
             created_date: n.created_at,
+            reason: reason.into(),
+            ticket_ids: n.ticket_ids.iter().map(Uuid::to_string).collect(),
+            actor_id: n.actor,
         })
     }
 }

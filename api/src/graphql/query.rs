@@ -256,6 +256,47 @@ impl Query {
             .collect())
     }
 
+    /// The caller's notification preferences (everything on until they mute
+    /// something), as the notifications projection applies them.
+    async fn notification_preferences(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<super::inbox::NotificationPreferences> {
+        let viewer = viewer(ctx)?;
+        wait_for_own_writes(api(ctx), viewer.id(), projections::notifications::NAME).await;
+        let preferences = projections::notifications::preferences(&api(ctx).read_db, viewer.id())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(preferences.into())
+    }
+
+    /// The announcements addressed to the caller, newest first (`first`
+    /// between 0 and 100).
+    #[graphql(complexity = "super::cost::page(first, child_complexity)")]
+    async fn announcements(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(20)")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<super::inbox::Announcement>> {
+        let viewer = viewer(ctx)?;
+        let first = first.unwrap_or(20);
+        if !(0..=MAX_ANNOUNCEMENTS).contains(&first) {
+            return Err(ApiError::Invalid(format!(
+                "first must be between 0 and {MAX_ANNOUNCEMENTS}"
+            ))
+            .into());
+        }
+        wait_for_own_writes(api(ctx), viewer.id(), projections::notifications::NAME).await;
+        let found = projections::notifications::announcements(
+            &api(ctx).read_db,
+            &viewer.actor,
+            first as usize,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(found.into_iter().map(Into::into).collect())
+    }
+
     /// The caller's notifications, newest first, `first` per page (at most
     /// 500); `after` is a page's `pageInfo.endCursor`. `unreadCount` counts
     /// the whole inbox, not the page.
@@ -347,6 +388,9 @@ impl Query {
 /// reach the head of the log as of now (so a write made through another node
 /// is seen too; see [`projections::freshness::wait_for_log_head`]). A timeout is not an
 /// error: the query is answered as the model stands.
+/// Most announcements one `announcements` query returns.
+const MAX_ANNOUNCEMENTS: i32 = 100;
+
 pub(super) async fn wait_for_own_writes(api: &ApiContext, user: &str, projection: &str) {
     projections::freshness::wait_for_log_head(
         &*api.store,

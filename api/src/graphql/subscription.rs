@@ -10,6 +10,7 @@
 //! to resume from, and its stream ends. Each event is rendered once per kind
 //! of subscriber where the selection allows ([`shared`]).
 
+mod inbox;
 mod shared;
 mod views;
 
@@ -23,16 +24,17 @@ use fanout::Item;
 use futures::stream::{BoxStream, StreamExt};
 use projections::metrics::coalesce::{coalesce, Changed};
 use store::Position;
-use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::delivery::{interest, predicate, Rights, Selection};
+use super::inbox::{Announcement, NotificationChange};
 use super::inputs::SubscriptionFilter;
 use super::pending::{Notification, QueueMetrics};
 use super::{api, viewer};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use projections::notifications::changes::ChangeKind;
 use shared::SharedEvent;
 
 pub struct Subscription;
@@ -59,13 +61,17 @@ impl Drop for Active {
 /// received every matching event up to `position` and resumes with
 /// `after: position`. `extensions.code` is `LAGGED`.
 fn lagged(position: Position) -> async_graphql::Error {
-    let cursor = position.to_cursor();
+    lagged_at(&position.to_cursor())
+}
+
+/// [`lagged`] at a cursor of any feed.
+fn lagged_at(cursor: &str) -> async_graphql::Error {
     async_graphql::Error::new(format!(
         "the subscriber fell behind; resubscribe with after: \"{cursor}\""
     ))
     .extend_with(|_, e| {
         e.set("code", "LAGGED");
-        e.set("position", cursor.as_str());
+        e.set("position", cursor);
     })
 }
 
@@ -271,50 +277,106 @@ impl Subscription {
         Ok(stream.boxed())
     }
 
-    /// The caller's new notifications, as they are committed to their inbox.
+    /// The caller's new notifications, as they are committed to their inbox
+    /// (on any server node).
     async fn notification_added(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Notification>>> {
         let viewer = viewer(ctx)?.clone();
         let api = api(ctx).clone();
-        let Some(projection) = api.notifications.clone() else {
-            return Err(ApiError::NotImplemented("notificationAdded").into());
-        };
-        let span = tracing::info_span!("subscription", user = %viewer.id(), operation = "notificationAdded");
-        span.in_scope(|| tracing::info!("subscription started"));
-        let active = Arc::new(Active::start(api.metrics.clone()));
         let user = viewer.id().to_string();
-        let added = futures::stream::unfold(projection.subscribe(), |mut rx| async move {
-            match rx.recv().await {
-                Err(RecvError::Closed) => None,
-                received => Some((received, rx)),
-            }
-        });
-        let shutdown = api.shutdown.clone().cancelled_owned();
-        let stream = added.take_until(shutdown).filter_map(move |item| {
+        let span =
+            tracing::info_span!("subscription", user = %user, operation = "notificationAdded");
+        span.in_scope(|| tracing::info!("subscription started"));
+        let changes = inbox::changes(&api, "notificationAdded", Some(user.clone()), None).await?;
+        let stream = changes.filter_map(move |change| {
             let api = api.clone();
             let user = user.clone();
-            let _active = active.clone();
             async move {
-                let new = match item {
-                    Ok(new) if new.recipient == user => new,
+                let change = match change {
+                    Ok(change) if change.kind == ChangeKind::Added => change,
                     Ok(_) => return None,
-                    Err(RecvError::Closed) => return None,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "notification subscriber lagged behind");
-                        return None;
-                    }
+                    Err(e) => return Some(Err(e)),
                 };
-                // Committed before it was broadcast: found by its id.
-                let found =
-                    match projections::notifications::notification(&api.read_db, &user, new.id)
+                match NotificationChange::of(&api.read_db, &user, &change).await {
+                    Ok(Some(NotificationChange {
+                        notification: Some(n),
+                        ..
+                    })) => Some(Ok(n)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e.into())),
+                }
+            }
+            .instrument(span.clone())
+        });
+        Ok(stream.boxed())
+    }
+
+    /// Every change to the caller's inbox (ADDED, READ, UNREAD, DELETED),
+    /// from any device or server node, in order, each with the unread count
+    /// after it. With `after` (a change's `cursor`), every change since,
+    /// then live.
+    async fn notifications_changed(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<NotificationChange>>> {
+        let viewer = viewer(ctx)?.clone();
+        let api = api(ctx).clone();
+        let user = viewer.id().to_string();
+        let span =
+            tracing::info_span!("subscription", user = %user, operation = "notificationsChanged");
+        span.in_scope(|| tracing::info!(?after, "subscription started"));
+        let changes = inbox::changes(
+            &api,
+            "notificationsChanged",
+            Some(user.clone()),
+            after.as_deref(),
+        )
+        .await?;
+        let stream = changes.filter_map(move |change| {
+            let api = api.clone();
+            let user = user.clone();
+            async move {
+                match change {
+                    Ok(change) => NotificationChange::of(&api.read_db, &user, &change)
                         .await
-                    {
-                        Ok(found) => found?,
-                        Err(e) => return Some(Err(ApiError::from(e).into())),
-                    };
-                Some(Notification::try_from(found).map_err(|e| ApiError::internal(e).into()))
+                        .map_err(Into::into)
+                        .transpose(),
+                    Err(e) => Some(Err(e)),
+                }
+            }
+            .instrument(span.clone())
+        });
+        Ok(stream.boxed())
+    }
+
+    /// Announcements addressed to the caller, as they are published.
+    async fn announcement_published(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<Announcement>>> {
+        let viewer = viewer(ctx)?.clone();
+        let api = api(ctx).clone();
+        let span = tracing::info_span!("subscription", user = %viewer.id(), operation = "announcementPublished");
+        span.in_scope(|| tracing::info!("subscription started"));
+        let changes = inbox::changes(&api, "announcementPublished", None, None).await?;
+        let actor = Arc::new(viewer.actor.clone());
+        let stream = changes.filter_map(move |change| {
+            let api = api.clone();
+            let actor = actor.clone();
+            async move {
+                let id = match change {
+                    Ok(change) if change.kind == ChangeKind::Announced => *change.ids.first()?,
+                    Ok(_) => return None,
+                    Err(e) => return Some(Err(e)),
+                };
+                match projections::notifications::announcement(&api.read_db, id).await {
+                    Ok(Some(a)) if a.is_addressed_to(&actor) => Some(Ok(Announcement::from(a))),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(ApiError::from(e).into())),
+                }
             }
             .instrument(span.clone())
         });

@@ -169,3 +169,23 @@ fn queue_figures_are_for_admins_and_the_queues_agents_work_in() {
     assert!(!can_see_queue(&other_agent(), &ticket().queue));
     assert!(!can_see_queue(&requester(), &ticket().queue));
 }
+
+#[test]
+fn sla_warnings_and_breaches_reach_staff_only() {
+    let t = ticket();
+    for change in [
+        TicketChange::SlaWarning {
+            target: crate::SlaTarget::FirstResponse,
+            due_at: crate::spec::t0(),
+        },
+        TicketChange::SlaBreached {
+            target: crate::SlaTarget::Resolution,
+            due_at: crate::spec::t0(),
+        },
+    ] {
+        let event = then(&Actor::system(), change);
+        assert!(!may_receive(&requester(), Some(&t), &t, &event));
+        assert!(may_receive(&agent(), Some(&t), &t, &event));
+        assert!(may_receive(&admin(), Some(&t), &t, &event));
+    }
+}

@@ -1,6 +1,8 @@
 //! How user events are stored, as [`super`] does for ticket events: a stable
-//! type name, a schema version and a JSON payload. The one user event is
-//! `UserProfileRecorded`, whose payload is the [`UserProfile`] itself.
+//! type name, a schema version and a JSON payload. A `user-<id>` stream holds
+//! `UserProfileRecorded`, whose payload is the [`UserProfile`] itself, and
+//! `NotificationPreferencesSet`, whose payload is the user's whole
+//! [`NotificationPreferences`] after the change.
 //!
 //! Schema 1 is the only one so far. A payload's `roles` and `teams` may be
 //! missing (read as none): every reader of profiles has always accepted that
@@ -11,18 +13,37 @@ use serde_json::Value;
 
 use super::{DecodeError, EncodedEvent};
 use crate::actor::Role;
+use crate::notify::NotificationPreferences;
 use crate::user::UserProfile;
 
 /// The stored name of a recorded profile.
 pub const PROFILE_RECORDED: &str = "UserProfileRecorded";
 
-/// The schema version [`encode`] writes.
+/// The stored name of a change of notification preferences.
+pub const PREFERENCES_SET: &str = "NotificationPreferencesSet";
+
+/// The schema version [`encode`] and [`encode_preferences`] write.
 pub const SCHEMA_VERSION: i32 = 1;
 
 /// A user event as decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserEvent {
     ProfileRecorded(UserProfile),
+    PreferencesSet(NotificationPreferences),
+}
+
+/// Whether a stored event of a `user-<id>` stream is one of [`UserEvent`].
+pub fn is_user_event(event_type: &str) -> bool {
+    event_type == PROFILE_RECORDED || event_type == PREFERENCES_SET
+}
+
+pub fn encode_preferences(preferences: &NotificationPreferences) -> EncodedEvent {
+    EncodedEvent {
+        event_type: PREFERENCES_SET,
+        schema_version: SCHEMA_VERSION,
+        // Cannot fail: lists of enums and strings.
+        data: serde_json::to_value(preferences).unwrap_or(Value::Null),
+    }
 }
 
 pub fn encode(profile: &UserProfile) -> EncodedEvent {
@@ -39,19 +60,25 @@ pub fn decode(
     schema_version: i32,
     data: &Value,
 ) -> Result<UserEvent, DecodeError> {
-    if event_type != PROFILE_RECORDED {
+    if !is_user_event(event_type) {
         return Err(DecodeError::UnknownType(event_type.to_string()));
     }
     if schema_version != SCHEMA_VERSION {
         return Err(DecodeError::UnknownVersion {
-            event_type: PROFILE_RECORDED.to_string(),
+            event_type: event_type.to_string(),
             version: schema_version,
         });
     }
-    let stored = V1::deserialize(data).map_err(|e| DecodeError::BadPayload {
-        event_type: PROFILE_RECORDED.to_string(),
+    let bad = |e: serde_json::Error| DecodeError::BadPayload {
+        event_type: event_type.to_string(),
         reason: e.to_string(),
-    })?;
+    };
+    if event_type == PREFERENCES_SET {
+        return Ok(UserEvent::PreferencesSet(
+            NotificationPreferences::deserialize(data).map_err(bad)?,
+        ));
+    }
+    let stored = V1::deserialize(data).map_err(bad)?;
     Ok(UserEvent::ProfileRecorded(UserProfile {
         id: stored.id,
         first_name: stored.first_name,
@@ -126,11 +153,42 @@ mod tests {
     /// the missing fields as none.
     #[test]
     fn missing_optional_fields_of_a_stored_profile_read_as_none() {
-        let UserEvent::ProfileRecorded(decoded) =
-            decode("UserProfileRecorded", 1, &json!({"id": "bob"})).unwrap();
+        let Ok(UserEvent::ProfileRecorded(decoded)) =
+            decode("UserProfileRecorded", 1, &json!({"id": "bob"}))
+        else {
+            panic!("not a profile");
+        };
         assert_eq!(decoded.id, "bob");
         assert_eq!((decoded.first_name, decoded.email), (None, None));
         assert!(decoded.roles.is_empty() && decoded.teams.is_empty());
+    }
+
+    /// Preferences encode under their stored name and decode to themselves;
+    /// a stored payload with lists left out reads them as empty.
+    #[test]
+    fn notification_preferences_round_trip() {
+        let preferences = NotificationPreferences {
+            muted_event_types: vec![crate::TicketEventType::TagAdded],
+            muted_reasons: vec![crate::notify::Reason::Queue],
+            muted_queues: vec!["billing".into()],
+        };
+        let encoded = encode_preferences(&preferences);
+        assert_eq!(encoded.event_type, "NotificationPreferencesSet");
+        assert_eq!(
+            decode(encoded.event_type, 1, &encoded.data),
+            Ok(UserEvent::PreferencesSet(preferences))
+        );
+        assert_eq!(
+            decode(
+                "NotificationPreferencesSet",
+                1,
+                &json!({"mutedReasons": ["WATCHING"]})
+            ),
+            Ok(UserEvent::PreferencesSet(NotificationPreferences {
+                muted_reasons: vec![crate::notify::Reason::Watching],
+                ..Default::default()
+            }))
+        );
     }
 
     /// Another event type, an unknown schema version or a payload without an

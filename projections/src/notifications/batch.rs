@@ -12,6 +12,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use domain::notify::NotificationPreferences;
 use domain::{Actor, Role, Ticket, TicketChange};
 use uuid::Uuid;
 
@@ -22,12 +23,24 @@ use crate::error::ApplyError;
 use crate::runner::Load;
 use crate::ticket_event::TicketRead;
 
-/// A recipient's roles and teams as of the batch so far.
+/// A recipient's roles, teams and notification preferences as of the batch
+/// so far.
+#[derive(Clone)]
 pub(super) struct KnownUser {
     pub roles: Vec<Role>,
     pub teams: Vec<String>,
+    pub preferences: NotificationPreferences,
     pub position: RowPosition,
     pub changed: bool,
+}
+
+/// What a user event of the batch changes in a [`KnownUser`].
+pub(super) enum UserChange {
+    Profile {
+        roles: Vec<Role>,
+        teams: Vec<String>,
+    },
+    Preferences(NotificationPreferences),
 }
 
 /// A ticket's compact state as of the batch so far.
@@ -43,8 +56,22 @@ pub(super) struct Batch {
     pub ticket_order: Vec<Uuid>,
     pub users: HashMap<String, Option<KnownUser>>,
     pub user_order: Vec<String>,
+    /// Queues whose members' rows have all been read into `users`.
+    pub queues_read: std::collections::HashSet<String>,
     pub rows: Vec<NewRow>,
+    /// Announcements published in the batch, in log order.
+    pub announcements: Vec<(domain::announcement::Announcement, RowPosition)>,
 }
+
+/// What a flushed batch added: the notifications and announcements that
+/// were new, in log order.
+pub(super) struct Flushed {
+    pub rows: Vec<NewRow>,
+    pub announcements: Vec<Uuid>,
+}
+
+/// The columns of a `notification_users` row, as [`stored_user`] reads them.
+const USER_COLUMNS: &str = "id, roles, teams, preferences, position, prepare_offset";
 
 impl Batch {
     /// Reads, in one query each, the tickets the batch's events name and the
@@ -91,6 +118,9 @@ impl Batch {
                 TicketChange::Assigned { assignee_id, .. } => users.push(assignee_id.clone()),
                 TicketChange::WatcherAdded { user_id }
                 | TicketChange::WatcherRemoved { user_id } => users.push(user_id.clone()),
+                TicketChange::Commented { body, .. } => {
+                    users.extend(domain::notify::mentions(body))
+                }
                 _ => {}
             }
         }
@@ -101,7 +131,7 @@ impl Batch {
             return Ok(());
         }
         let sql = format!(
-            "SELECT id, roles, teams, position, prepare_offset FROM notification_users WHERE {}",
+            "SELECT {USER_COLUMNS} FROM notification_users WHERE {}",
             any_id(tx, "id", 1)
         );
         for row in fetch(tx, &sql, &[Arg::Texts(&users)]).await? {
@@ -166,8 +196,7 @@ impl Batch {
         if !self.users.contains_key(user) {
             let rows = fetch(
                 tx,
-                "SELECT roles, teams, position, prepare_offset FROM notification_users \
-                 WHERE id = $1",
+                &format!("SELECT {USER_COLUMNS} FROM notification_users WHERE id = $1"),
                 &[Arg::Text(user)],
             )
             .await?;
@@ -180,48 +209,104 @@ impl Batch {
         Ok(self.users.get(user).and_then(Option::as_ref))
     }
 
-    /// The recipient as `may_receive` needs them; unknown users are requesters.
-    pub async fn actor(&mut self, tx: &mut ReadTx, user: &str) -> Result<Actor, ApplyError> {
+    /// The recipient as `domain::notify::reason` needs them, and whether
+    /// their profile is known: unknown users are requesters with every
+    /// notification on.
+    pub async fn recipient(
+        &mut self,
+        tx: &mut ReadTx,
+        user: &str,
+    ) -> Result<(Actor, NotificationPreferences, bool), ApplyError> {
         Ok(match self.user(tx, user).await? {
-            None => Actor::new(user, vec![Role::Requester], vec![]),
-            Some(known) => Actor::new(user, known.roles.clone(), known.teams.clone()),
+            None => (
+                Actor::new(user, vec![Role::Requester], vec![]),
+                NotificationPreferences::default(),
+                false,
+            ),
+            Some(known) => (
+                Actor::new(user, known.roles.clone(), known.teams.clone()),
+                known.preferences.clone(),
+                true,
+            ),
         })
     }
 
-    /// A profile as of `position`, unless the one known is as recent.
+    /// A user event as of `position`, unless the user's row is as recent.
     pub async fn set_user(
         &mut self,
         tx: &mut ReadTx,
         user: &str,
-        roles: Vec<Role>,
-        teams: Vec<String>,
+        change: UserChange,
         position: RowPosition,
     ) -> Result<(), ApplyError> {
-        let (newer, was_changed) = match self.user(tx, user).await? {
-            None => (true, false),
-            Some(known) => (known.position < position, known.changed),
+        let mut next = match self.user(tx, user).await? {
+            None => KnownUser {
+                roles: vec![],
+                teams: vec![],
+                preferences: NotificationPreferences::default(),
+                position,
+                changed: false,
+            },
+            Some(known) if known.position >= position => return Ok(()),
+            Some(known) => known.clone(),
         };
-        if !newer {
-            return Ok(());
-        }
-        if !was_changed {
+        if !next.changed {
             self.user_order.push(user.to_string());
         }
-        self.users.insert(
-            user.to_string(),
-            Some(KnownUser {
-                roles,
-                teams,
-                position,
-                changed: true,
-            }),
-        );
+        match change {
+            UserChange::Profile { roles, teams } => {
+                next.roles = roles;
+                next.teams = teams;
+            }
+            UserChange::Preferences(preferences) => next.preferences = preferences,
+        }
+        next.position = position;
+        next.changed = true;
+        self.users.insert(user.to_string(), Some(next));
         Ok(())
     }
 
-    /// Writes the ticket and profile rows, then the notifications and their
-    /// counts; returns the notifications that were new, in log order.
-    pub async fn flush(self, tx: &mut ReadTx, load: Load) -> Result<Vec<NewRow>, ApplyError> {
+    /// The agents of `queue` as of the batch so far: every user whose row
+    /// names the queue among its teams is read once per batch, and whoever
+    /// the batch changed is judged by their new profile.
+    pub async fn queue_agents(
+        &mut self,
+        tx: &mut ReadTx,
+        queue: &str,
+    ) -> Result<Vec<String>, ApplyError> {
+        if !self.queues_read.contains(queue) {
+            let in_team = match tx.dialect() {
+                crate::db::Dialect::Sqlite => {
+                    "EXISTS (SELECT 1 FROM json_each(notification_users.teams) t \
+                     WHERE t.value = $1)"
+                }
+                crate::db::Dialect::Postgres => "teams ? $1",
+            };
+            let sql = format!("SELECT {USER_COLUMNS} FROM notification_users WHERE {in_team}");
+            for row in fetch(tx, &sql, &[Arg::Text(queue)]).await? {
+                let id = row.text("id")?;
+                if let Entry::Vacant(slot) = self.users.entry(id) {
+                    slot.insert(Some(stored_user(&row)?));
+                }
+            }
+            self.queues_read.insert(queue.to_string());
+        }
+        let mut agents: Vec<String> = self
+            .users
+            .iter()
+            .filter_map(|(id, known)| {
+                let known = known.as_ref()?;
+                let actor = Actor::new(id.as_str(), known.roles.clone(), known.teams.clone());
+                domain::notify::is_queue_agent(&actor, queue).then(|| id.clone())
+            })
+            .collect();
+        agents.sort_unstable();
+        Ok(agents)
+    }
+
+    /// Writes the ticket and profile rows, the announcements, then the
+    /// notifications and their counts; returns what was new.
+    pub async fn flush(self, tx: &mut ReadTx, load: Load) -> Result<Flushed, ApplyError> {
         let mut tickets = Vec::with_capacity(self.ticket_order.len());
         for ticket_id in &self.ticket_order {
             let Some(Some(t)) = self.tickets.get(ticket_id) else {
@@ -237,7 +322,13 @@ impl Batch {
             let Some(Some(u)) = self.users.get(user) else {
                 continue;
             };
-            super::save_profile(tx, user, &u.roles, &u.teams, u.position).await?;
+            super::save_profile(tx, user, u).await?;
+        }
+        let mut announcements = vec![];
+        for (announcement, position) in &self.announcements {
+            if super::announcements::save(tx, announcement, *position).await? > 0 {
+                announcements.push(announcement.id);
+            }
         }
         let fresh = writes::insert_notifications(tx, self.rows, load).await?;
         // In the order recipients first appear; found by a map, since a
@@ -255,7 +346,11 @@ impl Batch {
         }
         // One row per recipient, so a multi-row upsert touches each once.
         writes::raise_counts(tx, &counts).await?;
-        Ok(fresh)
+        drop(counts);
+        Ok(Flushed {
+            rows: fresh,
+            announcements,
+        })
     }
 }
 
@@ -280,6 +375,7 @@ fn stored_user(row: &AnyRow) -> Result<KnownUser, ApplyError> {
     Ok(KnownUser {
         roles: serde_json::from_value(row.json("roles")?).unwrap_or_default(),
         teams: serde_json::from_value(row.json("teams")?).unwrap_or_default(),
+        preferences: serde_json::from_value(row.json("preferences")?).unwrap_or_default(),
         position: RowPosition {
             position: row.int("position")?,
             prepare_offset: row.int("prepare_offset")?,

@@ -1,5 +1,6 @@
 //! What a notification says, as a helpdesk would put it.
 
+use domain::notify::Reason;
 use domain::{SlaTarget, Ticket, TicketChange, TicketEvent};
 
 pub(super) struct Message {
@@ -27,19 +28,28 @@ fn target_name(target: SlaTarget) -> &'static str {
     }
 }
 
-/// The message `recipient` gets for `event`, or `None` when the event is not
-/// worth a notification to them.
+/// The message `recipient` gets for `event`, notified for `reason`, or
+/// `None` when the event is not worth a notification to them.
 pub(super) fn message(
     before: Option<&Ticket>,
     after: &Ticket,
     event: &TicketEvent,
     recipient: &str,
+    reason: Reason,
 ) -> Option<Message> {
     let r = &after.reference;
     let request = &after.request;
+    let queue = &after.queue;
     let m = |title: String, body: String| Some(Message { title, body });
     match &event.change {
+        TicketChange::Created { .. } if reason == Reason::Queue => {
+            m(format!("New ticket {r} in {queue}"), request.clone())
+        }
         TicketChange::Created { .. } => m(format!("New ticket {r}"), request.clone()),
+        TicketChange::Commented { body, .. } if reason == Reason::Mentioned => m(
+            format!("{} mentioned you on {r}", event.actor),
+            excerpt(body),
+        ),
         TicketChange::Updated { .. } => m(format!("{r} was updated"), request.clone()),
         TicketChange::Assigned { assignee_id, .. } if assignee_id == recipient => m(
             "Ticket assigned to you".into(),

@@ -6,14 +6,13 @@
 use std::collections::HashSet;
 
 use sqlx::{PgConnection, Postgres, QueryBuilder, Sqlite};
-use store::Position;
 use uuid::Uuid;
 
 use crate::copy::CopyRows;
 use crate::db::{ReadTx, RowPosition};
 use crate::runner::Load;
 
-/// Rows per multi-row insert: 11 values each, far below both databases'
+/// Rows per multi-row insert: 14 values each, far below both databases'
 /// parameter limits.
 const ROWS_PER_INSERT: usize = 500;
 /// Rows per multi-row upsert of the narrow tables (at most 4 values each).
@@ -25,13 +24,25 @@ pub(super) struct NewRow {
     pub recipient: String,
     pub event_id: Uuid,
     pub position: RowPosition,
-    pub event_position: Position,
     pub ticket_id: Uuid,
     pub event_type: &'static str,
     pub title: String,
     pub body: String,
     pub require_interaction: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The contract's `NotificationReason` name.
+    pub reason: &'static str,
+    /// Every ticket it covers, `ticket_id` first.
+    pub ticket_ids: Vec<Uuid>,
+    /// Who caused it; `None` for the SLA process.
+    pub actor: Option<String>,
+}
+
+impl NewRow {
+    /// `ticket_ids` as the JSON array text both databases store.
+    fn ticket_ids_json(&self) -> String {
+        serde_json::to_string(&self.ticket_ids).unwrap_or_else(|_| "[]".into())
+    }
 }
 
 /// Each ticket's compact state, `ROWS_PER_UPSERT` tickets per statement.
@@ -155,7 +166,8 @@ async fn raise_counts_in_one(tx: &mut ReadTx, counts: &[(&str, i64)]) -> Result<
 }
 
 const INSERT_HEAD: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
-    ticket_id, event_type, title, body, require_interaction, created_at, prepare_offset) ";
+    ticket_id, event_type, title, body, require_interaction, created_at, prepare_offset, \
+    reason, ticket_ids, actor) ";
 /// No conflict target: a notification already there conflicts on both its id
 /// and its (recipient, position) (the id is made of the event's id and the
 /// recipient), and a rebuild loads the table before building either index
@@ -174,15 +186,15 @@ enum Inserted {
 
 /// [`Load::Bulk`]: the columns in `INSERT_HEAD`'s order.
 const COPY: &str = "COPY notifications (id, recipient, event_id, position, ticket_id, \
-    event_type, title, body, require_interaction, created_at, prepare_offset) \
-    FROM STDIN (FORMAT binary)";
+    event_type, title, body, require_interaction, created_at, prepare_offset, \
+    reason, ticket_ids, actor) FROM STDIN (FORMAT binary)";
 
 /// Copies `rows` in, as `insert` would insert them into an empty table.
 async fn copy(conn: &mut PgConnection, rows: &[NewRow]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut copy = CopyRows::new(11);
+    let mut copy = CopyRows::new(14);
     for r in rows {
         copy.row()
             .uuid(r.id)
@@ -195,7 +207,10 @@ async fn copy(conn: &mut PgConnection, rows: &[NewRow]) -> Result<(), sqlx::Erro
             .text(&r.body)?
             .bool(r.require_interaction)
             .time(r.created_at)?
-            .int8(r.position.prepare_offset);
+            .int8(r.position.prepare_offset)
+            .text(r.reason)?
+            .jsonb(&r.ticket_ids_json())?
+            .opt_text(r.actor.as_deref())?;
     }
     copy.copy(conn, COPY).await?;
     Ok(())
@@ -226,7 +241,10 @@ async fn insert(
                     .push_bind(r.body.clone())
                     .push_bind(r.require_interaction)
                     .push_bind(crate::bind::sqlite_time(r.created_at))
-                    .push_bind(r.position.prepare_offset);
+                    .push_bind(r.position.prepare_offset)
+                    .push_bind(r.reason)
+                    .push_bind(r.ticket_ids_json())
+                    .push_bind(r.actor.clone());
             });
             builder.push(INSERT_TAIL);
             if asked == Inserted::Unasked {
@@ -257,7 +275,10 @@ async fn insert(
                     .push_bind(r.body.clone())
                     .push_bind(r.require_interaction)
                     .push_bind(r.created_at)
-                    .push_bind(r.position.prepare_offset);
+                    .push_bind(r.position.prepare_offset)
+                    .push_bind(r.reason)
+                    .push_bind(sqlx::types::Json(&r.ticket_ids))
+                    .push_bind(r.actor.clone());
             });
             builder.push(INSERT_TAIL);
             if asked == Inserted::Unasked {

@@ -182,8 +182,9 @@ async fn notifications_go_to_the_involved_users_but_never_the_actor(kind: Kind) 
     );
     assert_eq!(
         titles(db, "bob").await,
-        ["Ticket assigned to you"],
-        "bob hears of the assignment, not of what he did himself"
+        ["New ticket TCK-000042 in support", "Ticket assigned to you"],
+        "bob, an agent of the queue, hears of the new ticket and of the assignment, \
+         not of what he did himself"
     );
     assert_eq!(
         titles(db, "carol").await,
@@ -316,6 +317,13 @@ async fn sqlx_execute(db: &ReadDb, sql: &str) {
     try_execute(db, sql).await.unwrap();
 }
 
+async fn count(db: &ReadDb, sql: &str) -> i64 {
+    match db {
+        ReadDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        ReadDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
 async fn try_execute(db: &ReadDb, sql: &str) -> Result<(), sqlx::Error> {
     match db {
         ReadDb::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
@@ -380,15 +388,18 @@ async fn a_notification_is_found_by_id_in_its_recipients_inbox_only(kind: Kind) 
 
 crate::on_every_backend! {
     /// Migration 0006 stops storing a notification's `url` and `tag`; one
-    /// stored before it reads exactly as it did, links made from its ticket.
-    a_notification_stored_before_its_links_were_derived_reads_the_same
+    /// stored before it keeps its row without them (its links are made from
+    /// its ticket when read); migration 0007 then clears the notifications
+    /// and their checkpoint, so the runner re-projects them with reasons,
+    /// and keeps the users' read flags, which apply to the same ids again.
+    notifications_survive_0006_and_0007_re_projects_them_keeping_read_flags
 }
-async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind: Kind) {
+async fn notifications_survive_0006_and_0007_re_projects_them_keeping_read_flags(kind: Kind) {
     // The migrations up to 0005, as files of their own: a database as the
     // release before 0006 left it.
-    let (sub, migrator) = match kind {
-        Kind::Sqlite => ("sqlite", store::sqlite_migrator()),
-        Kind::Postgres => ("postgres", store::postgres_migrator()),
+    let sub = match kind {
+        Kind::Sqlite => "sqlite",
+        Kind::Postgres => "postgres",
     };
     let old = tempfile::tempdir().unwrap();
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -405,6 +416,16 @@ async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind
     }
     assert_eq!(copied, 5);
     let before_0006 = sqlx::migrate::Migrator::new(old.path()).await.unwrap();
+    // And through 0006 only: 0007 clears the notifications to re-project them.
+    let through = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0007" {
+            std::fs::copy(&path, through.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(through.path()).await.unwrap();
 
     let (id, ticket) = (Uuid::new_v4(), Uuid::new_v4());
     const INSERT: &str = "INSERT INTO notifications (id, recipient, event_id, position, \
@@ -462,21 +483,53 @@ async fn a_notification_stored_before_its_links_were_derived_reads_the_same(kind
         }
     };
 
-    let read = notification(&db, "bob", id)
-        .await
-        .unwrap()
-        .expect("still there");
-    assert_eq!(read.url, url);
-    assert_eq!(read.tag, tag);
-    assert_eq!(read.ticket_id, ticket);
-    assert_eq!(read.title, "Ticket assigned to you");
-    assert!(read.require_interaction);
-    assert_eq!(read.created_at, t0());
+    let kept = count(
+        &db,
+        &format!("SELECT COUNT(*) FROM notifications WHERE id = '{id}'"),
+    )
+    .await;
+    assert_eq!(kept, 1, "0006 keeps the row");
     // The columns are gone, not left behind empty.
     let gone = try_execute(&db, "SELECT url FROM notifications")
         .await
         .is_err();
     assert!(gone, "the url column is dropped");
+
+    try_execute(
+        &db,
+        &format!(
+            "INSERT INTO notification_reads (recipient, notification_id, read_at) \
+             VALUES ('bob', '{id}', '2024-03-01T09:00:00Z')"
+        ),
+    )
+    .await
+    .unwrap();
+    try_execute(
+        &db,
+        "INSERT INTO projection_checkpoints (name, position, state, updated_at) \
+         VALUES ('notifications', '7', 'running', '2024-03-01T09:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let every = match kind {
+        Kind::Sqlite => store::sqlite_migrator(),
+        Kind::Postgres => store::postgres_migrator(),
+    };
+    match &db {
+        ReadDb::Sqlite(pool) => every.run(pool).await.unwrap(),
+        ReadDb::Postgres(pool) => every.run(pool).await.unwrap(),
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM notifications").await, 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM notification_reads").await,
+        1
+    );
+    let checkpoints = count(
+        &db,
+        "SELECT COUNT(*) FROM projection_checkpoints WHERE name = 'notifications'",
+    )
+    .await;
+    assert_eq!(checkpoints, 0, "the runner starts the notifications over");
 
     match db {
         ReadDb::Sqlite(pool) => pool.close().await,

@@ -17,7 +17,8 @@ use crate::notifications::{act, alice, create, dave, profiles, t0};
 crate::on_every_backend! {
     /// Two SLA processes ticking at the same moments on the same log append
     /// every warning and breach exactly once, as the system actor; the
-    /// assignee (staff) is notified of them, the requester is not.
+    /// assignee and, for the unassigned ticket, the agents of its queue are
+    /// notified of them, the requester is not.
     two_sla_processes_racing_append_each_warning_and_breach_once
 }
 
@@ -138,9 +139,17 @@ async fn two_sla_processes_racing_append_each_warning_and_breach_once(kind: Kind
     assert_eq!(
         titles,
         [
+            // bob is an agent of `support`: its new tickets are queue alerts,
+            "New ticket TCK-000042 in support",
+            "New ticket TCK-000043 in support",
             "Ticket assigned to you",
+            // as the SLA events are, of his ticket and of the unassigned one.
             "SLA warning on TCK-000042",
-            "SLA breached on TCK-000042"
+            "SLA breached on TCK-000042",
+            "SLA warning on TCK-000043",
+            "SLA breached on TCK-000043",
+            "SLA warning on TCK-000043",
+            "SLA breached on TCK-000043"
         ]
     );
     let alices = notifications(&backend.db, "alice", false, 50, None)

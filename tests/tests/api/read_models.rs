@@ -45,13 +45,16 @@ async fn an_assignment_notifies_the_assignee_and_counts_in_the_queue() {
         )
         .await);
 
-    let inbox = eventually(&kim, INBOX, |d| d["notifications"]["unreadCount"] == 1).await;
+    // Kim, an agent of the queue, hears of the new ticket, then of the
+    // assignment (newest first).
+    let inbox = eventually(&kim, INBOX, |d| d["notifications"]["unreadCount"] == 2).await;
     let edges = inbox["notifications"]["edges"].as_array().unwrap();
-    assert_eq!(edges.len(), 1, "{inbox}");
+    assert_eq!(edges.len(), 2, "{inbox}");
     assert_eq!(edges[0]["node"]["eventType"], "ASSIGNED", "{inbox}");
     assert_eq!(edges[0]["node"]["read"], false, "{inbox}");
+    assert_eq!(edges[1]["node"]["eventType"], "CREATED", "{inbox}");
     assert_eq!(
-        inbox["notifications"]["pageInfo"]["endCursor"], edges[0]["cursor"],
+        inbox["notifications"]["pageInfo"]["endCursor"], edges[1]["cursor"],
         "{inbox}"
     );
     // The assigner hears nothing of their own action.
@@ -67,12 +70,12 @@ async fn an_assignment_notifies_the_assignee_and_counts_in_the_queue() {
         .await;
     assert_eq!(error_code(&bad), "INVALID", "{bad}");
     let still = kim.data(INBOX, json!({})).await;
-    assert_eq!(still["notifications"]["unreadCount"], 1, "{still}");
+    assert_eq!(still["notifications"]["unreadCount"], 2, "{still}");
 
     let marked = kim
         .data("mutation { markAllNotificationsRead }", json!({}))
         .await;
-    assert_eq!(marked["markAllNotificationsRead"], 1);
+    assert_eq!(marked["markAllNotificationsRead"], 2);
     let after = kim.data(INBOX, json!({})).await;
     assert_eq!(after["notifications"]["unreadCount"], 0, "{after}");
     assert_eq!(
@@ -120,7 +123,7 @@ async fn a_read_notification_can_be_marked_unread_by_its_recipient() {
             json!({ "id": id }),
         )
         .await);
-    let inbox = eventually(&kim, INBOX, |d| d["notifications"]["unreadCount"] == 1).await;
+    let inbox = eventually(&kim, INBOX, |d| d["notifications"]["unreadCount"] == 2).await;
     let note = inbox["notifications"]["edges"][0]["node"]["id"].clone();
     kim.data("mutation { markAllNotificationsRead }", json!({}))
         .await;

@@ -432,8 +432,9 @@ async fn next_of(socket: &mut Socket, id: &str, field: &str) -> Value {
     }
 }
 
-/// An assignment reaches the assignee's `notificationAdded` (and no one
-/// else's), and the queue's new figures reach `queueMetricsUpdated`.
+/// A new ticket and its assignment reach the queue's other agent's
+/// `notificationAdded` (never the actor's), and the queue's new figures
+/// reach `queueMetricsUpdated`.
 #[tokio::test]
 async fn read_model_subscriptions_deliver_notifications_and_queue_figures() {
     let server = Server::start();
@@ -479,6 +480,9 @@ async fn read_model_subscriptions_deliver_notifications_and_queue_figures() {
         )
         .await);
 
+    // Kim is an agent of the queue: the new ticket first, then the assignment.
+    let alert = next_of(&mut kim_socket, "n", "notificationAdded").await;
+    assert_eq!(alert["eventType"], "CREATED", "{alert}");
     let added = next_of(&mut kim_socket, "n", "notificationAdded").await;
     assert_eq!(added["eventType"], "ASSIGNED", "{added}");
     assert_eq!(added["read"], false, "{added}");
