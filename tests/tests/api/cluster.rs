@@ -12,23 +12,14 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{create, ok, Client};
+use crate::helpers::{create, fresh_schema, ok, postgres_url, Client};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn postgres_url() -> String {
-    std::env::var("TICKETS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
 
 /// Two servers on one fresh schema; the second starts once the first has
 /// created it and run the migrations.
 fn two_nodes() -> (Server, Server) {
-    let schema = format!(
-        "cluster_test_{}_{}",
-        std::process::id(),
-        tests::unique() % 1_000_000
-    );
+    let schema = fresh_schema("cluster_test");
     let env = [("TICKETS_DATABASE_SCHEMA", schema.as_str())];
     let a = Server::spawn(postgres_url(), &env, None);
     let b = Server::spawn(postgres_url(), &env, None);
@@ -144,4 +135,42 @@ async fn a_list_query_on_one_node_sees_a_write_just_made_through_the_other() {
             node.unwrap_or_else(|| panic!("round {round}: A does not list B's ticket: {seen}"));
         assert_eq!(node["priority"], *priority, "round {round}: {seen}");
     }
+}
+
+/// A notification read through node A is pushed to the reader's socket on
+/// node B, with the unread count after it: every node tails the inbox
+/// change feed, whichever node wrote it.
+#[tokio::test]
+async fn a_notification_read_through_one_node_reaches_a_socket_on_the_other() {
+    let (a, b) = two_nodes();
+    let kim_token = b.token("kim", &["AGENT"], &["support"]);
+    let kim_a = Client::new(&a, Some(kim_token.clone()));
+    kim_a.data("{ me { id } }", json!({})).await;
+    let rita = Client::user(&a, "rita", &["REQUESTER"], &[]);
+    let mut socket = connect(&b, &kim_token).await;
+    let subscribe = json!({ "id": "c", "type": "subscribe", "payload": {
+        "query": "subscription { notificationsChanged { kind ids unreadCount notification { id reason } } }" } });
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    create(&rita, "Seen by the queue on both nodes", "support").await;
+    let added = next_message(&mut socket).await.expect("ADDED on node B");
+    let added = &added["payload"]["data"]["notificationsChanged"];
+    assert_eq!(added["kind"], "ADDED", "{added}");
+    assert_eq!(added["notification"]["reason"], "QUEUE", "{added}");
+    let id = added["ids"][0].clone();
+    let read = kim_a
+        .data(
+            "mutation($ids: [String!]!) { markNotificationsRead(ids: $ids) }",
+            json!({ "ids": [id] }),
+        )
+        .await;
+    assert_eq!(read["markNotificationsRead"], 1);
+    let change = next_message(&mut socket).await.expect("READ on node B");
+    let change = &change["payload"]["data"]["notificationsChanged"];
+    assert_eq!(change["kind"], "READ", "{change}");
+    assert_eq!(change["ids"], json!([id]), "{change}");
+    assert_eq!(change["unreadCount"], 0, "{change}");
 }

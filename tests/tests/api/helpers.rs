@@ -125,3 +125,58 @@ pub async fn log_len(admin: &Client) -> usize {
 pub async fn introduce(client: &Client) {
     client.data("{ me { id } }", json!({})).await;
 }
+
+/// The database a test's server runs on, for tests run on both.
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    /// A server on a fresh database of this kind (PostgreSQL: a schema of
+    /// its own on `TICKETS_TEST_POSTGRES_URL`).
+    pub fn server(self) -> Server {
+        match self {
+            Db::Sqlite => Server::start(),
+            Db::Postgres => Server::spawn(
+                postgres_url(),
+                &[("TICKETS_DATABASE_SCHEMA", &fresh_schema("api_test"))],
+                None,
+            ),
+        }
+    }
+}
+
+/// Runs the `async fn name(db: Db)` scenarios of this module on SQLite and
+/// on PostgreSQL: `name::on_sqlite` and `name::on_postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$name($crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test]
+            async fn on_postgres() {
+                super::$name($crate::helpers::Db::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The PostgreSQL server tests use.
+pub fn postgres_url() -> String {
+    std::env::var("TICKETS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema name of this test process's own, starting with `prefix`.
+pub fn fresh_schema(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        tests::unique() % 1_000_000
+    )
+}

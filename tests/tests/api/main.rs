@@ -11,6 +11,7 @@ mod helpers;
 mod hostile;
 mod logging;
 mod mutations;
+mod notification_centre;
 mod origins;
 mod postgres;
 mod protection;

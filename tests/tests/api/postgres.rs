@@ -3,21 +3,7 @@
 use serde_json::json;
 use tests::Server;
 
-use crate::helpers::{create, ok, Client};
-
-fn postgres_url() -> String {
-    std::env::var("TICKETS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A schema name of this test process's own, starting with `prefix`.
-fn fresh_schema(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        tests::unique() % 1_000_000
-    )
-}
+use crate::helpers::{create, fresh_schema, ok, postgres_url, Client};
 
 /// Create, query (by id and in the list) and read the history on PostgreSQL.
 #[tokio::test]

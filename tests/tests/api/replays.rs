@@ -232,11 +232,6 @@ async fn a_whole_log_replay_from_behind_the_floor_is_refused() {
     assert_eq!(events.len(), 1, "{events:?}");
 }
 
-fn postgres_url() -> String {
-    std::env::var("TICKETS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 /// While the store does not answer, replays stay running: a user who opens
 /// more at once than `--max-replays-per-user` gets `RATE_LIMITED` with
 /// `retryAfterSeconds` for the extra one (the socket stays up) while another
@@ -245,12 +240,8 @@ fn postgres_url() -> String {
 /// and a refused user may replay again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_beyond_the_bounds_are_rate_limited_while_others_proceed() {
-    let schema = format!(
-        "api_replays_{}_{}",
-        std::process::id(),
-        tests::unique() % 1_000_000
-    );
-    let target = postgres_url();
+    let schema = crate::helpers::fresh_schema("api_replays");
+    let target = crate::helpers::postgres_url();
     let host = target
         .split('@')
         .nth(1)

@@ -418,7 +418,7 @@ async fn subscribers_receive_only_what_they_may_see() {
 }
 
 /// The next `next` payload's `field` of subscription `id`, skipping others.
-async fn next_of(socket: &mut Socket, id: &str, field: &str) -> Value {
+pub(crate) async fn next_of(socket: &mut Socket, id: &str, field: &str) -> Value {
     loop {
         let message = next_message(socket, Duration::from_secs(15))
             .await
