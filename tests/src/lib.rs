@@ -227,6 +227,18 @@ impl Server {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Runs `tickets <args>` on this server's database (and schema), as an
+    /// operator beside the server would; its standard output, the run
+    /// having succeeded.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut all: Vec<&str> = Vec::new();
+        if let Some((_, schema)) = self.env.iter().find(|(k, _)| k == "TICKETS_DATABASE_SCHEMA") {
+            all.extend(["--database-schema", schema.as_str()]);
+        }
+        all.extend(args);
+        stdout_ok(&tickets(&self.database_url, &all))
+    }
+
     /// Kills the process with SIGKILL (no shutdown of any kind) and waits
     /// for it to be gone.
     pub fn kill(mut self) {

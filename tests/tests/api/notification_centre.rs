@@ -81,6 +81,7 @@ on_both_databases!(
     a_mention_in_an_internal_note_reaches_an_agent_and_never_a_requester,
     reads_unreads_and_deletes_reach_every_socket_of_the_user_and_resume_with_after,
     announcements_reach_their_audience_live_and_in_the_list,
+    a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and_preference,
 );
 
 /// A requester creates a ticket in `billing`: the billing agent gets a QUEUE
@@ -421,4 +422,87 @@ async fn announcements_reach_their_audience_live_and_in_the_list(db: Db) {
         .post(PUBLISH, json!({ "input": { "title": " ", "body": "x" } }))
         .await;
     assert_eq!(error_code(&bad), "INVALID", "{bad}");
+}
+
+/// Everything a user sees of their notification centre, for comparing it
+/// before and after a rebuild.
+async fn centre(client: &Client) -> Value {
+    client
+        .data(
+            "{ notifications(first: 100) { edges { cursor node { id eventType reason ticketIds \
+             actor { id } title body read createdDate } } unreadCount } \
+             notificationPreferences { mutedEventTypes mutedReasons mutedQueues } \
+             announcements { id } }",
+            json!({}),
+        )
+        .await
+}
+
+/// Inboxes with read flags, a deletion and preferences, then `tickets
+/// projections rebuild notifications` beside the running server: every
+/// user's notifications, read flags, unread count and preferences read the
+/// same after it, and the preferences still apply to what comes next.
+async fn a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and_preference(
+    db: Db,
+) {
+    let server = db.server();
+    let (ada, _) = user(&server, "ada", &["AGENT"], &["billing"]).await;
+    let (kim, _) = user(&server, "kim", &["AGENT"], &["billing"]).await;
+    let (rita, _) = user(&server, "rita", &["REQUESTER"], &[]).await;
+    kim.data(
+        "mutation { updateNotificationPreferences(input: {mutedEventTypes: [COMMENTED]}) { mutedEventTypes } }",
+        json!({}),
+    )
+    .await;
+    let (first, _) = create(&rita, "Card declined", "billing").await;
+    let (second, _) = create(&rita, "Refund missing", "billing").await;
+    ok(ada
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"Looking into it\")",
+            "($id: String!)",
+            json!({ "id": first }),
+        )
+        .await);
+    ok(ada
+        .mutate(
+            "assignSupportTicket(id: $id, assigneeId: \"kim\")",
+            "($id: String!)",
+            json!({ "id": second }),
+        )
+        .await);
+    let kims = inbox_of_size(&kim, 3).await;
+    assert_eq!(kims.len(), 3, "two queue alerts and the assignment: {kims:?}");
+    inbox_of_size(&rita, 1).await;
+    let read = json!({ "ids": [kims[0]["id"]] });
+    kim.data("mutation($ids: [String!]!) { markNotificationsRead(ids: $ids) }", read)
+        .await;
+    let gone = json!({ "ids": [kims[1]["id"]] });
+    kim.data("mutation($ids: [String!]!) { deleteNotifications(ids: $ids) }", gone)
+        .await;
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    root.data(
+        "mutation { publishAnnouncement(input: {title: \"Hello\", body: \"all\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let before = [centre(&kim).await, centre(&rita).await, centre(&ada).await];
+    assert_eq!(before[0]["notifications"]["unreadCount"], 1, "{}", before[0]);
+    assert_eq!(before[0]["announcements"].as_array().unwrap().len(), 1);
+
+    let report = server.cli(&["projections", "rebuild", "notifications"]);
+    assert!(report.contains("notifications"), "{report}");
+    let after = [centre(&kim).await, centre(&rita).await, centre(&ada).await];
+    assert_eq!(after, before);
+
+    ok(ada
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"Refund sent\")",
+            "($id: String!)",
+            json!({ "id": second }),
+        )
+        .await);
+    let ritas = inbox_of_size(&rita, 2).await;
+    assert_eq!(ritas[0]["eventType"], "COMMENTED", "{ritas:?}");
+    let (kims, _) = inbox(&kim).await;
+    assert_eq!(kims.len(), 2, "kim muted comments, after the rebuild too: {kims:?}");
 }
