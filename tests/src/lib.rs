@@ -232,7 +232,11 @@ impl Server {
     /// having succeeded.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut all: Vec<&str> = Vec::new();
-        if let Some((_, schema)) = self.env.iter().find(|(k, _)| k == "TICKETS_DATABASE_SCHEMA") {
+        if let Some((_, schema)) = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "TICKETS_DATABASE_SCHEMA")
+        {
             all.extend(["--database-schema", schema.as_str()]);
         }
         all.extend(args);

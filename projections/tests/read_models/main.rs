@@ -7,6 +7,7 @@ mod batching;
 mod commands;
 mod crash;
 mod harness;
+mod inboxes;
 mod lease;
 mod notifications;
 mod poison;

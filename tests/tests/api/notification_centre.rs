@@ -471,14 +471,24 @@ async fn a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and
         )
         .await);
     let kims = inbox_of_size(&kim, 3).await;
-    assert_eq!(kims.len(), 3, "two queue alerts and the assignment: {kims:?}");
+    assert_eq!(
+        kims.len(),
+        3,
+        "two queue alerts and the assignment: {kims:?}"
+    );
     inbox_of_size(&rita, 1).await;
     let read = json!({ "ids": [kims[0]["id"]] });
-    kim.data("mutation($ids: [String!]!) { markNotificationsRead(ids: $ids) }", read)
-        .await;
+    kim.data(
+        "mutation($ids: [String!]!) { markNotificationsRead(ids: $ids) }",
+        read,
+    )
+    .await;
     let gone = json!({ "ids": [kims[1]["id"]] });
-    kim.data("mutation($ids: [String!]!) { deleteNotifications(ids: $ids) }", gone)
-        .await;
+    kim.data(
+        "mutation($ids: [String!]!) { deleteNotifications(ids: $ids) }",
+        gone,
+    )
+    .await;
     let root = Client::user(&server, "root", &["ADMIN"], &[]);
     root.data(
         "mutation { publishAnnouncement(input: {title: \"Hello\", body: \"all\"}) { id } }",
@@ -486,7 +496,11 @@ async fn a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and
     )
     .await;
     let before = [centre(&kim).await, centre(&rita).await, centre(&ada).await];
-    assert_eq!(before[0]["notifications"]["unreadCount"], 1, "{}", before[0]);
+    assert_eq!(
+        before[0]["notifications"]["unreadCount"], 1,
+        "{}",
+        before[0]
+    );
     assert_eq!(before[0]["announcements"].as_array().unwrap().len(), 1);
 
     let report = server.cli(&["projections", "rebuild", "notifications"]);
@@ -504,5 +518,9 @@ async fn a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and
     let ritas = inbox_of_size(&rita, 2).await;
     assert_eq!(ritas[0]["eventType"], "COMMENTED", "{ritas:?}");
     let (kims, _) = inbox(&kim).await;
-    assert_eq!(kims.len(), 2, "kim muted comments, after the rebuild too: {kims:?}");
+    assert_eq!(
+        kims.len(),
+        2,
+        "kim muted comments, after the rebuild too: {kims:?}"
+    );
 }
