@@ -271,6 +271,18 @@ impl Subscription {
         Ok(stream.boxed())
     }
 
+    /// AGENT and ADMIN: who is present on a ticket they may see, the whole
+    /// list first and after each change (see `graphql::presence`).
+    async fn ticket_presence_changed(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: String,
+    ) -> async_graphql::Result<
+        BoxStream<'static, async_graphql::Result<Vec<super::presence::TicketPresence>>>,
+    > {
+        super::presence::changes(ctx, ticket_id).await
+    }
+
     /// The caller's new notifications, as they are committed to their inbox.
     async fn notification_added(
         &self,

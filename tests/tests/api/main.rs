@@ -13,6 +13,7 @@ mod logging;
 mod mutations;
 mod origins;
 mod postgres;
+mod presence;
 mod protection;
 mod rate_limits;
 mod read_models;
