@@ -20,6 +20,13 @@ const CHANGED: &str = "subscription($t: String!) { ticketPresenceChanged(ticketI
 /// Longest a test waits for one message before it fails.
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Off: a server's pings would restart the wait for a push, so a push that
+/// never comes would hang the test instead of failing it.
+const NO_KEEPALIVE: (&str, &str) = ("TICKETS_WS_KEEPALIVE_MS", "0");
+
+/// An hour: only the socket's end can remove an entry within a test.
+const NO_EXPIRY: (&str, &str) = ("TICKETS_PRESENCE_TTL_MS", "3600000");
+
 #[derive(Clone, Copy)]
 enum Backend {
     Sqlite,
@@ -42,11 +49,12 @@ fn fresh_schema() -> String {
 impl Backend {
     /// A server on a fresh database of this kind, with `env`.
     fn start(self, env: &[(&str, &str)]) -> Server {
+        let mut env = env.to_vec();
+        env.push(NO_KEEPALIVE);
         match self {
-            Backend::Sqlite => Server::start_with(env),
+            Backend::Sqlite => Server::start_with(&env),
             Backend::Postgres => {
                 let schema = fresh_schema();
-                let mut env = env.to_vec();
                 env.push(("TICKETS_DATABASE_SCHEMA", &schema));
                 Server::spawn(postgres_url(), &env, None)
             }
@@ -271,7 +279,7 @@ on_both!(
 );
 
 async fn killed_socket(backend: Backend) {
-    let server = backend.start(&[]);
+    let server = backend.start(&[NO_EXPIRY]);
     let Cast { ada, bob, .. } = cast(&server);
     let (ticket, _) = create(&ada, "Tab closed", "support").await;
     let mut watcher = connect(&server, &server.token("bob", &["AGENT"], &["support"])).await;
@@ -377,7 +385,11 @@ async fn set_ticket_presence_spends_the_mutation_budget() {
 #[tokio::test]
 async fn presence_is_seen_across_two_nodes_on_one_postgres() {
     let schema = fresh_schema();
-    let env = [("TICKETS_DATABASE_SCHEMA", schema.as_str())];
+    let env = [
+        ("TICKETS_DATABASE_SCHEMA", schema.as_str()),
+        NO_KEEPALIVE,
+        NO_EXPIRY,
+    ];
     let a = Server::spawn(postgres_url(), &env, None);
     let b = Server::spawn(postgres_url(), &env, None);
     let ada_a = Client::user(&a, "ada", &["AGENT"], &["support"]);
