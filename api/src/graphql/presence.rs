@@ -152,6 +152,7 @@ pub(super) async fn changes(
     // Subscribed before the first list is read, so no change falls between.
     let changes = api.presence.changes();
     let first = list(&api, id);
+    let active = super::subscription::Active::start(api.metrics.clone());
     let shutdown = api.shutdown.clone().cancelled_owned();
     let later = futures::stream::unfold(
         (changes, api, viewer, false),
@@ -182,5 +183,9 @@ pub(super) async fn changes(
     Ok(futures::stream::once(async move { Ok(first) })
         .chain(later)
         .take_until(shutdown)
+        .map(move |item| {
+            let _active = &active;
+            item
+        })
         .boxed())
 }

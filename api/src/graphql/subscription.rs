@@ -40,10 +40,10 @@ pub struct Subscription;
 type EventStream = BoxStream<'static, async_graphql::Result<SharedEvent>>;
 
 /// Counts a running subscription for `/metrics` while it lives.
-struct Active(Arc<Metrics>);
+pub(super) struct Active(Arc<Metrics>);
 
 impl Active {
-    fn start(metrics: Arc<Metrics>) -> Active {
+    pub(super) fn start(metrics: Arc<Metrics>) -> Active {
         metrics.active_subscriptions.fetch_add(1, Ordering::Relaxed);
         Active(metrics)
     }

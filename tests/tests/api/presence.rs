@@ -464,3 +464,36 @@ async fn next_sse(response: &mut reqwest::Response) -> Vec<(String, String)> {
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
 }
+
+/// A subscriber who may no longer see the ticket (it moved to another
+/// team's queue) is told NOT_FOUND at the next change, and hears no more.
+#[tokio::test]
+async fn a_subscriber_who_may_no_longer_see_the_ticket_hears_not_found() {
+    let server = Backend::Sqlite.start(&[]);
+    let Cast { ada, .. } = cast(&server);
+    let root = Client::user(&server, "root", &["ADMIN"], &[]);
+    let (ticket, _) = create(&ada, "Wrong queue", "support").await;
+    let mut socket = connect(&server, &server.token("bob", &["AGENT"], &["support"])).await;
+    watch(&mut socket, "p", &ticket).await;
+    crate::helpers::ok(
+        root.mutate(
+            "moveSupportTicket(id: $id, queue: \"billing\")",
+            "($id: String!)",
+            json!({ "id": ticket }),
+        )
+        .await,
+    );
+    set(&root, &ticket, "VIEWING").await;
+    let message = next_message(&mut socket, WAIT).await.expect("an answer");
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(
+        message["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{message}"
+    );
+    assert!(
+        !message.to_string().contains("root"),
+        "nothing of the list: {message}"
+    );
+    let done = next_message(&mut socket, WAIT).await.expect("complete");
+    assert_eq!(done["type"], "complete", "{done}");
+}
