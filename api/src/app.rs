@@ -26,6 +26,9 @@ use crate::sockets::Sockets;
 use crate::state::AppState;
 use crate::stores::{StoreUrls, Stores};
 
+/// The topic of presence messages between processes (`store::postgres::broadcast`).
+const PRESENCE_TOPIC: &str = "presence";
+
 /// How long shutdown waits for the projection runners to finish their batch.
 const RUNNER_SHUTDOWN: Duration = Duration::from_secs(10);
 
@@ -108,6 +111,19 @@ impl Application {
         )
         .with_live(database.write_db(), metrics, inbox_changes)
         .with_hub(hub);
+        // Presence is shared through the SQL database's NOTIFY when it is
+        // PostgreSQL; on SQLite there is one process.
+        let peers = match &database {
+            crate::stores::SqlDatabase::Postgres(pg) => Some(
+                pg.broadcast(PRESENCE_TOPIC)
+                    .context("naming the presence channel")?,
+            ),
+            crate::stores::SqlDatabase::Sqlite(_) => None,
+        };
+        ctx.presence
+            .start(peers, shutdown.clone())
+            .await
+            .context("starting presence")?;
         let schema = build_schema(Some(ctx.clone()));
         let sockets = Sockets::new();
         let state = AppState {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuthError, JwtKeys, Viewer};
 use crate::command_service::CommandService;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::rate_limits::RateLimits;
 use crate::settings::ServeSettings;
 use crate::users::{UserDirectory, UserProfile};
@@ -32,6 +33,9 @@ pub struct ApiContext {
     pub metrics: Arc<Metrics>,
     /// Budgets per user and per client address.
     pub rates: Arc<RateLimits>,
+    /// Who is viewing or typing on which ticket (ephemeral, see
+    /// `crate::presence`).
+    pub presence: Presence,
     /// Cancelled on shutdown: subscriptions end with it.
     pub shutdown: CancellationToken,
     /// The running queue-metrics projection, for `queueMetricsUpdated`
@@ -63,6 +67,7 @@ impl ApiContext {
         let rates = Arc::new(RateLimits::new(&settings.rates));
         ApiContext {
             rates,
+            presence: Presence::new(&settings.presence),
             commands: CommandService::new(store.clone())
                 .with_limits(settings.limits.ticket_limits()),
             settings: Arc::new(settings),

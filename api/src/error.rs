@@ -21,6 +21,14 @@ pub enum ApiError {
     /// The input cannot be used as given (`INVALID`).
     #[error("{0}")]
     Invalid(String),
+    /// No such thing, or one the caller may not see: both read the same
+    /// (`NOT_FOUND`).
+    #[error("{0}")]
+    NotFound(String),
+    /// A presence entry past a cap (`TOO_MANY_PRESENT`): per ticket or per
+    /// user; nothing was set.
+    #[error("{0}")]
+    TooManyPresent(String),
     /// A part of the contract this server does not serve yet (`NOT_IMPLEMENTED`).
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
@@ -48,6 +56,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::Invalid(_) => "INVALID",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::TooManyPresent(_) => "TOO_MANY_PRESENT",
             ApiError::NotImplemented(_) => "NOT_IMPLEMENTED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::RateLimited(_) => "RATE_LIMITED",

@@ -19,6 +19,9 @@
 //! - `graphql`: the schema: types, queries, mutations, subscriptions.
 //! - `nesting`: how deep a query document nests, checked on its text before
 //!   it is parsed, on every path a query enters by.
+//! - `presence`: [`presence::Presence`], who is viewing or typing on which
+//!   ticket: in memory, ended by its socket, its expiry or `LEFT`, shared
+//!   between processes on one PostgreSQL database over `NOTIFY`.
 //! - `rate_limits`: [`rate_limits::RateLimits`], budgets per user and per
 //!   client address (RATE_LIMITED with `retryAfterSeconds`).
 //! - `origins`: `--cors-origin`: CORS, and the `Origin` check of WebSocket
@@ -53,6 +56,7 @@ pub mod http;
 pub mod metrics;
 pub mod nesting;
 pub mod origins;
+pub mod presence;
 pub mod rate_limits;
 pub mod readiness;
 pub mod references;

@@ -58,6 +58,8 @@ pub struct ServeSettings {
     pub limits: LimitSettings,
     #[command(flatten)]
     pub rates: RateSettings,
+    #[command(flatten)]
+    pub presence: PresenceSettings,
     /// Queue of a ticket created without one.
     #[arg(long, env = "TICKETS_DEFAULT_QUEUE", default_value = "support")]
     pub default_queue: String,
@@ -142,6 +144,40 @@ pub struct RateSettings {
     /// address may make per minute.
     #[arg(long, env = "TICKETS_RATE_ANONYMOUS_PER_MINUTE", default_value_t = 600)]
     pub rate_anonymous_per_minute: u32,
+}
+
+/// Presence (`setTicketPresence`, see `crate::presence`): how long an entry
+/// lives without a refresh, and how many there may be.
+#[derive(Debug, Clone, Args)]
+pub struct PresenceSettings {
+    /// How long a presence entry lives after its last `setTicketPresence`,
+    /// in milliseconds (an entry set over a WebSocket also ends when that
+    /// socket closes).
+    #[arg(
+        long,
+        env = "TICKETS_PRESENCE_TTL_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(100..=3_600_000)
+    )]
+    pub presence_ttl_ms: u64,
+    /// Users that may be present on one ticket at once; one more is refused
+    /// with `TOO_MANY_PRESENT`.
+    #[arg(
+        long,
+        env = "TICKETS_PRESENCE_MAX_PER_TICKET",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub presence_max_per_ticket: u32,
+    /// Tickets one user may be present on at once; one more is refused with
+    /// `TOO_MANY_PRESENT`.
+    #[arg(
+        long,
+        env = "TICKETS_PRESENCE_MAX_PER_USER",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub presence_max_per_user: u32,
 }
 
 /// What one ticket may hold, for `tickets serve` and `tickets ticket` (so

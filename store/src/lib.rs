@@ -8,7 +8,9 @@
 //!   [`AppendResult`], [`AppendedEvent`], [`StoreError`]: the vocabulary shared by all backends.
 //! - `sqlite`: the embedded default (a file, WAL mode, one writer at a time).
 //! - `postgres`: production; gap-free global order through a transaction-scoped
-//!   advisory lock around position assignment, `LISTEN/NOTIFY` wake-ups.
+//!   advisory lock around position assignment, `LISTEN/NOTIFY` wake-ups;
+//!   `postgres::broadcast`, short messages of other topics between the
+//!   processes of one store (presence), in no table.
 //! - `esdb`: EventStoreDB/KurrentDB, one server stream per stream, filtered `$all`.
 //! - `subscription`: the catch-up subscription shared by the SQL backends
 //!   (replay from a position, then follow live on wake-ups).

@@ -58,7 +58,14 @@
 //! them one by one.
 //!
 //! Opening a store (schema, pool, migrations, listener, writer) is in `connect`.
+//!
+//! # Messages between processes
+//!
+//! Besides the log's own channel, [`broadcast`] carries short messages of
+//! other topics between the processes of one store (presence), kept in no
+//! table.
 
+pub mod broadcast;
 mod connect;
 mod listener;
 mod writer;
@@ -114,6 +121,13 @@ impl PostgresEventStore {
     /// The schema this store's tables live in.
     pub fn schema(&self) -> &str {
         &self.inner.schema
+    }
+
+    /// Messages of `topic` between the processes of this store (see
+    /// [`broadcast`]); `topic` is lowercase ASCII, and `<topic>_<schema>`
+    /// fits in 63 bytes.
+    pub fn broadcast(&self, topic: &str) -> Result<broadcast::Broadcast, StoreError> {
+        broadcast::Broadcast::new(self.inner.pool.clone(), topic, &self.inner.schema)
     }
 
     /// Stops the writer and the listener and closes the pool; calls fail

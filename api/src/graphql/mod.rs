@@ -10,6 +10,7 @@
 //!   command's outcome into a mutation result.
 //! - `bounds`: limits on list and string arguments.
 //! - `depth`: the `--max-query-depth` limit, which introspection is not held to.
+//! - `presence`: `setTicketPresence`, `ticketPresence`, `ticketPresenceChanged`.
 //! - `delivery`: which ticket events a subscriber receives ([`delivery::matches`]).
 //!
 //! Every root field starts with [`viewer`], so no operation of the contract runs
@@ -26,6 +27,7 @@ pub mod inputs;
 pub mod mutation;
 mod outcome;
 pub mod pending;
+pub mod presence;
 pub mod query;
 pub mod subscription;
 pub mod types;

@@ -514,6 +514,17 @@ impl Mutation {
         Ok(announcement.into())
     }
 
+    /// AGENT and ADMIN: the caller is viewing or typing on a ticket they may
+    /// see, or `LEFT` it (see `graphql::presence`).
+    async fn set_ticket_presence(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: String,
+        state: super::presence::PresenceState,
+    ) -> async_graphql::Result<bool> {
+        super::presence::set(ctx, ticket_id, state).await
+    }
+
     /// One action on up to 500 tickets (see `graphql::bulk`).
     async fn bulk_update_support_tickets(
         &self,

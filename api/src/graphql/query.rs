@@ -345,6 +345,16 @@ impl Query {
         })
     }
 
+    /// AGENT and ADMIN: who is viewing or typing on a ticket they may see,
+    /// longest present first (see `graphql::presence`).
+    async fn ticket_presence(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: String,
+    ) -> async_graphql::Result<Vec<super::presence::TicketPresence>> {
+        super::presence::get(ctx, ticket_id).await
+    }
+
     /// The raw log, for ADMINs: up to `first` stored events after `after`.
     async fn event_log(
         &self,

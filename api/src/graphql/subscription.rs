@@ -42,10 +42,10 @@ pub struct Subscription;
 type EventStream = BoxStream<'static, async_graphql::Result<SharedEvent>>;
 
 /// Counts a running subscription for `/metrics` while it lives.
-struct Active(Arc<Metrics>);
+pub(super) struct Active(Arc<Metrics>);
 
 impl Active {
-    fn start(metrics: Arc<Metrics>) -> Active {
+    pub(super) fn start(metrics: Arc<Metrics>) -> Active {
         metrics.active_subscriptions.fetch_add(1, Ordering::Relaxed);
         Active(metrics)
     }
@@ -275,6 +275,18 @@ impl Subscription {
             })
             .flatten();
         Ok(stream.boxed())
+    }
+
+    /// AGENT and ADMIN: who is present on a ticket they may see, the whole
+    /// list first and after each change (see `graphql::presence`).
+    async fn ticket_presence_changed(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: String,
+    ) -> async_graphql::Result<
+        BoxStream<'static, async_graphql::Result<Vec<super::presence::TicketPresence>>>,
+    > {
+        super::presence::changes(ctx, ticket_id).await
     }
 
     /// The caller's new notifications, as they are committed to their inbox

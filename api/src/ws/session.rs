@@ -30,6 +30,7 @@ use super::{legacy_ws, transport_ws};
 use crate::auth::Viewer;
 use crate::graphql::Authentication;
 use crate::metrics::{Held, Metrics};
+use crate::presence::SocketPresence;
 use crate::sockets::{OpenSocket, UserSlot};
 use crate::state::AppState;
 
@@ -55,6 +56,7 @@ pub(super) async fn run(
         state.sockets.open(),
         Metrics::hold(&state.ctx.metrics, |m| &m.open_sockets),
     );
+    let presence = state.ctx.presence.socket();
     let session = Session {
         socket,
         state,
@@ -62,14 +64,16 @@ pub(super) async fn run(
         header_token,
         ready: None,
         ops: Operations::default(),
+        presence,
         _open: open,
     };
     session.serve().instrument(span).await
 }
 
 /// Fields drop in this order: the socket, then the user's slot (in `ready`),
-/// the operations, and last the open-socket counts, so a socket counted as
-/// closed has given everything back.
+/// the operations, the presence set over the socket, and last the
+/// open-socket counts, so a socket counted as closed has given everything
+/// back.
 struct Session {
     socket: WebSocket,
     state: AppState,
@@ -78,6 +82,8 @@ struct Session {
     /// Set once `connection_init` is acknowledged.
     ready: Option<Box<Ready>>,
     ops: Operations,
+    /// Presence set by mutations over this socket ends with it.
+    presence: SocketPresence,
     _open: (OpenSocket, Held),
 }
 
@@ -359,10 +365,11 @@ impl Session {
         let span =
             tracing::info_span!("operation", user = %viewer.id(), id = %id, operation = %operation);
         span.in_scope(|| tracing::debug!("operation started"));
-        let results = self
-            .state
-            .schema
-            .execute_stream(request.data(Authentication(Ok(viewer))));
+        let results = self.state.schema.execute_stream(
+            request
+                .data(Authentication(Ok(viewer)))
+                .data(self.presence.id()),
+        );
         self.ops.start(id, results, span, &self.state.ctx.metrics);
         Step::Continue
     }

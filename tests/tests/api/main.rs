@@ -14,6 +14,7 @@ mod mutations;
 mod notification_centre;
 mod origins;
 mod postgres;
+mod presence;
 mod protection;
 mod rate_limits;
 mod read_models;
