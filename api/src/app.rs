@@ -104,7 +104,8 @@ impl Application {
             shutdown.clone(),
         )
         .with_live(database.write_db(), metrics, notifications)
-        .with_hub(hub);
+        .with_hub(hub)
+        .in_development(*secret == Secret::Development);
         let schema = build_schema(Some(ctx.clone()));
         let sockets = Sockets::new();
         let state = AppState {

@@ -22,4 +22,5 @@ mod sla_settings;
 mod sse;
 mod subscriptions;
 mod visibility;
+mod web;
 mod ws_protocol;

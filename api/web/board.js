@@ -1,0 +1,197 @@
+// The agent board: the agent's queues as columns by status, kept live by
+// `teamTicketUpdates` (resumed with `after`), the queues' figures live from
+// `queueMetricsUpdated`, and filters by priority, tag, assignee and search.
+import { fill, h, name, toast } from "./dom.js";
+
+export const STATUSES = ["OPEN", "IN_PROGRESS", "ON_HOLD", "RESOLVED", "CLOSED"];
+export const PRIORITIES = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+export const CARD = "id reference request status priority queue tags version updatedDate " +
+  "createdBy { id } assignedTo { id firstName lastName }";
+const PAGE = 300;
+// How long a card changed live stays highlighted (ms).
+const FRESH_MS = 5000;
+const MAX_TICKETS = 5000;
+const METRICS = "queue open inProgress onHold resolved closed unassigned slaBreaches createdToday resolvedToday position";
+
+/** One card of a ticket, a link to its page. */
+export function card(ticket, fresh = false) {
+  return h("li", { class: fresh && Date.now() - fresh < FRESH_MS ? "card fresh" : "card", dataset: { id: ticket.id, reference: ticket.reference } },
+    h("a", { href: `#/ticket/${ticket.id}` },
+      h("span", { class: "ref" }, ticket.reference, " · ", ticket.queue), h("br"),
+      ticket.request, h("br"),
+      h("span", { class: `pill p-${ticket.priority}` }, ticket.priority),
+      ticket.tags.map((tag) => h("span", { class: "pill" }, `#${tag}`)),
+      h("span", { class: "ref" }, " ", ticket.assignedTo ? `→ ${name(ticket.assignedTo)}` : "unassigned")));
+}
+
+/** The server's filter for the board's form, and the same test for live events. */
+function filterOf(form, me) {
+  const filter = {};
+  if (!me.roles.includes("ADMIN") && me.teams.length) filter.queues = me.teams;
+  if (form.priority) filter.priorities = [form.priority];
+  if (form.tag) filter.tags = [form.tag.toLowerCase()];
+  if (form.assignee === "me") filter.assignedToUserId = me.id;
+  else if (form.assignee) filter.assignedToUserId = form.assignee;
+  if (form.search) filter.search = form.search;
+  return filter;
+}
+
+function matches(filter, ticket, form) {
+  if (filter.queues && !filter.queues.includes(ticket.queue)) return false;
+  if (filter.priorities && !filter.priorities.includes(ticket.priority)) return false;
+  if (filter.tags && !filter.tags.every((t) => ticket.tags.includes(t))) return false;
+  if (filter.assignedToUserId && ticket.assignedTo?.id !== filter.assignedToUserId) return false;
+  if (form.search) {
+    const s = form.search.toLowerCase();
+    if (!ticket.reference.toLowerCase().includes(s) && !ticket.request.toLowerCase().includes(s)) return false;
+  }
+  return true;
+}
+
+export function board(main, { api, me }) {
+  const tickets = new Map();
+  const form = { priority: "", tag: "", assignee: "", search: "" };
+  let filter = filterOf(form, me);
+  let loading = 0;
+  const metricsBox = h("section", { class: "metrics", "aria-label": "Queue figures", id: "metrics" });
+  const columns = Object.fromEntries(STATUSES.map((s) => [s, h("ol", { "aria-label": s })]));
+  const counts = Object.fromEntries(STATUSES.map((s) => [s, h("span", {})]));
+  const status = h("p", { role: "status", class: "ref", id: "board-status" });
+  const input = (label, key, attrs = {}) => {
+    const element = h("input", { id: `f-${key}`, ...attrs, oninput: debounce(() => {
+      form[key] = element.value.trim();
+      reload();
+    }) });
+    return h("label", { for: `f-${key}` }, label, element);
+  };
+  const select = (label, key, options) => {
+    const element = h("select", { id: `f-${key}`, onchange: () => { form[key] = element.value; reload(); } },
+      options.map(([v, text]) => h("option", { value: v }, text)));
+    return h("label", { for: `f-${key}` }, label, element);
+  };
+  fill(main,
+    h("h1", { class: "visually-hidden" }, "Board"),
+    metricsBox,
+    h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
+      select("Priority", "priority", [["", "any"], ...PRIORITIES.map((p) => [p, p])]),
+      input("Tag", "tag", { size: 10 }),
+      select("Assignee", "assignee", [["", "anyone"], ["me", "me"]]),
+      input("Search", "search", { type: "search", size: 18 })),
+    status,
+    h("div", { class: "board", id: "board" }, STATUSES.map((s) =>
+      h("section", { class: "column", "aria-label": s, dataset: { status: s } },
+        h("h2", {}, s.replace("_", " "), " ", counts[s]), columns[s]))));
+
+  const count = () => `${tickets.size} ticket${tickets.size === 1 ? "" : "s"}`;
+
+  function render() {
+    const by = Object.fromEntries(STATUSES.map((s) => [s, []]));
+    for (const t of tickets.values()) if (by[t.status]) by[t.status].push(t);
+    for (const s of STATUSES) {
+      by[s].sort((a, b) => (a.updatedDate < b.updatedDate ? 1 : -1));
+      fill(columns[s], by[s].map((t) => card(t, t.fresh)));
+      counts[s].textContent = `(${by[s].length})`;
+    }
+  }
+
+  // The live stream starts first; what the list query answers is merged by
+  // version with what the stream delivered meanwhile, so neither a missed nor
+  // a doubled update is possible.
+  function upsert(ticket, fresh) {
+    const known = tickets.get(ticket.id);
+    if (known && known.version >= ticket.version) return false;
+    if (ticket.deleted || !matches(filter, ticket, form)) {
+      tickets.delete(ticket.id);
+      return known !== undefined;
+    }
+    tickets.set(ticket.id, { ...ticket, fresh: fresh ? Date.now() : 0 });
+    return true;
+  }
+
+  async function reload() {
+    const mine = ++loading;
+    filter = filterOf(form, me);
+    status.textContent = "Loading…";
+    const found = [];
+    let after = null;
+    try {
+      for (;;) {
+        const data = await api.query(
+          `query($f: SupportTicketFilter, $n: Int, $a: String) { supportTickets(filter: $f, first: $n, after: $a) {
+             totalCount pageInfo { hasNextPage endCursor } edges { node { ${CARD} deleted } } } }`,
+          { f: filter, n: PAGE, a: after });
+        if (mine !== loading) return;
+        const page = data.supportTickets;
+        found.push(...page.edges.map((e) => e.node));
+        if (!page.pageInfo.hasNextPage || found.length >= MAX_TICKETS) break;
+        after = page.pageInfo.endCursor;
+      }
+    } catch (e) {
+      status.textContent = `Could not load the board: ${e.message}`;
+      return;
+    }
+    const live = [...tickets.values()];
+    tickets.clear();
+    for (const t of found) upsert(t, false);
+    for (const t of live) {
+      upsert(t, false);
+      const kept = tickets.get(t.id);
+      if (kept) kept.fresh = t.fresh;
+    }
+    status.textContent = count();
+    render();
+  }
+
+  const stopTickets = api.stream(
+    `subscription($after: String) { teamTicketUpdates(after: $after) {
+       eventType position triggeredBy { id firstName lastName } ticket { ${CARD} deleted } } }`,
+    { after: null }, "teamTicketUpdates", {
+      next: (event) => {
+        if (upsert(event.ticket, true)) {
+          render();
+          // The highlight goes once it is no longer news.
+          setTimeout(render, FRESH_MS + 100);
+        }
+        if (event.eventType === "CREATED" && event.triggeredBy.id !== me.id) {
+          toast(`New ticket ${event.ticket.reference}: ${event.ticket.request}`, { href: `#/ticket/${event.ticket.id}` });
+        }
+        status.textContent = count();
+      },
+      resync: reload,
+      error: (e) => { status.textContent = `Live updates stopped: ${e.message}`; },
+    });
+
+  const metrics = new Map();
+  function renderMetrics() {
+    fill(metricsBox, [...metrics.values()].sort((a, b) => a.queue.localeCompare(b.queue)).map((m) =>
+      h("div", { class: "metric", dataset: { queue: m.queue } },
+        h("b", {}, m.queue), " ",
+        `open ${m.open} · in progress ${m.inProgress} · on hold ${m.onHold} · unassigned ${m.unassigned}` +
+        ` · SLA breaches ${m.slaBreaches} · today +${m.createdToday} / resolved ${m.resolvedToday}`)));
+  }
+  async function loadMetrics() {
+    try {
+      const data = await api.query(`{ queueMetrics { ${METRICS} } }`);
+      for (const m of data.queueMetrics) if (!filter.queues || filter.queues.includes(m.queue)) metrics.set(m.queue, m);
+      renderMetrics();
+    } catch { /* figures are a nicety: the board works without them */ }
+  }
+  const stopMetrics = api.stream(`subscription { queueMetricsUpdated { ${METRICS} } }`, {},
+    "queueMetricsUpdated", {
+      next: (m) => {
+        if (filter.queues && !filter.queues.includes(m.queue)) return;
+        metrics.set(m.queue, m);
+        renderMetrics();
+      },
+      resync: loadMetrics,
+    });
+
+  reload();
+  loadMetrics();
+  return () => { stopTickets(); stopMetrics(); };
+}
+
+function debounce(f, ms = 250) {
+  let timer;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => f(...args), ms); };
+}
