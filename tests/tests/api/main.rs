@@ -2,6 +2,7 @@
 //! free port, HTTP for queries and mutations, a WebSocket for subscriptions.
 
 mod auth;
+mod browser;
 mod bulk;
 mod cluster;
 mod esdb;
