@@ -110,6 +110,9 @@ export function board(main, { api, me }) {
 
   async function reload() {
     const mine = ++loading;
+    // User Timing marks (visible in the browser's performance panel): how
+    // long loading and drawing the board takes.
+    performance.mark("board-load");
     filter = filterOf(form, me);
     status.textContent = "Loading…";
     const found = [];
@@ -140,6 +143,9 @@ export function board(main, { api, me }) {
     }
     status.textContent = count();
     render();
+    // Reading a size lays the page out now, so the measure includes layout.
+    void main.offsetHeight;
+    performance.measure("board", "board-load");
   }
 
   const stopTickets = api.stream(

@@ -385,3 +385,82 @@ async fn a_stale_edit_shows_the_conflict_message_with_what_changed() {
         )
         .await;
 }
+
+/// Not a check but a tool, run on demand: `tickets demo` (2,000 tickets),
+/// then the board in the browser as the admin (every ticket) and as an
+/// agent, printing how long each board took to load and draw (the page's
+/// `board` User Timing measure) and saving the screenshots the README uses
+/// (`docs/board.png`, `docs/ticket.png` are copies of them).
+#[tokio::test]
+#[ignore = "a measurement on the demo data set: cargo test -p tests --test api -- --ignored browser::demo"]
+async fn demo_board_measured_and_photographed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    tests::stdout_ok(&tests::tickets(&url, &["demo"]));
+    let server = Server::spawn(url, &[("TICKETS_JWT_SECRET", "")], Some(dir));
+    // The read models catch up with the demo's log first: measure the board,
+    // not the catching up.
+    loop {
+        let ready = reqwest::get(server.url("/readyz")).await.unwrap().status();
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let browser = Browser::launch().await;
+    for (user, shot) in [("demo-admin", "demo-board-admin"), ("", "demo-board-agent")] {
+        let tab = browser
+            .tab(&browser.context().await, &server.url("/"))
+            .await;
+        tab.wait_for(
+            "document.querySelector('#dev-users button')",
+            "the demo's users",
+        )
+        .await;
+        // The admin by id; else the first agent listed (staff come first).
+        let pick = if user.is_empty() {
+            "[...document.querySelectorAll('#dev-users button')].find(b => b.innerText.includes('· agent'))"
+                .to_string()
+        } else {
+            format!("document.querySelector('button[data-user=\"{user}\"]')")
+        };
+        tab.eval(&format!("{pick}.click()")).await;
+        connected(&tab).await;
+        tab.wait_for(
+            "performance.getEntriesByName('board').length > 0",
+            "the board drawn",
+        )
+        .await;
+        let ms = tab
+            .eval("performance.getEntriesByName('board')[0].duration")
+            .await;
+        let shown = tab.text("#board-status").await;
+        // The same pages fetched again without drawing: the server's share.
+        let fetch_ms = tab
+            .eval(
+                "(async () => { const t0 = performance.now(); let after = null; const token = \
+                 localStorage.getItem('tickets.token'); const me = await (await fetch('/graphql', \
+                 { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: \
+                 'Bearer ' + token }, body: JSON.stringify({ query: '{ me { roles teams } }' }) })).json(); \
+                 const f = me.data.me.roles.includes('ADMIN') ? {} : { queues: me.data.me.teams }; \
+                 const t1 = performance.now(); for (;;) { const r = await (await fetch('/graphql', \
+                 { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: \
+                 'Bearer ' + token }, body: JSON.stringify({ query: 'query($f: SupportTicketFilter, \
+                 $a: String) { supportTickets(filter: $f, first: 300, after: $a) { pageInfo { \
+                 hasNextPage endCursor } edges { node { id reference request status priority queue \
+                 tags version updatedDate deleted createdBy { id } assignedTo { id firstName lastName } \
+                 } } } }', variables: { f, a: after } }) })).json(); const p = r.data.supportTickets.pageInfo; \
+                 if (!p.hasNextPage) break; after = p.endCursor; } return performance.now() - t1; })()",
+            )
+            .await;
+        println!("{shot}: {shown} loaded and drawn in {ms} ms, of which fetching the pages {fetch_ms} ms");
+        tab.screenshot(shot).await;
+        if user.is_empty() {
+            tab.click(".column[data-status=\"IN_PROGRESS\"] .card a")
+                .await;
+            tab.wait_for("document.querySelector('#history li')", "a ticket page")
+                .await;
+            tab.screenshot("demo-ticket").await;
+        }
+    }
+}
