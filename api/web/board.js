@@ -13,9 +13,18 @@ const FRESH_MS = 5000;
 const MAX_TICKETS = 5000;
 const METRICS = "queue open inProgress onHold resolved closed unassigned slaBreaches createdToday resolvedToday position";
 
-/** One card of a ticket, a link to its page. */
-export function card(ticket, fresh = false) {
+/**
+ * One card of a ticket, a link to its page; with `selection` (a Set of ids
+ * and a callback), a checkbox to select it for a bulk action.
+ */
+export function card(ticket, fresh = false, selection = null) {
+  const box = selection && h("input", {
+    type: "checkbox", class: "select", "aria-label": `Select ${ticket.reference}`,
+    checked: selection.ids.has(ticket.id),
+    onchange: (e) => selection.toggle(ticket.id, e.target.checked),
+  });
   return h("li", { class: fresh && Date.now() - fresh < FRESH_MS ? "card fresh" : "card", dataset: { id: ticket.id, reference: ticket.reference } },
+    box,
     h("a", { href: `#/ticket/${ticket.id}` },
       h("span", { class: "ref" }, ticket.reference, " · ", ticket.queue), h("br"),
       ticket.request, h("br"),
@@ -48,7 +57,7 @@ function matches(filter, ticket, form) {
   return true;
 }
 
-export function board(main, { api, me }) {
+export function board(main, { api, me, served }) {
   const tickets = new Map();
   const form = { priority: "", tag: "", assignee: "", search: "" };
   let filter = filterOf(form, me);
@@ -69,6 +78,48 @@ export function board(main, { api, me }) {
       options.map(([v, text]) => h("option", { value: v }, text)));
     return h("label", { for: `f-${key}` }, label, element);
   };
+  // Bulk actions, where the server serves bulkUpdateSupportTickets.
+  const bulkBar = h("section", { class: "bulk", id: "bulk", "aria-label": "Bulk actions", hidden: true });
+  const selection = served.mutations.has("bulkUpdateSupportTickets") ? {
+    ids: new Set(),
+    toggle(id, on) {
+      if (on) this.ids.add(id); else this.ids.delete(id);
+      renderBulk();
+    },
+  } : null;
+  const bulkStatus = h("select", { id: "bulk-status", "aria-label": "Status for the selected tickets" },
+    STATUSES.map((s) => h("option", { value: s }, s)));
+  const bulkPriority = h("select", { id: "bulk-priority", "aria-label": "Priority for the selected tickets" },
+    PRIORITIES.map((p) => h("option", { value: p }, p)));
+  const bulkCount = h("b", {});
+  const bulkResult = h("span", { role: "status", id: "bulk-result" });
+  fill(bulkBar, bulkCount, " ",
+    h("button", { type: "button", id: "bulk-assign-me", onclick: () => bulk({ assigneeId: me.id }) }, "Assign to me"), " ",
+    bulkStatus, h("button", { type: "button", id: "bulk-set-status", onclick: () => bulk({ status: bulkStatus.value }) }, "Set status"), " ",
+    bulkPriority, h("button", { type: "button", id: "bulk-set-priority", onclick: () => bulk({ priority: bulkPriority.value }) }, "Set priority"), " ",
+    h("button", { type: "button", onclick: () => { selection.ids.clear(); renderBulk(); render(); } }, "Clear"), " ",
+    bulkResult);
+  function renderBulk() {
+    bulkBar.hidden = !selection || selection.ids.size === 0;
+    if (selection) bulkCount.textContent = `${selection.ids.size} selected:`;
+  }
+  async function bulk(action) {
+    const ids = [...selection.ids];
+    try {
+      const data = await api.query(`mutation($ids: [String!]!, $a: BulkTicketAction!, $k: String) {
+        r: bulkUpdateSupportTickets(ids: $ids, action: $a, idempotencyKey: $k) {
+          succeeded failed results { success errorCode error ticket { reference } } } }`,
+      { ids, a: action, k: crypto.randomUUID() });
+      const r = data.r;
+      const failures = r.results.filter((x) => !x.success).map((x) => `${x.ticket?.reference ?? "?"}: ${x.errorCode}`);
+      bulkResult.textContent = `${r.succeeded} changed, ${r.failed} not${failures.length ? ` (${failures.join(", ")})` : ""}`;
+      selection.ids.clear();
+      renderBulk();
+      render();
+    } catch (e) {
+      bulkResult.textContent = `Not applied: ${e.message}`;
+    }
+  }
   fill(main,
     h("h1", { class: "visually-hidden" }, "Board"),
     metricsBox,
@@ -77,7 +128,7 @@ export function board(main, { api, me }) {
       input("Tag", "tag", { size: 10 }),
       select("Assignee", "assignee", [["", "anyone"], ["me", "me"]]),
       input("Search", "search", { type: "search", size: 18 })),
-    status,
+    status, bulkBar,
     h("div", { class: "board", id: "board" }, STATUSES.map((s) =>
       h("section", { class: "column", "aria-label": s, dataset: { status: s } },
         h("h2", {}, s.replace("_", " "), " ", counts[s]), columns[s]))));
@@ -89,7 +140,7 @@ export function board(main, { api, me }) {
     for (const t of tickets.values()) if (by[t.status]) by[t.status].push(t);
     for (const s of STATUSES) {
       by[s].sort((a, b) => (a.updatedDate < b.updatedDate ? 1 : -1));
-      fill(columns[s], by[s].map((t) => card(t, t.fresh)));
+      fill(columns[s], by[s].map((t) => card(t, t.fresh, selection)));
       counts[s].textContent = `(${by[s].length})`;
     }
   }

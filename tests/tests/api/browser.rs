@@ -386,6 +386,95 @@ async fn a_stale_edit_shows_the_conflict_message_with_what_changed() {
         .await;
 }
 
+/// The board's priority filter narrows the board, live updates included,
+/// and a bulk action on the selected cards changes each of those tickets,
+/// which the board then shows in their new column.
+#[tokio::test]
+async fn the_board_filters_by_priority_and_applies_a_bulk_action_to_the_selected_cards() {
+    let server = dev_server();
+    let rita = Client::new(&server, Some(server.token("rita", &[], &[])));
+    let low = |request: &'static str| {
+        let rita = &rita;
+        async move {
+            let result = ok(rita
+                .mutate(
+                    "createSupportTicket(input: {request: $r, priority: LOW})",
+                    "($r: String!)",
+                    json!({ "r": request }),
+                )
+                .await);
+            result["ticket"]["reference"].as_str().unwrap().to_string()
+        }
+    };
+    let (_, high) = create(&rita, "Server room too hot", "support").await;
+    let high = high["ticket"]["reference"].as_str().unwrap().to_string();
+    let first_low = low("Mouse squeaks").await;
+    let browser = Browser::launch().await;
+    let agent = browser
+        .tab(&browser.context().await, &server.url("/"))
+        .await;
+    sign_in(&agent, &server.token("kim", &["AGENT"], &["support"])).await;
+    agent.wait_for(&card(&high), "the HIGH ticket").await;
+    agent.wait_for(&card(&first_low), "the LOW ticket").await;
+
+    agent.fill("#f-priority", "LOW").await;
+    agent
+        .wait_for(&format!("!{}", card(&high)), "the HIGH ticket filtered out")
+        .await;
+    // Live: a HIGH ticket, then a LOW one; once the LOW one shows, the HIGH
+    // one, delivered before it, has been filtered out.
+    let (_, later_high) = create(&rita, "Another hot room", "support").await;
+    let later_high = later_high["ticket"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let later_low = low("Keyboard missing a key").await;
+    agent
+        .wait_for(&card(&later_low), "the later LOW ticket, live")
+        .await;
+    assert_eq!(
+        agent.eval(&format!("!{}", card(&later_high))).await,
+        json!(true)
+    );
+    assert_eq!(
+        agent
+            .eval("document.querySelectorAll('.card').length")
+            .await,
+        json!(2)
+    );
+
+    agent.fill("#f-priority", "").await;
+    agent
+        .wait_for(
+            "document.querySelectorAll('.card').length === 4",
+            "every ticket again",
+        )
+        .await;
+    for reference in [&first_low, &later_low] {
+        agent
+            .click(&format!(".card[data-reference=\"{reference}\"] .select"))
+            .await;
+    }
+    agent.wait_for(&shown("#bulk"), "the bulk actions").await;
+    agent.fill("#bulk-status", "IN_PROGRESS").await;
+    agent.click("#bulk-set-status").await;
+    agent
+        .wait_for(
+            "document.querySelector('#bulk-result').innerText.startsWith('2 changed')",
+            "the bulk result",
+        )
+        .await;
+    for reference in [&first_low, &later_low] {
+        agent
+            .wait_for(
+                &format!("document.querySelector('.column[data-status=\"IN_PROGRESS\"] .card[data-reference=\"{reference}\"]')"),
+                "the ticket in IN PROGRESS",
+            )
+            .await;
+    }
+    agent.screenshot("f-board-bulk").await;
+}
+
 /// Not a check but a tool, run on demand: `tickets demo` (2,000 tickets),
 /// then the board in the browser as the admin (every ticket) and as an
 /// agent, printing how long each board took to load and draw (the page's
