@@ -271,6 +271,26 @@ async fn assigning_an_agent_raises_their_badge_and_reading_on_one_tab_clears_the
         )
         .await;
     first.screenshot("c-inbox-open").await;
+    // Delete is offered exactly when the server serves deleteNotifications.
+    let served = ben
+        .data(
+            "{ __schema { mutationType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    let deletes = served["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "deleteNotifications");
+    let offered = first
+        .eval("[...document.querySelectorAll('#inbox button')].some(b => b.innerText === 'Delete')")
+        .await;
+    assert_eq!(
+        offered,
+        json!(deletes),
+        "a Delete button where served, none elsewhere"
+    );
     first.click("#mark-all-read").await;
     first
         .wait_for(&hidden("#badge"), "the badge cleared on the first tab")
