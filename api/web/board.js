@@ -162,12 +162,12 @@ export function board(main, { api, me, served }) {
   async function reload() {
     const mine = ++loading;
     // User Timing marks (visible in the browser's performance panel): how
-    // long loading and drawing the board takes.
+    // long the first page and the whole board take to load and draw.
     performance.mark("board-load");
     filter = filterOf(form, me);
     status.textContent = "Loading…";
-    const found = [];
     let after = null;
+    let loaded = 0;
     try {
       for (;;) {
         const data = await api.query(
@@ -176,26 +176,41 @@ export function board(main, { api, me, served }) {
           { f: filter, n: PAGE, a: after });
         if (mine !== loading) return;
         const page = data.supportTickets;
-        found.push(...page.edges.map((e) => e.node));
-        if (!page.pageInfo.hasNextPage || found.length >= MAX_TICKETS) break;
+        if (loaded === 0) {
+          // The first page replaces what was shown; what the live stream
+          // delivered meanwhile is merged back by version.
+          const shown = [...tickets.values()];
+          tickets.clear();
+          for (const t of page.edges) upsert(t.node, false);
+          for (const t of shown) {
+            upsert(t, false);
+            const kept = tickets.get(t.id);
+            if (kept) kept.fresh = t.fresh;
+          }
+        } else {
+          for (const t of page.edges) upsert(t.node, false);
+        }
+        const firstPage = loaded === 0;
+        loaded += page.edges.length;
+        const last = !page.pageInfo.hasNextPage || loaded >= MAX_TICKETS;
+        // The first page is drawn at once, to be on the screen while the
+        // rest load; the others are drawn together at the end (drawing every
+        // page would redraw the early ones again and again).
+        if (firstPage || last) {
+          status.textContent = last ? count() : `${count()}, loading ${page.totalCount}…`;
+          render();
+          // Reading a size lays the page out now, so the measures include layout.
+          void main.offsetHeight;
+        }
+        if (firstPage) performance.measure("board-first-page", "board-load");
+        if (last) break;
         after = page.pageInfo.endCursor;
       }
     } catch (e) {
       status.textContent = `Could not load the board: ${e.message}`;
       return;
     }
-    const live = [...tickets.values()];
-    tickets.clear();
-    for (const t of found) upsert(t, false);
-    for (const t of live) {
-      upsert(t, false);
-      const kept = tickets.get(t.id);
-      if (kept) kept.fresh = t.fresh;
-    }
     status.textContent = count();
-    render();
-    // Reading a size lays the page out now, so the measure includes layout.
-    void main.offsetHeight;
     performance.measure("board", "board-load");
   }
 
