@@ -55,7 +55,8 @@ export function change(c) {
 /** A toast in the live region, gone after a while (or when clicked). */
 export function toast(content, { href } = {}) {
   const box = document.getElementById("toasts");
-  const item = h("div", { class: "toast", role: "status" },
+  // The container is the live region (role=log): each toast is read once.
+  const item = h("div", { class: "toast" },
     href ? h("a", { href }, content) : content);
   box.append(item);
   const remove = () => item.remove();

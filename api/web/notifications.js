@@ -102,7 +102,11 @@ export class Inbox {
   toggle(open = this.panel.hidden) {
     this.panel.hidden = !open;
     this.bell.setAttribute("aria-expanded", String(open));
-    if (open) this.render();
+    if (open) {
+      this.render();
+      // Keyboard users land in the list; Escape brings them back to the bell.
+      this.panel.querySelector("button, a")?.focus();
+    }
   }
 
   render() {

@@ -271,6 +271,20 @@ async fn assigning_an_agent_raises_their_badge_and_reading_on_one_tab_clears_the
         )
         .await;
     first.screenshot("c-inbox-open").await;
+    // The keyboard: opening the inbox puts the focus in it, Escape closes it
+    // and gives the focus back to the bell.
+    assert_eq!(
+        first
+            .eval("document.querySelector('#inbox').contains(document.activeElement)")
+            .await,
+        json!(true)
+    );
+    first.press("Escape", 27).await;
+    first
+        .wait_for(&hidden("#inbox"), "the inbox closed by Escape")
+        .await;
+    assert_eq!(first.eval("document.activeElement.id").await, json!("bell"));
+    first.click("#bell").await;
     // Delete is offered exactly when the server serves deleteNotifications.
     let served = ben
         .data(

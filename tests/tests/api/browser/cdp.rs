@@ -288,6 +288,21 @@ impl Tab<'_> {
         self.eval(&script).await;
     }
 
+    /// Presses and releases `key` (a DOM key name with its virtual key
+    /// code, e.g. `("Escape", 27)`) as the keyboard would: real key events,
+    /// to whatever element has the focus.
+    pub async fn press(&self, key: &str, code: u32) {
+        for kind in ["keyDown", "keyUp"] {
+            self.browser
+                .call(
+                    Some(&self.session),
+                    "Input.dispatchKeyEvent",
+                    json!({ "type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code }),
+                )
+                .await;
+        }
+    }
+
     /// Types `value` into the field `selector` as a user would: focus, the
     /// value, an input event.
     pub async fn fill(&self, selector: &str, value: &str) {
