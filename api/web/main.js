@@ -94,6 +94,11 @@ function route() {
 }
 
 window.addEventListener("hashchange", route);
+// The hash is the router's: the skip link moves the focus instead.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 document.getElementById("sign-out").addEventListener("click", () => signOut());
 // Another tab signed out (or in as somebody else): follow it.
 window.addEventListener("storage", (event) => {
