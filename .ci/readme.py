@@ -123,6 +123,10 @@ def check_server(command, cwd, reference=None):
         print(f"GET /healthz -> {status} {body}")
         if status != 200 or body.strip() != "ok":
             fail("/healthz did not answer ok")
+        status, body = http("GET", f"{address}/")
+        print(f"GET / -> {status} ({len(body)} bytes)")
+        if status != 200 or "/app/main.js" not in body:
+            fail("/ did not serve the web client's page")
         token = run(
             "cargo run -q -- token --sub readme-ci --role ADMIN", cwd
         ).strip()

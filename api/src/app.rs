@@ -110,7 +110,8 @@ impl Application {
             shutdown.clone(),
         )
         .with_live(database.write_db(), metrics, inbox_changes)
-        .with_hub(hub);
+        .with_hub(hub)
+        .in_development(*secret == Secret::Development);
         // Presence is shared through the SQL database's NOTIFY when it is
         // PostgreSQL; on SQLite there is one process.
         let peers = match &database {

@@ -47,6 +47,9 @@ pub struct ApiContext {
     /// The live fan-out of ticket events, for the ticket subscriptions: one
     /// tail of the log per process, whatever the number of subscribers.
     pub hub: Option<Hub>,
+    /// Development mode (no configured secret, loopback only): the reference
+    /// client's one-click sign-in is served.
+    pub development: bool,
     /// The profile last recorded per user, so a request whose claims did not
     /// change appends nothing.
     recorded_profiles: Arc<Mutex<HashMap<String, UserProfile>>>,
@@ -81,6 +84,7 @@ impl ApiContext {
             queue_metrics: None,
             inbox_changes: None,
             hub: None,
+            development: false,
             recorded_profiles: Arc::default(),
             last_writes: Arc::default(),
         }
@@ -97,6 +101,12 @@ impl ApiContext {
         self.write_db = write_db;
         self.queue_metrics = Some(metrics);
         self.inbox_changes = Some(inbox_changes);
+        self
+    }
+
+    /// In development mode: the routes that only exist there are served.
+    pub fn in_development(mut self, development: bool) -> ApiContext {
+        self.development = development;
         self
     }
 

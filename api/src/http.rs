@@ -1,6 +1,7 @@
 //! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL, or the WebSocket
 //! of [`crate::ws`] when the request asks to upgrade), GraphiQL's embedded
-//! assets, `/healthz`, `/readyz`, `/metrics`.
+//! assets, the reference web client of [`crate::web`] at `/`, `/healthz`,
+//! `/readyz`, `/metrics`.
 //!
 //! A client's mistake is never a 500: an oversize body is a 413, a body that is
 //! not a GraphQL request or a query nested too deep to parse safely a 400, all
@@ -36,7 +37,8 @@ pub fn router(state: AppState) -> Router {
             &format!("{}/{{file}}", crate::graphiql::ASSETS),
             get(crate::graphiql::asset),
         )
-        .route("/healthz", get(healthz));
+        .route("/healthz", get(healthz))
+        .merge(crate::web::router(state.ctx.development));
     if state.ctx.settings.ops_listen.is_none() {
         routes = routes
             .route("/readyz", get(readyz))

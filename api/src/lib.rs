@@ -31,6 +31,9 @@
 //! - `readiness`: what `/readyz` checks: the database, and every projection
 //!   running within `--ready-max-lag` of the log's head.
 //! - `graphiql`: the GraphiQL page and its assets, embedded in the binary.
+//! - `web`: the reference web client at `/` (embedded ES modules and the
+//!   vendored graphql-ws client), and in development mode its one-click
+//!   sign-in (`/dev/users`, `/dev/token`).
 //! - `http`: routes (GraphQL over HTTP and WebSocket, health, readiness, metrics).
 //! - `state`: [`state::AppState`], what every route and socket session is handed.
 //! - `sockets`: [`sockets::Sockets`], the open WebSockets: per-user counts and
@@ -68,6 +71,7 @@ pub mod state;
 pub mod stores;
 pub mod telemetry;
 pub mod users;
+pub mod web;
 pub mod ws;
 
 pub use command_service::{CommandError, CommandOutcome, CommandRequest, CommandService};

@@ -1,5 +1,6 @@
 //! The users projection: the latest `UserProfileRecorded` of each `user-<id>`
-//! stream, in `users`, and [`find_user`], the query the API asks of it.
+//! stream, in `users`, and the queries the API asks of it: [`find_user`], and
+//! [`list_users`] for the reference client's development sign-in.
 
 use async_trait::async_trait;
 use domain::codec::user::{self, UserEvent, PROFILE_RECORDED};
@@ -68,6 +69,30 @@ impl Projection for UsersProjection {
         .await?;
         Ok(())
     }
+}
+
+/// Up to `limit` recorded profiles, by id: who the reference client offers
+/// for a one-click sign-in in development mode.
+#[tracing::instrument(name = "list users", skip(db), err)]
+pub async fn list_users(db: &ReadDb, limit: i64) -> Result<Vec<domain::UserProfile>, QueryError> {
+    let rows = fetch_db(
+        db,
+        "SELECT id, first_name, last_name, email, roles, teams FROM users ORDER BY id LIMIT $1",
+        &[Arg::Int(limit)],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(domain::UserProfile {
+                id: row.text("id")?,
+                first_name: row.opt_text("first_name")?,
+                last_name: row.opt_text("last_name")?,
+                email: row.opt_text("email")?,
+                roles: row.decode("roles")?,
+                teams: row.decode("teams")?,
+            })
+        })
+        .collect()
 }
 
 /// The latest profile of `id`, if one was recorded.

@@ -117,6 +117,29 @@ impl Server {
         env: &[(&str, &str)],
         dir: Option<tempfile::TempDir>,
     ) -> Server {
+        Server::spawn_on("127.0.0.1:0", database_url, env, dir)
+    }
+
+    /// Stops this server with SIGTERM, keeping what [`Stopped::start`] needs
+    /// to start it again on the same address, database and environment:
+    /// what a client sees of a restart.
+    pub fn stop_for_restart(mut self) -> Stopped {
+        let status = self.stop();
+        assert!(status.success(), "the server stopped with {status}");
+        Stopped {
+            address: self.address.clone(),
+            database_url: self.database_url.clone(),
+            env: std::mem::take(&mut self.env),
+            dir: self._dir.take(),
+        }
+    }
+
+    fn spawn_on(
+        listen: &str,
+        database_url: String,
+        env: &[(&str, &str)],
+        dir: Option<tempfile::TempDir>,
+    ) -> Server {
         let log_dir = std::env::temp_dir();
         let log = log_dir.join(format!(
             "tickets-server-{}-{}.log",
@@ -143,7 +166,7 @@ impl Server {
         }
         let mut command = Command::new(tickets_bin());
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .env("TICKETS_DATABASE_URL", &database_url)
             .env_remove("TICKETS_LISTEN")
             .env_remove("TICKETS_PRODUCTION")
@@ -254,6 +277,10 @@ impl Server {
 
     /// Sends SIGTERM and waits (at most 20 s) for the process to exit.
     pub fn terminate(mut self) -> ExitStatus {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running server");
         let sent = Command::new("kill")
             .arg(child.id().to_string())
@@ -284,6 +311,26 @@ impl Drop for Server {
             let _ = child.wait();
         }
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A server stopped by [`Server::stop_for_restart`].
+pub struct Stopped {
+    address: String,
+    database_url: String,
+    env: Vec<(String, String)>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Stopped {
+    /// The same server again, on the address it had.
+    pub fn start(self) -> Server {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Server::spawn_on(&self.address, self.database_url, &env, self.dir)
     }
 }
 

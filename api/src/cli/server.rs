@@ -42,6 +42,7 @@ pub(super) async fn serve(
     // line and went away) must not stop the server.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on http://{address}");
+    let _ = writeln!(out, "web client: http://{address}/");
     let _ = writeln!(out, "GraphiQL: http://{address}/graphql");
     if let Some(ops) = app.ops_address()? {
         let _ = writeln!(

@@ -2,6 +2,7 @@
 //! free port, HTTP for queries and mutations, a WebSocket for subscriptions.
 
 mod auth;
+mod browser;
 mod bulk;
 mod cluster;
 mod esdb;
@@ -24,4 +25,5 @@ mod sla_settings;
 mod sse;
 mod subscriptions;
 mod visibility;
+mod web;
 mod ws_protocol;

@@ -338,3 +338,40 @@ async fn a_postgres_restart_under_writes_loses_and_duplicates_nothing() {
         ready_after.as_millis()
     );
 }
+
+/// The web client's development sign-in on PostgreSQL: the users read model
+/// lists a user who called the server, and a token is minted for them.
+#[tokio::test]
+async fn the_development_sign_in_lists_and_mints_on_postgres() {
+    let schema = fresh_schema("api_dev_sign_in");
+    let server = Server::spawn(
+        postgres_url(),
+        &[
+            ("TICKETS_DATABASE_SCHEMA", &schema),
+            ("TICKETS_JWT_SECRET", ""),
+        ],
+        None,
+    );
+    crate::helpers::introduce(&Client::user(&server, "sam", &["AGENT"], &["support"])).await;
+    let users: serde_json::Value = reqwest::get(server.url("/dev/users"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["id"] == "sam"),
+        "{users}"
+    );
+    let minted = reqwest::Client::new()
+        .post(server.url("/dev/token"))
+        .json(&json!({ "user": "sam" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 200);
+}
