@@ -61,6 +61,8 @@ pub(super) struct Batch {
     pub rows: Vec<NewRow>,
     /// Announcements published in the batch, in log order.
     pub announcements: Vec<(domain::announcement::Announcement, RowPosition)>,
+    /// The notifications of bulk calls (see [`super::digest`]).
+    pub digests: super::digest::Digests,
 }
 
 /// What a flushed batch added: the notifications and announcements that
@@ -68,6 +70,8 @@ pub(super) struct Batch {
 pub(super) struct Flushed {
     pub rows: Vec<NewRow>,
     pub announcements: Vec<Uuid>,
+    /// Digests of earlier batches this one extended: `(id, recipient)`.
+    pub extended: Vec<(Uuid, String)>,
 }
 
 /// The columns of a `notification_users` row, as [`stored_user`] reads them.
@@ -306,7 +310,22 @@ impl Batch {
 
     /// Writes the ticket and profile rows, the announcements, then the
     /// notifications and their counts; returns what was new.
-    pub async fn flush(self, tx: &mut ReadTx, load: Load) -> Result<Flushed, ApplyError> {
+    pub async fn flush(mut self, tx: &mut ReadTx, load: Load) -> Result<Flushed, ApplyError> {
+        // Digests name their tickets by reference.
+        let mut references = HashMap::new();
+        for id in self.digests.tickets(&self.rows) {
+            if let Some(known) = self.ticket(tx, id).await? {
+                references.insert(id, known.state.reference.clone());
+            }
+        }
+        self.digests.finish(&mut self.rows, &references);
+        super::digest::save_extended(tx, &self.digests.extended, &references).await?;
+        let extended = self
+            .digests
+            .extended
+            .iter()
+            .map(|(id, e)| (*id, e.recipient.clone()))
+            .collect();
         let mut tickets = Vec::with_capacity(self.ticket_order.len());
         for ticket_id in &self.ticket_order {
             let Some(Some(t)) = self.tickets.get(ticket_id) else {
@@ -350,6 +369,7 @@ impl Batch {
         Ok(Flushed {
             rows: fresh,
             announcements,
+            extended,
         })
     }
 }

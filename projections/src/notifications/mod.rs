@@ -30,6 +30,7 @@
 mod announcements;
 mod batch;
 pub mod changes;
+mod digest;
 mod inbox;
 mod text;
 mod writes;
@@ -38,7 +39,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use domain::codec::user::{self, UserEvent};
-use domain::notify::Recipient;
+use domain::notify::{Reason, Recipient};
 use domain::{Actor, Ticket, TicketChange};
 use store::RecordedEvent;
 use uuid::Uuid;
@@ -182,11 +183,16 @@ impl NotificationsProjection {
 /// The feed rows of a batch's new notifications, each with its recipient's
 /// unread count right after it, and of its new announcements.
 async fn record_changes(tx: &mut ReadTx, flushed: &batch::Flushed) -> Result<(), ApplyError> {
-    if flushed.rows.is_empty() && flushed.announcements.is_empty() {
+    if flushed.rows.is_empty() && flushed.announcements.is_empty() && flushed.extended.is_empty() {
         return Ok(());
     }
     changes::lock(tx).await?;
-    let mut recipients: Vec<String> = flushed.rows.iter().map(|r| r.recipient.clone()).collect();
+    let mut recipients: Vec<String> = flushed
+        .rows
+        .iter()
+        .map(|r| r.recipient.clone())
+        .chain(flushed.extended.iter().map(|(_, r)| r.clone()))
+        .collect();
     recipients.sort_unstable();
     recipients.dedup();
     // The counts now include every new row: count back from them.
@@ -209,6 +215,13 @@ async fn record_changes(tx: &mut ReadTx, flushed: &batch::Flushed) -> Result<(),
             unread_count: count,
         })
         .collect();
+    // A digest of an earlier batch, extended: pushed again, same id.
+    feed.extend(flushed.extended.iter().map(|(id, recipient)| NewChange {
+        recipient: Some(recipient),
+        kind: ChangeKind::Added,
+        ids: vec![*id],
+        unread_count: unread.get(recipient).copied().unwrap_or(0),
+    }));
     feed.extend(flushed.announcements.iter().map(|id| NewChange {
         recipient: None,
         kind: ChangeKind::Announced,
@@ -298,8 +311,12 @@ async fn apply_one(
         candidates.extend(batch.queue_agents(tx, &after.queue).await?);
     }
     let actor = (decoded.actor != Actor::system().user_id).then(|| decoded.actor.clone());
+    let bulk_id = event.metadata.get("bulkId").and_then(|id| id.as_str());
     for recipient in candidates {
         let (who, preferences, known) = batch.recipient(tx, &recipient).await?;
+        if bulk_id.is_some() && preferences.muted_reasons.contains(&Reason::Digest) {
+            continue;
+        }
         let Some(reason) = domain::notify::reason(
             &Recipient {
                 actor: &who,
@@ -320,7 +337,7 @@ async fn apply_one(
         let require_interaction = matches!(&decoded.change,
             TicketChange::Assigned { assignee_id, .. } if *assignee_id == recipient)
             || after.priority == domain::TicketPriority::Critical;
-        batch.rows.push(NewRow {
+        let row = NewRow {
             id: notification_id(event.id, &recipient),
             recipient,
             event_id: event.id,
@@ -334,7 +351,16 @@ async fn apply_one(
             reason: reason.as_str(),
             ticket_ids: vec![ticket_id],
             actor: actor.clone(),
-        });
+        };
+        match bulk_id {
+            Some(bulk_id) => {
+                batch
+                    .digests
+                    .fold(tx, &mut batch.rows, row, bulk_id)
+                    .await?
+            }
+            None => batch.rows.push(row),
+        }
     }
     Ok(())
 }

@@ -427,8 +427,8 @@ async fn oracle(store: &dyn EventStore) -> BTreeMap<String, Inbox> {
                 continue;
             }
             let reason = reasons.into_iter().find(|r| {
-                !profile.muted_reasons.contains(*r)
-                    && !(*r == "QUEUE" && profile.muted_queues.contains(&after.queue))
+                let muted_queue = *r == "QUEUE" && profile.muted_queues.contains(&after.queue);
+                !(profile.muted_reasons.contains(*r) || muted_queue)
             });
             if let Some(reason) = reason {
                 inboxes.entry(user).or_default().push((

@@ -216,6 +216,13 @@ async fn assigning_an_agent_raises_their_badge_and_reading_on_one_tab_clears_the
     let server = dev_server();
     let ben = Client::new(&server, Some(server.token("ben", &["AGENT"], &["support"])));
     introduce(&ben).await;
+    // Ben is an agent of the ticket's queue: only the assignment should
+    // raise his badge, not the queue alert of the new ticket.
+    ben.data(
+        "mutation { updateNotificationPreferences(input: {mutedReasons: [QUEUE]}) { mutedReasons } }",
+        json!({}),
+    )
+    .await;
     let rita = Client::new(&server, Some(server.token("rita", &[], &[])));
     let (id, _) = create(&rita, "Laptop will not boot", "support").await;
     let browser = Browser::launch().await;

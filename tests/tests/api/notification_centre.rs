@@ -82,6 +82,7 @@ on_both_databases!(
     reads_unreads_and_deletes_reach_every_socket_of_the_user_and_resume_with_after,
     announcements_reach_their_audience_live_and_in_the_list,
     a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and_preference,
+    a_bulk_call_gives_each_recipient_one_digest_of_every_ticket_it_touched,
 );
 
 /// A requester creates a ticket in `billing`: the billing agent gets a QUEUE
@@ -523,4 +524,69 @@ async fn a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and
         2,
         "kim muted comments, after the rebuild too: {kims:?}"
     );
+}
+
+/// Ada assigns three tickets to kim, sets them HIGH and tags them in one
+/// bulk call (nine events): kim gets one DIGEST listing the three tickets,
+/// as does rita, who created two of them; ron, whose one ticket it touched,
+/// gets one ordinary notification. A rebuild gives the same inboxes.
+async fn a_bulk_call_gives_each_recipient_one_digest_of_every_ticket_it_touched(db: Db) {
+    let server = db.server();
+    let (ada, _) = user(&server, "ada", &["AGENT"], &["billing"]).await;
+    let (kim, _) = user(&server, "kim", &["AGENT"], &["billing"]).await;
+    let (rita, _) = user(&server, "rita", &["REQUESTER"], &[]).await;
+    let (ron, _) = user(&server, "ron", &["REQUESTER"], &[]).await;
+    // Only the bulk call's notifications matter here.
+    kim.data(
+        "mutation { updateNotificationPreferences(input: {mutedReasons: [QUEUE]}) { mutedReasons } }",
+        json!({}),
+    )
+    .await;
+    let (one, _) = create(&rita, "Invoice A", "billing").await;
+    let (two, _) = create(&rita, "Invoice B", "billing").await;
+    let (three, _) = create(&ron, "Invoice C", "billing").await;
+    let done = ada
+        .data(
+            "mutation($ids: [String!]!) { bulkUpdateSupportTickets(ids: $ids, \
+             action: {assigneeId: \"kim\", priority: HIGH, addTags: [\"outage\"]}) { succeeded failed } }",
+            json!({ "ids": [one, two, three] }),
+        )
+        .await;
+    assert_eq!(
+        done["bulkUpdateSupportTickets"],
+        json!({ "succeeded": 3, "failed": 0 })
+    );
+    // The call's events reach the projection over one or more batches:
+    // wait for the digest to cover the three tickets.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let kims = loop {
+        let nodes = inbox_of_size(&kim, 1).await;
+        let covered = nodes[0]["ticketIds"].as_array().map_or(0, Vec::len);
+        if covered == 3 || std::time::Instant::now() > deadline {
+            break nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        kims.len(),
+        1,
+        "one notification for the whole call: {kims:?}"
+    );
+    assert_eq!(kims[0]["reason"], "DIGEST", "{kims:?}");
+    assert_eq!(kims[0]["ticketIds"], json!([one, two, three]), "{kims:?}");
+    assert_eq!(kims[0]["actor"]["id"], "ada", "{kims:?}");
+    assert_eq!(kims[0]["title"], "3 tickets changed by ada", "{kims:?}");
+    let ritas = inbox_of_size(&rita, 1).await;
+    assert_eq!(ritas.len(), 1, "{ritas:?}");
+    assert_eq!(ritas[0]["reason"], "DIGEST", "{ritas:?}");
+    assert_eq!(ritas[0]["ticketIds"], json!([one, two]), "{ritas:?}");
+    let rons = inbox_of_size(&ron, 1).await;
+    assert_eq!(rons.len(), 1, "{rons:?}");
+    assert_eq!(rons[0]["reason"], "YOUR_TICKET", "{rons:?}");
+    assert_eq!(rons[0]["ticketIds"], json!([three]), "{rons:?}");
+
+    let before = [centre(&kim).await, centre(&rita).await, centre(&ron).await];
+    server.cli(&["projections", "rebuild", "notifications"]);
+    let after = [centre(&kim).await, centre(&rita).await, centre(&ron).await];
+    assert_eq!(after, before);
 }
