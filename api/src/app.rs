@@ -86,7 +86,9 @@ impl Application {
             runner.spawn(Arc::new(notifications), shutdown.clone()),
         ];
         // SLA breaches without an event, and the metrics' clock-dependent figures.
-        let sla = SlaProcess::new(log.clone(), write_db, policy).refreshing(metrics.clone());
+        let sla = SlaProcess::new(log.clone(), write_db, policy)
+            .with_interval(Duration::from_millis(settings.sla_check_interval_ms))
+            .refreshing(metrics.clone());
         let sla_shutdown = shutdown.clone();
         let sla = tokio::spawn(async move { sla.run(sla_shutdown).await });
         // One tail of the log for every live ticket subscription.

@@ -67,6 +67,15 @@ pub struct ServeSettings {
     /// positions (events, on the SQL stores) behind the head of the log.
     #[arg(long, env = "TICKETS_READY_MAX_LAG", default_value_t = 1000)]
     pub ready_max_lag: u64,
+    /// How often the SLA process looks for targets coming due or missed,
+    /// in milliseconds: a warning or breach is appended at most this late.
+    #[arg(
+        long,
+        env = "TICKETS_SLA_CHECK_INTERVAL_MS",
+        default_value_t = 15_000,
+        value_parser = clap::value_parser!(u64).range(10..)
+    )]
+    pub sla_check_interval_ms: u64,
     /// How long a query of the read models waits for them to reach the head
     /// of the log as it stood when the query began (so a write made through
     /// any node is seen), in milliseconds; then it answers as they stand.

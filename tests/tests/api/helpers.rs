@@ -137,13 +137,19 @@ impl Db {
     /// A server on a fresh database of this kind (PostgreSQL: a schema of
     /// its own on `TICKETS_TEST_POSTGRES_URL`).
     pub fn server(self) -> Server {
+        self.server_with(&[])
+    }
+
+    /// [`Db::server`] with extra environment (settings).
+    pub fn server_with(self, env: &[(&str, &str)]) -> Server {
         match self {
-            Db::Sqlite => Server::start(),
-            Db::Postgres => Server::spawn(
-                postgres_url(),
-                &[("TICKETS_DATABASE_SCHEMA", &fresh_schema("api_test"))],
-                None,
-            ),
+            Db::Sqlite => Server::start_with(env),
+            Db::Postgres => {
+                let schema = fresh_schema("api_test");
+                let mut all = vec![("TICKETS_DATABASE_SCHEMA", schema.as_str())];
+                all.extend_from_slice(env);
+                Server::spawn(postgres_url(), &all, None)
+            }
         }
     }
 }

@@ -72,6 +72,21 @@ async fn announcement_ids(client: &Client) -> Vec<Value> {
         .collect()
 }
 
+/// The event types of ticket `id`'s history as `client` reads it.
+async fn event_types(client: &Client, id: &str) -> Vec<String> {
+    client
+        .data(
+            "query($id: String!) { supportTicketHistory(id: $id) { eventType } }",
+            json!({ "id": id }),
+        )
+        .await["supportTicketHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_string())
+        .collect()
+}
+
 async fn next_change(socket: &mut Socket) -> Value {
     next_of(socket, "c", "notificationsChanged").await
 }
@@ -83,6 +98,7 @@ on_both_databases!(
     announcements_reach_their_audience_live_and_in_the_list,
     a_rebuild_of_the_notifications_keeps_every_inbox_read_flag_deletion_and_preference,
     a_bulk_call_gives_each_recipient_one_digest_of_every_ticket_it_touched,
+    sla_events_reach_staff_only_in_inboxes_history_and_subscriptions,
 );
 
 /// A requester creates a ticket in `billing`: the billing agent gets a QUEUE
@@ -589,4 +605,86 @@ async fn a_bulk_call_gives_each_recipient_one_digest_of_every_ticket_it_touched(
     server.cli(&["projections", "rebuild", "notifications"]);
     let after = [centre(&kim).await, centre(&rita).await, centre(&ron).await];
     assert_eq!(after, before);
+}
+
+/// With one-second SLA targets checked every 100 ms: the warning and breach
+/// of an unassigned ticket alert its queue's agent (QUEUE), appear in an
+/// agent's history and team subscription, and never reach the requester who
+/// created it: not in her inbox, her history or her subscription.
+async fn sla_events_reach_staff_only_in_inboxes_history_and_subscriptions(db: Db) {
+    let env = [
+        ("TICKETS_SLA_TARGETS", "HIGH=1s/2s"),
+        ("TICKETS_SLA_CHECK_INTERVAL_MS", "100"),
+    ];
+    let server = db.server_with(&env);
+    let (kim, kim_token) = user(&server, "kim", &["AGENT"], &["billing"]).await;
+    let (rita, rita_token) = user(&server, "rita", &["REQUESTER"], &[]).await;
+    const EVENTS: &str = "{ eventType }";
+    let mut kim_socket = connect(&server, &kim_token).await;
+    subscribe(
+        &mut kim_socket,
+        "t",
+        &format!("subscription {{ teamTicketUpdates {EVENTS} }}"),
+        json!({}),
+    )
+    .await;
+    let mut rita_socket = connect(&server, &rita_token).await;
+    subscribe(
+        &mut rita_socket,
+        "m",
+        &format!("subscription {{ myTicketUpdates {EVENTS} }}"),
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (id, _) = create(&rita, "Nobody answers", "billing").await;
+
+    // The agent's stream: created, then the SLA process's events.
+    let mut seen = vec![];
+    while !seen.iter().any(|t| t == "SLA_BREACHED") {
+        let event = next_of(&mut kim_socket, "t", "teamTicketUpdates").await;
+        seen.push(event["eventType"].as_str().unwrap().to_string());
+    }
+    assert!(seen.iter().any(|t| t == "SLA_WARNING"), "{seen:?}");
+    // A public comment after them: the requester's stream must show it next
+    // to her ticket's creation, and nothing in between.
+    let (ada, _) = user(&server, "ada", &["AGENT"], &["billing"]).await;
+    ok(ada
+        .mutate(
+            "commentOnSupportTicket(id: $id, comment: \"We are on it\")",
+            "($id: String!)",
+            json!({ "id": id }),
+        )
+        .await);
+    let first = next_of(&mut rita_socket, "m", "myTicketUpdates").await;
+    let second = next_of(&mut rita_socket, "m", "myTicketUpdates").await;
+    assert_eq!(
+        [&first["eventType"], &second["eventType"]],
+        [&json!("CREATED"), &json!("COMMENTED")],
+        "no SLA event for the requester"
+    );
+
+    let kims = event_types(&kim, &id).await;
+    assert!(kims.iter().any(|t| t.starts_with("SLA_")), "{kims:?}");
+    let ritas = event_types(&rita, &id).await;
+    assert!(ritas.iter().all(|t| !t.starts_with("SLA_")), "{ritas:?}");
+
+    let alerts = inbox_of_size(&kim, 3).await;
+    let sla: Vec<_> = alerts
+        .iter()
+        .filter(|n| n["eventType"].as_str().unwrap().starts_with("SLA_"))
+        .collect();
+    assert!(!sla.is_empty(), "{alerts:?}");
+    assert!(
+        sla.iter()
+            .all(|n| n["reason"] == "QUEUE" && n["actor"].is_null()),
+        "{sla:?}"
+    );
+    let (ritas, _) = inbox(&rita).await;
+    assert!(
+        ritas
+            .iter()
+            .all(|n| !n["eventType"].as_str().unwrap().starts_with("SLA_")),
+        "{ritas:?}"
+    );
 }
