@@ -341,17 +341,21 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 
 /// Gives every event stored without a hash (a log written before migration
 /// 0008) its hash, in one `BEGIN IMMEDIATE` transaction: all or nothing, and
-/// another process's appends wait for it. A log with no empty hash costs one
-/// look into the (empty) partial index `events_missing_hash`.
+/// another process's appends wait for it (two processes filling at once
+/// both write the same hashes: the second finds them stored). A log with no
+/// empty hash costs one look into the (empty) partial index
+/// `events_missing_hash`.
 #[tracing::instrument(skip_all, err)]
 async fn fill_missing_hashes(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // Looked at before taking the write lock, so that opening a filled log
+    // (every open but the first after 0008) never waits for a writer.
     let missing: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE hash = '')")
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await?;
     if !missing {
         return Ok(());
     }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut heads = ChainHeads::default();
     let mut after = 0_i64;
     let mut filled = 0_usize;
