@@ -13,7 +13,8 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 pub const REFERENCES_STREAM: &str = "references";
-const RESERVED_TYPE: &str = "TicketReferenceReserved";
+/// The stored name of a reservation (schema 1: `{"ticketId", "number"}`).
+pub const RESERVED_TYPE: &str = "TicketReferenceReserved";
 /// A reservation race is lost at most once per concurrent writer; this bound is
 /// only a guard against a store that keeps answering "conflict".
 const MAX_ATTEMPTS: usize = 1000;

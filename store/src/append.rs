@@ -26,6 +26,7 @@ pub(crate) struct StoredId {
     pub version: u64,
     pub position: Position,
     pub recorded_at: DateTime<Utc>,
+    pub hash: String,
 }
 
 /// What the writer must do with an append that passed the rules.
@@ -223,6 +224,7 @@ fn repeated(
             .map(|row| AppendedEvent {
                 position: row.position,
                 recorded_at: row.recorded_at,
+                hash: row.hash.clone(),
             })
             .collect(),
     })
@@ -251,6 +253,7 @@ pub(crate) mod tests {
             version,
             position: Position::from_sequence(position),
             recorded_at: at(position),
+            hash: format!("h{position}"),
         }
     }
 
@@ -274,10 +277,12 @@ pub(crate) mod tests {
                     AppendedEvent {
                         position: Position::from_sequence(10),
                         recorded_at: at(10),
+                        hash: "h10".into(),
                     },
                     AppendedEvent {
                         position: Position::from_sequence(11),
                         recorded_at: at(11),
+                        hash: "h11".into(),
                     },
                 ],
             })

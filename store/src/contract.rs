@@ -149,7 +149,7 @@ pub(crate) fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
 }
 
 /// Checks that `result`, an append's answer, tells each of its events' position
-/// and time exactly as reading the stream gives them.
+/// time and hash exactly as reading the stream gives them.
 pub(crate) async fn assert_answer_as_stored(
     store: &dyn EventStore,
     stream: &str,
@@ -169,6 +169,7 @@ pub(crate) async fn assert_answer_as_stored(
         .map(|e| AppendedEvent {
             position: e.position,
             recorded_at: e.recorded_at,
+            hash: e.hash.clone(),
         })
         .collect();
     assert_eq!(result.events, places, "the answer for {stream}");
@@ -188,5 +189,42 @@ pub(crate) fn assert_conflict(
             assert_eq!((expected, actual), (want_expected, want_actual));
         }
         other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// For the stores that keep hashes (the SQL ones; EventStoreDB keeps none):
+/// every stored hash chains to its stream's previous one as `chain` says,
+/// across separate appends and appends written in one group, and each
+/// append's answer carries exactly the stored hashes.
+pub async fn stored_hashes_chain_each_stream(store: &dyn EventStore) {
+    let first = store
+        .append(
+            "chained",
+            ExpectedVersion::NoStream,
+            vec![event(0), event(1)],
+        )
+        .await
+        .expect("first append");
+    assert_answer_as_stored(store, "chained", &first).await;
+    let together = futures::future::join_all((0..8).map(|n| async move {
+        let stream = if n % 2 == 0 { "chained" } else { "other" };
+        store
+            .append(stream, ExpectedVersion::Any, vec![event(n), event(n + 100)])
+            .await
+            .expect("grouped append")
+    }))
+    .await;
+    for (n, answer) in together.iter().enumerate() {
+        let stream = if n % 2 == 0 { "chained" } else { "other" };
+        assert_answer_as_stored(store, stream, answer).await;
+    }
+    for stream in ["chained", "other"] {
+        let events = crate::read_whole_stream(store, stream).await.expect("read");
+        let mut previous = crate::chain::GENESIS.to_string();
+        for e in &events {
+            let expected = crate::chain::event_hash(&previous, e.into());
+            assert_eq!(e.hash, expected, "{stream} at version {}", e.version);
+            previous = expected;
+        }
     }
 }

@@ -16,6 +16,9 @@
 //!   (replay from a position, then follow live on wake-ups).
 //! - `contract`: the behaviour every backend must show, as async test bodies that
 //!   each backend's tests run.
+//! - `chain`: tamper evidence, each event's hash chained to its stream's
+//!   previous one (the canonical encoding, and the fill of a log written before
+//!   hashes existed).
 //! - `migrations`: the embedded schema of each SQL backend ([`SQLITE_MIGRATOR`],
 //!   [`POSTGRES_MIGRATOR`]), public so read models can share the database.
 //! - `append` (private): the append rules both SQL backends apply under their
@@ -28,6 +31,7 @@
 
 mod append;
 mod append_queue;
+pub mod chain;
 #[doc(hidden)]
 pub mod contract;
 pub mod esdb;
@@ -153,6 +157,9 @@ pub struct RecordedEvent {
     pub data: serde_json::Value,
     pub metadata: serde_json::Value,
     pub recorded_at: DateTime<Utc>,
+    /// SHA-256 chaining this event to its stream's previous one, in hex (see
+    /// [`chain`]). Empty on EventStoreDB, which does not store one.
+    pub hash: String,
 }
 
 /// What an append did (or, for a repeated append, what the original one did).
@@ -171,11 +178,13 @@ pub struct AppendResult {
     pub events: Vec<AppendedEvent>,
 }
 
-/// Where one appended event went, and when it was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where one appended event went, when it was recorded, and its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendedEvent {
     pub position: Position,
     pub recorded_at: DateTime<Utc>,
+    /// As [`RecordedEvent::hash`].
+    pub hash: String,
 }
 
 /// Errors of the event store. Callers branch on the variant, never on a message.

@@ -12,7 +12,7 @@ use crate::{Position, RecordedEvent, StoreError};
 
 /// The columns every read selects, in the order the row types below expect.
 pub(crate) const EVENT_COLUMNS: &str =
-    "position, id, stream_id, version, event_type, schema_version, data, metadata, recorded_at";
+    "position, id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, hash";
 
 /// A row of SQLite's `events`: ids, payloads and times are text there.
 #[derive(Debug, sqlx::FromRow)]
@@ -26,6 +26,7 @@ pub(crate) struct SqliteEventRow {
     data: String,
     metadata: String,
     recorded_at: DateTime<Utc>,
+    hash: String,
 }
 
 impl TryFrom<SqliteEventRow> for RecordedEvent {
@@ -45,6 +46,7 @@ impl TryFrom<SqliteEventRow> for RecordedEvent {
             event_type: row.event_type,
             schema_version: row.schema_version,
             recorded_at: row.recorded_at,
+            hash: row.hash,
         })
     }
 }
@@ -62,6 +64,7 @@ pub(crate) struct PgEventRow {
     data: serde_json::Value,
     metadata: serde_json::Value,
     recorded_at: DateTime<Utc>,
+    hash: String,
 }
 
 impl TryFrom<PgEventRow> for RecordedEvent {
@@ -78,6 +81,7 @@ impl TryFrom<PgEventRow> for RecordedEvent {
             data: row.data,
             metadata: row.metadata,
             recorded_at: row.recorded_at,
+            hash: row.hash,
         })
     }
 }

@@ -43,6 +43,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::append_queue::Appends;
+use crate::chain::{ChainHeads, Chained, FILL_PAGE};
 use crate::row::{self, SqliteEventRow, EVENT_COLUMNS};
 use crate::{
     subscription, AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
@@ -170,6 +171,7 @@ impl SqliteEventStore {
                 .connect_with(options)
                 .await?;
             migrate(&pool).await?;
+            fill_missing_hashes(&pool).await?;
             (pool.clone(), pool, None, None)
         } else {
             check_file(options.get_filename())?;
@@ -197,6 +199,7 @@ impl SqliteEventStore {
             // Migrate before opening readers, so they find the file in WAL mode
             // with its tables.
             migrate(&writer).await?;
+            fill_missing_hashes(&writer).await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
                 .test_before_acquire(false)
@@ -334,4 +337,64 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         .run(pool)
         .await
         .map_err(|e| StoreError::Unavailable(format!("migrating the SQLite database: {e}")))
+}
+
+/// Gives every event stored without a hash (a log written before migration
+/// 0008) its hash, in one `BEGIN IMMEDIATE` transaction: all or nothing, and
+/// another process's appends wait for it (two processes filling at once
+/// both write the same hashes: the second finds them stored). A log with no
+/// empty hash costs one look into the (empty) partial index
+/// `events_missing_hash`.
+#[tracing::instrument(skip_all, err)]
+async fn fill_missing_hashes(pool: &SqlitePool) -> Result<(), StoreError> {
+    // Looked at before taking the write lock, so that opening a filled log
+    // (every open but the first after 0008) never waits for a writer.
+    let missing: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE hash = '')")
+        .fetch_one(pool)
+        .await?;
+    if !missing {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut heads = ChainHeads::default();
+    let mut after = 0_i64;
+    let mut filled = 0_usize;
+    loop {
+        let rows: Vec<SqliteEventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        ))
+        .bind(after)
+        .bind(FILL_PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let events = row::decode_all(rows)?;
+        let mut updates = Vec::new();
+        for e in &events {
+            let hash = heads.next(Chained::from(e), &e.hash);
+            if e.hash.is_empty() {
+                updates.push((row::sql_i64(e.position.commit), hash));
+            }
+        }
+        after = events
+            .last()
+            .map_or(after, |e| row::sql_i64(e.position.commit));
+        filled += updates.len();
+        let updates = serde_json::to_string(&updates)
+            .map_err(|e| StoreError::Corrupt(format!("a hash does not encode: {e}")))?;
+        sqlx::query(
+            "UPDATE events SET hash = u.hash \
+             FROM (SELECT json_extract(value, '$[0]') AS position, \
+                          json_extract(value, '$[1]') AS hash FROM json_each(?1)) AS u \
+             WHERE events.position = u.position",
+        )
+        .bind(updates)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(filled, "gave the events stored without a hash theirs");
+    Ok(())
 }

@@ -50,6 +50,15 @@ async fn append_racing_an_outside_writer(
     racing.await.expect("append task")
 }
 
+/// Every stored hash chains to its stream's previous one, batched appends
+/// included, and each append's answer carries the stored hashes.
+#[tokio::test]
+async fn stored_hashes_chain_each_stream() {
+    let harness = PgSchema::start().await;
+    store::contract::stored_hashes_chain_each_stream(&harness.store).await;
+    harness.finish().await;
+}
+
 /// A writer outside the store taking the version we were about to write is a
 /// typed conflict, not "unavailable".
 #[tokio::test]

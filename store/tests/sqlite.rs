@@ -79,6 +79,15 @@ mod in_memory {
     store::event_store_contract!(Memory);
 }
 
+/// Every stored hash chains to its stream's previous one, grouped appends
+/// included, and each append's answer carries the stored hashes.
+#[tokio::test]
+async fn stored_hashes_chain_each_stream() {
+    let harness = SqliteFile::start().await;
+    contract::stored_hashes_chain_each_stream(&harness.store).await;
+    harness.finish().await;
+}
+
 /// 4 writers racing 2,000 appends through the single writer connection, with a
 /// subscriber following from the start: one gap-free order, each event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The `tickets` command line: the flags every subcommand shares (where the
 //! stores are, the JWT secret, the log format), the subcommands, and
 //! [`run`], which opens the stores once ([`Stores::open`]) and hands them to
-//! the subcommand. Every subcommand goes through the same command path as
+//! the subcommand (`log` is the event log's audit tooling). Every subcommand goes through the same command path as
 //! the API: the store is the only thing it talks to.
 
 use std::ffi::OsString;
@@ -12,6 +12,7 @@ use domain::Role;
 use serde::de::DeserializeOwned;
 
 mod demo;
+mod log;
 mod projections;
 mod server;
 mod ticket;
@@ -111,6 +112,9 @@ pub enum TopCommand {
     /// Fill the database with a realistic, seeded demo data set (queues,
     /// agents, requesters, weeks of ticket history).
     Demo(demo::DemoArgs),
+    /// Audit and move the event log: verify, digest, export, import.
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +201,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let stores = Stores::open(&urls, schema).await?;
             let db = stores.database.write_db();
             projections::run(p.command, stores.log, db, policy, &mut out).await
+        }
+        TopCommand::Log(command) => {
+            let stores = Stores::open(&urls, schema).await?;
+            log::run(command, stores.log, &mut out).await
         }
         TopCommand::Demo(args) => {
             let stores = Stores::open(&urls, schema).await?;

@@ -210,6 +210,7 @@ impl CommandService {
                 data: event.data,
                 metadata: event.metadata,
                 recorded_at: place.recorded_at,
+                hash: place.hash,
             })
             .collect();
         let ticket = decided

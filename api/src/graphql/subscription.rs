@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::{Context, ErrorExtensions, Subscription as GqlSubscription};
+use domain::Role;
 use fanout::Item;
 use futures::stream::{BoxStream, StreamExt};
 use projections::metrics::coalesce::{coalesce, Changed};
@@ -31,6 +32,7 @@ use super::delivery::{interest, predicate, Rights, Selection};
 use super::inbox::{Announcement, NotificationChange};
 use super::inputs::SubscriptionFilter;
 use super::pending::{Notification, QueueMetrics};
+use super::types::StoredEvent;
 use super::{api, viewer};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -287,6 +289,52 @@ impl Subscription {
         BoxStream<'static, async_graphql::Result<Vec<super::presence::TicketPresence>>>,
     > {
         super::presence::changes(ctx, ticket_id).await
+    }
+
+    /// The raw log, for ADMINs (change-data capture): every stored event
+    /// after `after`, replayed from the log, then live as events are
+    /// appended, in log order without gap or duplicate. Without `after`,
+    /// from the head of the log as the subscription starts. A store error
+    /// ends the stream with that error; resume with `after` set to the
+    /// position of the last event received.
+    async fn event_log_tail(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<StoredEvent>>> {
+        let viewer = viewer(ctx)?.clone();
+        if !viewer.actor.has_role(Role::Admin) {
+            return Err(ApiError::Forbidden("the event log is for admins only".into()).into());
+        }
+        let api = api(ctx).clone();
+        let after = match after {
+            Some(cursor) => Position::from_str(&cursor).map_err(|_| {
+                ApiError::Invalid(format!(
+                    "{} is not a valid log position",
+                    super::bounds::quoted(&cursor)
+                ))
+            })?,
+            None => api.store.head().await.map_err(ApiError::from)?,
+        };
+        let span =
+            tracing::info_span!("subscription", user = %viewer.id(), operation = "eventLogTail");
+        span.in_scope(|| tracing::info!(after = %after, "subscription started"));
+        let active = Active::start(api.metrics.clone());
+        let shutdown = api.shutdown.clone().cancelled_owned();
+        // The store's catch-up subscription is gap-free and ends after its
+        // first error item, so the error is the stream's last item.
+        let stream = api
+            .store
+            .subscribe_all(after)
+            .take_until(shutdown)
+            .map(move |item| {
+                let _active = &active;
+                item.map(StoredEvent::from).map_err(|e| {
+                    span.in_scope(|| tracing::warn!(error = %e, "event log tail failed"));
+                    ApiError::from(e).into()
+                })
+            });
+        Ok(stream.boxed())
     }
 
     /// The caller's new notifications, as they are committed to their inbox

@@ -337,6 +337,9 @@ pub struct StoredEvent {
     pub data: Json<Value>,
     pub metadata: Json<Value>,
     pub recorded_at: DateTime<Utc>,
+    /// SHA-256 (hex) chaining this event to the previous event of its stream:
+    /// `tickets log verify` recomputes it. Empty on an EventStoreDB log.
+    pub hash: String,
 }
 
 impl From<RecordedEvent> for StoredEvent {
@@ -351,6 +354,7 @@ impl From<RecordedEvent> for StoredEvent {
             data: Json(e.data),
             metadata: Json(e.metadata),
             recorded_at: e.recorded_at,
+            hash: e.hash,
         }
     }
 }

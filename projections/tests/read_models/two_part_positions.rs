@@ -86,6 +86,7 @@ impl EventStore for TwoPartLog {
                 data: e.data,
                 metadata: e.metadata,
                 recorded_at: chrono::Utc::now(),
+                hash: String::new(),
             });
         }
         let appended = &log[log.len() - count..];
@@ -99,6 +100,7 @@ impl EventStore for TwoPartLog {
                 .map(|e| AppendedEvent {
                     position: e.position,
                     recorded_at: e.recorded_at,
+                    hash: e.hash.clone(),
                 })
                 .collect(),
         })

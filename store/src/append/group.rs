@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::{decide, Decision, StoredId};
+use crate::chain::{self, Chained};
 use crate::row;
 use crate::{AppendResult, AppendedEvent, ExpectedVersion, NewEvent, StoreError};
 
@@ -36,15 +37,17 @@ pub(crate) struct AppendRequest {
     pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
-/// One row of a backend's facts query: either a stream's last version (no id;
-/// `None` version: the stream has no event), or a stored row among the
-/// group's ids (id, stream, version, position, time).
+/// One row of a backend's facts query: either a stream's last version and
+/// that event's hash (no id; `None` version: the stream has no event), or a
+/// stored row among the group's ids (id, stream, version, position, time,
+/// hash).
 pub(crate) type FactRow = (
     Option<Uuid>,
     String,
     Option<i64>,
     Option<i64>,
     Option<DateTime<Utc>>,
+    Option<String>,
 );
 
 /// What the rules need to know about a group, as read under the write lock.
@@ -52,6 +55,9 @@ pub(crate) type FactRow = (
 pub(crate) struct GroupFacts {
     /// The last version of each named stream that has events.
     pub current: HashMap<String, u64>,
+    /// The hash of each named stream's last event (see `chain`), the
+    /// `previous` of the next event appended to it.
+    pub heads: HashMap<String, String>,
     /// The stored rows among the group's event ids.
     pub stored: HashMap<Uuid, StoredId>,
 }
@@ -73,14 +79,15 @@ impl GroupFacts {
         let mut facts = GroupFacts::default();
         for found in rows {
             match found {
-                (None, stream, Some(v), _, _) => {
+                (None, stream, Some(v), _, _, head) => {
                     let v = u64::try_from(v).map_err(|_| {
                         StoreError::Corrupt(format!("stream {stream} is at version {v}"))
                     })?;
+                    facts.heads.insert(stream.clone(), head.unwrap_or_default());
                     facts.current.insert(stream, v);
                 }
-                (None, _, None, _, _) => {}
-                (Some(id), stream_id, Some(version), Some(position), Some(recorded_at)) => {
+                (None, _, None, _, _, _) => {}
+                (Some(id), stream_id, Some(version), Some(position), Some(recorded_at), hash) => {
                     facts.stored.insert(
                         id,
                         StoredId {
@@ -89,6 +96,7 @@ impl GroupFacts {
                             version: row::version(position, version)?,
                             position: row::position(position)?,
                             recorded_at,
+                            hash: hash.unwrap_or_default(),
                         },
                     );
                 }
@@ -117,7 +125,11 @@ pub(crate) enum Planned {
     /// Answered without writing: a repeat's original result, or a refusal.
     Answered(Result<AppendResult, StoreError>),
     /// Insert the events at versions `first_version`, `first_version + 1`, ...
-    Write { first_version: u64 },
+    /// with these hashes, one per event.
+    Write {
+        first_version: u64,
+        hashes: Vec<String>,
+    },
 }
 
 /// The plan for a prefix of a group: always its first append, and every
@@ -144,9 +156,39 @@ pub(crate) fn plan(group: &[AppendRequest], mut facts: GroupFacts) -> GroupPlan 
         planned.push(match decided {
             Ok(Decision::Write { first_version }) => {
                 let last = first_version + events.len() as u64 - 1;
+                let mut previous = match first_version {
+                    0 => chain::GENESIS.to_string(),
+                    _ => facts
+                        .heads
+                        .get(&request.stream)
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                let hashes: Vec<String> = (first_version..)
+                    .zip(events)
+                    .map(|(version, event)| {
+                        previous = chain::event_hash(
+                            &previous,
+                            Chained {
+                                id: event.id,
+                                stream_id: &request.stream,
+                                version,
+                                event_type: &event.event_type,
+                                schema_version: event.schema_version,
+                                data: &event.data,
+                                metadata: &event.metadata,
+                            },
+                        );
+                        previous.clone()
+                    })
+                    .collect();
                 facts.current.insert(request.stream.clone(), last);
+                facts.heads.insert(request.stream.clone(), previous);
                 planned_ids.extend(events.iter().map(|e| e.id));
-                Planned::Write { first_version }
+                Planned::Write {
+                    first_version,
+                    hashes,
+                }
             }
             Ok(Decision::AlreadyAppended(original)) => Planned::Answered(Ok(original)),
             Err(refused) => Planned::Answered(Err(refused)),
@@ -155,11 +197,12 @@ pub(crate) fn plan(group: &[AppendRequest], mut facts: GroupFacts) -> GroupPlan 
     GroupPlan(planned)
 }
 
-/// One event to insert: its stream, its version and the event itself.
+/// One event to insert: its stream, its version, the event itself and its hash.
 pub(crate) struct Row<'a> {
     pub stream: &'a str,
     pub version: u64,
     pub event: &'a NewEvent,
+    pub hash: &'a str,
 }
 
 impl GroupPlan {
@@ -169,19 +212,22 @@ impl GroupPlan {
     }
 
     /// Every event to insert, append after append, each in its append's order.
-    pub fn rows<'a>(&self, group: &'a [AppendRequest]) -> Vec<Row<'a>> {
+    pub fn rows<'a>(&'a self, group: &'a [AppendRequest]) -> Vec<Row<'a>> {
         let mut rows = Vec::new();
         for (request, planned) in group.iter().zip(&self.0) {
-            if let Planned::Write { first_version } = planned {
-                rows.extend(
-                    (*first_version..)
-                        .zip(&request.events)
-                        .map(|(version, event)| Row {
-                            stream: &request.stream,
-                            version,
-                            event,
-                        }),
-                );
+            if let Planned::Write {
+                first_version,
+                hashes,
+            } = planned
+            {
+                rows.extend((*first_version..).zip(&request.events).zip(hashes).map(
+                    |((version, event), hash)| Row {
+                        stream: &request.stream,
+                        version,
+                        event,
+                        hash,
+                    },
+                ));
             }
         }
         rows
@@ -205,7 +251,7 @@ impl GroupPlan {
                     results.push(answer);
                     continue;
                 }
-                Planned::Write { first_version } => first_version,
+                Planned::Write { first_version, .. } => first_version,
             };
             let events: Vec<AppendedEvent> = places.by_ref().take(request.events.len()).collect();
             let in_order = events.windows(2).all(|w| w[0].position < w[1].position);
@@ -273,6 +319,39 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    /// Appends to one stream in one group chain their hashes through each
+    /// other, from the head hash the facts read.
+    #[test]
+    fn hashes_chain_through_the_earlier_appends_of_the_group() {
+        let group = vec![
+            request("s", ExpectedVersion::Exact(4), vec![event()]),
+            request("s", ExpectedVersion::Any, vec![event(), event()]),
+        ];
+        let mut facts = GroupFacts::default();
+        facts.current.insert("s".into(), 4);
+        facts.heads.insert("s".into(), "head".into());
+        let plan = plan(&group, facts);
+        let rows = plan.rows(&group);
+        assert_eq!(rows.len(), 3);
+        let mut previous = "head".to_string();
+        for row in &rows {
+            let expected = chain::event_hash(
+                &previous,
+                Chained {
+                    id: row.event.id,
+                    stream_id: row.stream,
+                    version: row.version,
+                    event_type: &row.event.event_type,
+                    schema_version: row.event.schema_version,
+                    data: &row.event.data,
+                    metadata: &row.event.metadata,
+                },
+            );
+            assert_eq!(row.hash, expected, "version {}", row.version);
+            previous = expected;
+        }
     }
 
     /// An append naming an id that an earlier append of the group writes cannot

@@ -133,6 +133,8 @@ pub(crate) fn recorded_event(
         data,
         metadata: envelope.metadata,
         recorded_at: event.created,
+        // EventStoreDB events carry no hash: see `chain` and the `esdb` module.
+        hash: String::new(),
     })
 }
 

@@ -186,6 +186,7 @@ fn stored_ids(events: &[RecordedEvent], ids: &HashSet<Uuid>) -> Vec<StoredId> {
             version: e.version,
             position: e.position,
             recorded_at: e.recorded_at,
+            hash: e.hash.clone(),
         })
         .collect()
 }

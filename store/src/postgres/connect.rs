@@ -5,12 +5,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
 use super::writer::{self, Writer};
 use super::{listener, Inner, PostgresEventStore};
+use crate::chain::{ChainHeads, Chained, FILL_PAGE};
+use crate::row::{self, PgEventRow, EVENT_COLUMNS};
 use crate::{StoreError, POSTGRES_MIGRATOR};
 
 /// Connections per store. Appends serialise on the advisory lock anyway, so more
@@ -117,6 +119,7 @@ impl PostgresEventStore {
                 "schema name {schema:?} is longer than {MAX_SCHEMA_LEN} bytes"
             )));
         }
+        fill_missing_hashes(&pool, lock_key(&schema)).await?;
         let channel = format!("{CHANNEL_PREFIX}{schema}");
         let wake = Arc::new(watch::Sender::new(0));
         // Listening before `connect` returns: a subscriber created afterwards can
@@ -138,6 +141,63 @@ impl PostgresEventStore {
             }),
         })
     }
+}
+
+/// Gives every event stored without a hash (a log written before migration
+/// 0008) its hash, in one transaction holding the append lock: all or
+/// nothing, no append interleaves, and a node opening at the same time waits
+/// and then finds nothing left to do.
+#[tracing::instrument(skip_all, err)]
+async fn fill_missing_hashes(pool: &PgPool, lock_key: i64) -> Result<(), StoreError> {
+    let missing: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE hash = '')")
+        .fetch_one(pool)
+        .await?;
+    if !missing {
+        return Ok(());
+    }
+    let mut tx = pool
+        .begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({lock_key})"))
+        .await?;
+    let mut heads = ChainHeads::default();
+    let mut after = 0_i64;
+    let mut filled = 0_usize;
+    loop {
+        let rows: Vec<PgEventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        ))
+        .bind(after)
+        .bind(FILL_PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let events = row::decode_all(rows)?;
+        let (mut positions, mut hashes) = (Vec::new(), Vec::new());
+        for e in &events {
+            let hash = heads.next(Chained::from(e), &e.hash);
+            if e.hash.is_empty() {
+                positions.push(row::sql_i64(e.position.commit));
+                hashes.push(hash);
+            }
+        }
+        after = events
+            .last()
+            .map_or(after, |e| row::sql_i64(e.position.commit));
+        filled += positions.len();
+        sqlx::query(
+            "UPDATE events SET hash = u.hash \
+             FROM UNNEST($1::int8[], $2::text[]) AS u(position, hash) \
+             WHERE events.position = u.position",
+        )
+        .bind(positions)
+        .bind(hashes)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(filled, "gave the events stored without a hash theirs");
+    Ok(())
 }
 
 /// One connection before the pool is built, so that a server nobody answers

@@ -161,24 +161,24 @@ impl Writer {
         // under the lock (not `now()`, the start of the transaction, before the
         // wait): times rise with positions, and every event of an append has
         // the same one.
-        let written: Vec<(Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
+        let written: Vec<(Uuid, i64, DateTime<Utc>, String)> = sqlx::query_as(
             "WITH written AS ( \
                  INSERT INTO events \
                      (id, stream_id, version, event_type, schema_version, data, metadata, \
-                      recorded_at) \
+                      recorded_at, hash) \
                  SELECT e.id, e.stream_id, e.version, e.event_type, e.schema_version, e.data, \
-                        e.metadata, statement_timestamp() \
+                        e.metadata, statement_timestamp(), e.hash \
                  FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::int4[], \
-                             $6::jsonb[], $7::jsonb[]) \
+                             $6::jsonb[], $7::jsonb[], $9::text[]) \
                       WITH ORDINALITY \
                       AS e(id, stream_id, version, event_type, schema_version, data, metadata, \
-                           ord) \
+                           hash, ord) \
                  ORDER BY e.ord \
-                 RETURNING id, position, recorded_at \
+                 RETURNING id, position, recorded_at, hash \
              ), notified AS ( \
                  SELECT pg_notify($8, max(position)::text) FROM written \
              ) \
-             SELECT written.id, written.position, written.recorded_at \
+             SELECT written.id, written.position, written.recorded_at, written.hash \
              FROM written, notified",
         )
         .bind(rows.iter().map(|r| r.event.id).collect::<Vec<Uuid>>())
@@ -201,21 +201,23 @@ impl Writer {
         .bind(rows.iter().map(|r| &r.event.data).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| &r.event.metadata).collect::<Vec<_>>())
         .bind(&self.channel)
+        .bind(rows.iter().map(|r| r.hash).collect::<Vec<&str>>())
         .fetch_all(&mut **tx)
         .await?;
         // RETURNING promises no order: put the places back in the rows' order
         // (a row missing here makes the plan's results refuse the batch).
         let mut by_id = HashMap::with_capacity(written.len());
-        for (id, position, recorded_at) in written {
+        for (id, position, recorded_at, hash) in written {
             let place = AppendedEvent {
                 position: row::position(position)?,
                 recorded_at,
+                hash,
             };
             by_id.insert(id, place);
         }
         Ok(rows
             .iter()
-            .filter_map(|r| by_id.get(&r.event.id).copied())
+            .filter_map(|r| by_id.remove(&r.event.id))
             .collect())
     }
 }
@@ -227,15 +229,17 @@ async fn facts(
     tx: &mut Transaction<'static, Postgres>,
     batch: &[AppendRequest],
 ) -> Result<GroupFacts, AppendFailure> {
-    // Rows without an id are a stream's last version (NULL: no event); each
-    // is one backward step on the (stream_id, version) index.
+    // Rows without an id are a stream's last version (NULL: no event) and
+    // that event's hash, the chain's head; each is one backward step on the
+    // (stream_id, version) index.
     let rows: Vec<FactRow> = sqlx::query_as(
-        "SELECT NULL::uuid, s.stream_id, \
-                (SELECT max(version) FROM events WHERE stream_id = s.stream_id), \
-                NULL::int8, NULL::timestamptz \
+        "SELECT NULL::uuid, s.stream_id, h.version, NULL::int8, NULL::timestamptz, h.hash \
          FROM UNNEST($1::text[]) AS s(stream_id) \
+         LEFT JOIN LATERAL ( \
+             SELECT version, hash FROM events WHERE stream_id = s.stream_id \
+             ORDER BY version DESC LIMIT 1) AS h ON true \
          UNION ALL \
-         SELECT e.id, e.stream_id, e.version, e.position, e.recorded_at \
+         SELECT e.id, e.stream_id, e.version, e.position, e.recorded_at, e.hash \
          FROM events AS e WHERE e.id = ANY($2::uuid[])",
     )
     .bind(GroupFacts::streams(batch))

@@ -199,6 +199,7 @@ async fn insert(
                 r.event.schema_version,
                 r.event.data.to_string(),
                 r.event.metadata.to_string(),
+                r.hash,
             )
         })
         .collect();
@@ -206,11 +207,12 @@ async fn insert(
         .map_err(|e| StoreError::Invalid(format!("an event does not encode: {e}")))?;
     let inserted: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO events \
-         (id, stream_id, version, event_type, schema_version, data, metadata, recorded_at) \
+         (id, stream_id, version, event_type, schema_version, data, metadata, recorded_at, \
+          hash) \
          SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
                 json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
                 json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-                json_extract(value, '$[6]'), ?2 \
+                json_extract(value, '$[6]'), ?2, json_extract(value, '$[7]') \
          FROM json_each(?1) ORDER BY key \
          RETURNING id, position",
     )
@@ -226,10 +228,12 @@ async fn insert(
     }
     Ok(ids
         .iter()
-        .filter_map(|id| by_id.get(id).copied())
-        .map(|position| AppendedEvent {
+        .zip(rows)
+        .filter_map(|(id, r)| Some((by_id.get(id).copied()?, r.hash)))
+        .map(|(position, hash)| AppendedEvent {
             position,
             recorded_at,
+            hash: hash.to_string(),
         })
         .collect())
 }
@@ -259,14 +263,19 @@ async fn facts(
         Option<i64>,
         Option<i64>,
         Option<DateTime<Utc>>,
+        Option<String>,
     );
-    // Rows without an id are a stream's last version (NULL: no event).
+    // Rows without an id are a stream's last version (NULL: no event) and
+    // that event's hash, the chain's head: each one step on the
+    // (stream_id, version) index.
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT NULL, s.value, \
-                (SELECT MAX(version) FROM events WHERE stream_id = s.value), NULL, NULL \
+        "SELECT NULL, s.value, h.version, NULL, NULL, h.hash \
          FROM json_each(?1) AS s \
+         LEFT JOIN events AS h ON h.rowid = ( \
+             SELECT position FROM events WHERE stream_id = s.value \
+             ORDER BY version DESC LIMIT 1) \
          UNION ALL \
-         SELECT e.id, e.stream_id, e.version, e.position, e.recorded_at \
+         SELECT e.id, e.stream_id, e.version, e.position, e.recorded_at, e.hash \
          FROM events AS e WHERE e.id IN (SELECT value FROM json_each(?2))",
     )
     .bind(streams.to_string())
@@ -277,14 +286,14 @@ async fn facts(
     // SQLite stores ids as text.
     let rows = rows
         .into_iter()
-        .map(|(id, stream, version, position, recorded_at)| {
+        .map(|(id, stream, version, position, recorded_at, hash)| {
             let id = id
                 .map(|id| {
                     Uuid::parse_str(&id)
                         .map_err(|e| StoreError::Corrupt(format!("stored event id {id:?}: {e}")))
                 })
                 .transpose()?;
-            Ok((id, stream, version, position, recorded_at))
+            Ok((id, stream, version, position, recorded_at, hash))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     GroupFacts::from_rows(rows)

@@ -1,6 +1,7 @@
 //! The GraphQL server, driven as a client would: a real `tickets serve` on a
 //! free port, HTTP for queries and mutations, a WebSocket for subscriptions.
 
+mod audit;
 mod auth;
 mod browser;
 mod bulk;

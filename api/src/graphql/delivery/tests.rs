@@ -142,6 +142,7 @@ fn life() -> (Uuid, Vec<Delivery>) {
                 data: serde_json::Value::Null,
                 metadata: serde_json::Value::Null,
                 recorded_at: Utc::now(),
+                hash: String::new(),
             };
             deliveries.push(Delivery {
                 recorded,
