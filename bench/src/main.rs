@@ -60,6 +60,8 @@ enum Scenario {
     Fanout,
     /// 1,000 clients drop and resume with `after`: catch-up time, no gaps.
     Resume,
+    /// `bulkUpdateSupportTickets` on 500 tickets over HTTP: time per call.
+    Bulk,
     /// Every scenario, one after the other.
     All,
 }
@@ -219,6 +221,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if wanted(Scenario::Resume) {
         for row in scenarios::resume::run(&settings, server_backend).await? {
+            report.emit(&row)?;
+        }
+    }
+    if wanted(Scenario::Bulk) {
+        for row in scenarios::bulk::run(&settings, server_backend).await? {
             report.emit(&row)?;
         }
     }

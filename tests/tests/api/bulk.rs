@@ -3,9 +3,13 @@
 //! retry with the same key that appends only what the first call did not.
 
 use serde_json::{json, Value};
-use tests::Server;
 
-use crate::helpers::{create, log_len, ok, Client};
+use crate::helpers::{create, log_len, ok, Client, Db};
+
+crate::on_both_databases!(
+    a_bulk_call_answers_each_ticket_in_order_under_the_single_command_rules,
+    a_bulk_retry_with_the_same_key_appends_only_what_was_missing,
+);
 
 const BULK: &str = "mutation($ids: [String!]!, $k: String) { bulkUpdateSupportTickets(ids: $ids, \
     action: {priority: HIGH, addTags: [\"outage\"], comment: \"Looking into it\"}, idempotencyKey: $k) \
@@ -17,9 +21,8 @@ async fn bulk(client: &Client, ids: &[&str], key: Option<&str>) -> Value {
 
 /// Visible tickets are changed; a hidden one and a missing one are
 /// NOT_FOUND, a deleted one DELETED, each in its place; the rest go on.
-#[tokio::test]
-async fn a_bulk_call_answers_each_ticket_in_order_under_the_single_command_rules() {
-    let server = Server::start();
+async fn a_bulk_call_answers_each_ticket_in_order_under_the_single_command_rules(db: Db) {
+    let server = db.server();
     let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
     let kim = Client::user(&server, "kim", &["AGENT"], &["billing"]);
     let root = Client::user(&server, "root", &["ADMIN"], &[]);
@@ -73,9 +76,8 @@ async fn a_bulk_call_answers_each_ticket_in_order_under_the_single_command_rules
 /// A call cut off after its first ticket, retried with the same key, adds
 /// only the second ticket's events; retried again, it adds nothing and
 /// answers as before. Every event of the call carries the call's `bulkId`.
-#[tokio::test]
-async fn a_bulk_retry_with_the_same_key_appends_only_what_was_missing() {
-    let server = Server::start();
+async fn a_bulk_retry_with_the_same_key_appends_only_what_was_missing(db: Db) {
+    let server = db.server();
     let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);
     let root = Client::user(&server, "root", &["ADMIN"], &[]);
     let (a, _) = create(&sam, "First", "support").await;

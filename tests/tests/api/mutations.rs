@@ -3,7 +3,9 @@
 use serde_json::json;
 use tests::Server;
 
-use crate::helpers::{create, introduce, log_len, ok, refused, Client};
+use crate::helpers::{create, introduce, log_len, ok, refused, Client, Db};
+
+crate::on_both_databases!(a_conflict_carries_the_changes_made_since_the_callers_version,);
 
 /// Each of the sixteen ticket mutations changes the ticket as asked and returns
 /// the event it appended, with the field changes taken from the history.
@@ -325,9 +327,8 @@ async fn a_relation_needs_a_live_ticket_the_caller_sees_on_the_other_side() {
 /// ticket's version now and the events since the caller's version that the
 /// caller may see, each with who made it and what it changed: a requester
 /// is not shown the internal note in between, an agent is.
-#[tokio::test]
-async fn a_conflict_carries_the_changes_made_since_the_callers_version() {
-    let server = Server::start();
+async fn a_conflict_carries_the_changes_made_since_the_callers_version(db: Db) {
+    let server = db.server();
     let alice = Client::user(&server, "alice", &["REQUESTER"], &[]);
     let kim = Client::user(&server, "kim", &["AGENT"], &["support"]);
     let sam = Client::user(&server, "sam", &["AGENT"], &["support"]);

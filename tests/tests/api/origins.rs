@@ -6,7 +6,13 @@ use serde_json::json;
 use tests::Server;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::helpers::Db;
 use crate::ws_protocol::{closed, init_with, message, send, Socket, TRANSPORT};
+
+crate::on_both_databases!(
+    preflights_are_granted_to_listed_origins_only,
+    sockets_from_other_sites_are_closed_with_4403,
+);
 
 const ALLOWED: &str = "https://helpdesk.example.com";
 const REFUSED: &str = "https://evil.example";
@@ -35,9 +41,8 @@ fn allowed_origin(response: &reqwest::Response) -> Option<String> {
 /// A preflight from a listed origin is answered for it (methods, headers);
 /// one from another origin gets no grant, and neither does anyone on a
 /// server started without `--cors-origin`.
-#[tokio::test]
-async fn preflights_are_granted_to_listed_origins_only() {
-    let server = Server::start_with(&[("TICKETS_CORS_ORIGINS", ALLOWED)]);
+async fn preflights_are_granted_to_listed_origins_only(db: Db) {
+    let server = db.server_with(&[("TICKETS_CORS_ORIGINS", ALLOWED)]);
     let granted = preflight(&server, ALLOWED).await;
     assert!(granted.status().is_success(), "{}", granted.status());
     assert_eq!(allowed_origin(&granted).as_deref(), Some(ALLOWED));
@@ -81,9 +86,8 @@ async fn open_from(server: &Server, origin: &str) -> Socket {
 
 /// A page of another site cannot open a socket in its visitor's name (4403);
 /// a listed origin and this server's own pages can.
-#[tokio::test]
-async fn sockets_from_other_sites_are_closed_with_4403() {
-    let server = Server::start_with(&[("TICKETS_CORS_ORIGINS", ALLOWED)]);
+async fn sockets_from_other_sites_are_closed_with_4403(db: Db) {
+    let server = db.server_with(&[("TICKETS_CORS_ORIGINS", ALLOWED)]);
     let token = server.token("sam", &["AGENT"], &["support"]);
     let mut refused = open_from(&server, REFUSED).await;
     let (code, reason) = closed(&mut refused).await;

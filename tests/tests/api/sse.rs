@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tests::Server;
 
-use crate::helpers::{create, ok, Client};
+use crate::helpers::{create, ok, Client, Db};
+
+crate::on_both_databases!(a_subscription_over_sse_resumes_with_after_when_the_connection_drops,);
 
 /// Reads `next` events' data from an event stream until `count` have come.
 async fn next_events(response: &mut reqwest::Response, count: usize) -> Vec<Value> {
@@ -60,9 +62,8 @@ async fn subscribe(server: &Server, token: &str, id: &str, after: &str) -> reqwe
     response
 }
 
-#[tokio::test]
-async fn a_subscription_over_sse_resumes_with_after_when_the_connection_drops() {
-    let server = Server::start();
+async fn a_subscription_over_sse_resumes_with_after_when_the_connection_drops(db: Db) {
+    let server = db.server();
     let token = server.token("sam", &["AGENT"], &["support"]);
     let sam = Client::new(&server, Some(token.clone()));
     let (id, created) = create(&sam, "Flaky Wi-Fi", "support").await;
