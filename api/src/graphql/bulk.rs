@@ -19,6 +19,7 @@
 
 use async_graphql::{Context, InputObject, SimpleObject};
 use domain::Command;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -28,6 +29,9 @@ use super::types::{SupportTicketMutationResult, TicketPriority, TicketStatus};
 use super::{api, bounds, viewer};
 use crate::command_service::CommandRequest;
 use crate::error::ApiError;
+
+/// How many tickets of one call go through the command service at once.
+const TICKETS_AT_ONCE: usize = 16;
 
 /// Namespace of the ids of keyed bulk calls.
 const BULK_NAMESPACE: Uuid = Uuid::from_u128(0x9d4b_7f2e_51c8_4a06_b3e1_6f0a_2c58_d917);
@@ -143,30 +147,44 @@ pub(super) async fn run(
         ),
         None => Uuid::new_v4(),
     };
-    let mut results = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let Some(ticket) = ticket_id(api, id).await? else {
-            results.push(SupportTicketMutationResult::rejected(
-                "NOT_FOUND",
-                "ticket not found",
-            ));
-            continue;
-        };
-        let mut last = None;
-        for (j, command) in planned.iter().enumerate() {
-            let mut request = CommandRequest::new(ticket, command.clone(), viewer.actor.clone());
-            request.idempotency_key = key.as_ref().map(|_| format!("bulk/{bulk_id}/{i}/{j}"));
-            request.metadata = json!({ "bulkId": bulk_id.to_string() });
-            let done = api.commands.execute(request).await;
-            let answer = result(api, viewer, done).await?;
-            let refused = !answer.success;
-            last = Some(answer);
-            if refused {
-                break;
+    // Tickets are independent: up to TICKETS_AT_ONCE go through the command
+    // service together (so their appends share commits), each ticket's
+    // commands in order, and the results come back in the order given.
+    let one_ticket = |i: usize, id: String| {
+        let (key, planned) = (&key, &planned);
+        async move {
+            let Some(ticket) = ticket_id(api, &id).await? else {
+                return Ok::<_, async_graphql::Error>(Some(SupportTicketMutationResult::rejected(
+                    "NOT_FOUND",
+                    "ticket not found",
+                )));
+            };
+            let mut last = None;
+            for (j, command) in planned.iter().enumerate() {
+                let mut request =
+                    CommandRequest::new(ticket, command.clone(), viewer.actor.clone());
+                request.idempotency_key = key.as_ref().map(|_| format!("bulk/{bulk_id}/{i}/{j}"));
+                request.metadata = json!({ "bulkId": bulk_id.to_string() });
+                let done = api.commands.execute(request).await;
+                let answer = result(api, viewer, done).await?;
+                let refused = !answer.success;
+                last = Some(answer);
+                if refused {
+                    break;
+                }
             }
+            Ok(last)
         }
-        results.extend(last);
-    }
+    };
+    let results: Vec<SupportTicketMutationResult> =
+        futures::stream::iter(ids.into_iter().enumerate())
+            .map(|(i, id)| one_ticket(i, id))
+            .buffered(TICKETS_AT_ONCE)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
     let succeeded = results.iter().filter(|r| r.success).count();
     Ok(BulkUpdateResult {
         succeeded: i32::try_from(succeeded).unwrap_or(i32::MAX),
