@@ -31,7 +31,7 @@ use crate::command_service::CommandRequest;
 use crate::error::ApiError;
 
 /// How many tickets of one call go through the command service at once.
-const TICKETS_AT_ONCE: usize = 16;
+const TICKETS_AT_ONCE: usize = 64;
 
 /// Namespace of the ids of keyed bulk calls.
 const BULK_NAMESPACE: Uuid = Uuid::from_u128(0x9d4b_7f2e_51c8_4a06_b3e1_6f0a_2c58_d917);
