@@ -11,7 +11,7 @@ use domain::{Actor, DomainError};
 use store::{EventStore, ExpectedVersion, NewEvent, Position, StoreError};
 use uuid::Uuid;
 
-use crate::command_service::MAX_IDEMPOTENCY_KEY_BYTES;
+use crate::command_service::check_key_length;
 
 /// Namespace of announcement ids derived from idempotency keys.
 const NAMESPACE: Uuid = Uuid::from_u128(0x616e_6e6f_756e_6365_6d65_6e74_7300_0001);
@@ -33,13 +33,7 @@ pub async fn publish(
     draft: Draft,
     idempotency_key: Option<&str>,
 ) -> Result<(Announcement, Position), PublishError> {
-    if let Some(key) = idempotency_key.filter(|k| k.len() > MAX_IDEMPOTENCY_KEY_BYTES) {
-        return Err(DomainError::Invalid(format!(
-            "idempotencyKey may be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes (got {})",
-            key.len()
-        ))
-        .into());
-    }
+    check_key_length(idempotency_key)?;
     let id = match idempotency_key {
         Some(key) => Uuid::new_v5(&NAMESPACE, format!("{}/{key}", actor.user_id).as_bytes()),
         None => Uuid::new_v4(),

@@ -85,21 +85,8 @@ impl UserDirectory {
             if next == folded.preferences {
                 return Ok((next, None));
             }
-            let expected = match folded.version {
-                Some(version) => ExpectedVersion::Exact(version),
-                None => ExpectedVersion::NoStream,
-            };
-            let encoded = user::encode_preferences(&next);
-            let event = NewEvent {
-                id: Uuid::new_v4(),
-                event_type: encoded.event_type.into(),
-                schema_version: encoded.schema_version,
-                data: encoded.data,
-                metadata: serde_json::json!({}),
-            };
             match self
-                .store
-                .append(&domain::user_stream_name(id), expected, vec![event])
+                .append(id, &folded, user::encode_preferences(&next))
                 .await
             {
                 Ok(appended) => return Ok((next, Some(appended.last_position))),
@@ -112,6 +99,30 @@ impl UserDirectory {
         )))
     }
 
+    /// Appends one user event to `id`'s stream, expecting it as `folded`
+    /// read it (a conflict means it changed since).
+    async fn append(
+        &self,
+        id: &str,
+        folded: &UserStream,
+        encoded: domain::EncodedEvent,
+    ) -> Result<store::AppendResult, StoreError> {
+        let expected = match folded.version {
+            Some(version) => ExpectedVersion::Exact(version),
+            None => ExpectedVersion::NoStream,
+        };
+        let event = NewEvent {
+            id: Uuid::new_v4(),
+            event_type: encoded.event_type.into(),
+            schema_version: encoded.schema_version,
+            data: encoded.data,
+            metadata: serde_json::json!({}),
+        };
+        self.store
+            .append(&domain::user_stream_name(id), expected, vec![event])
+            .await
+    }
+
     /// Records `profile` unless it is what is already recorded. Returns whether an
     /// event was appended. A concurrent recording of the same user wins quietly.
     #[tracing::instrument(name = "record user", skip_all, fields(user = %profile.id), err)]
@@ -120,25 +131,8 @@ impl UserDirectory {
         if current.profile.as_ref() == Some(profile) {
             return Ok(false);
         }
-        let expected = match current.version {
-            Some(version) => ExpectedVersion::Exact(version),
-            None => ExpectedVersion::NoStream,
-        };
-        let encoded = user::encode(profile);
-        let event = NewEvent {
-            id: Uuid::new_v4(),
-            event_type: encoded.event_type.into(),
-            schema_version: encoded.schema_version,
-            data: encoded.data,
-            metadata: serde_json::json!({}),
-        };
         match self
-            .store
-            .append(
-                &domain::user_stream_name(&profile.id),
-                expected,
-                vec![event],
-            )
+            .append(&profile.id, &current, user::encode(profile))
             .await
         {
             Ok(_) => Ok(true),

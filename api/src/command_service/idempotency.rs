@@ -14,17 +14,21 @@ use super::{CommandError, CommandOutcome, CommandRequest};
 /// in its metadata.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
-/// A key over [`MAX_IDEMPOTENCY_KEY_BYTES`] is the client's mistake.
-pub(super) fn check_key(key: Option<&str>) -> Result<(), CommandError> {
+/// A key over [`MAX_IDEMPOTENCY_KEY_BYTES`] is the client's mistake, for
+/// every operation that takes a key (commands, bulk calls, announcements).
+pub fn check_key_length(key: Option<&str>) -> Result<(), DomainError> {
     match key {
-        Some(key) if key.len() > MAX_IDEMPOTENCY_KEY_BYTES => {
-            Err(CommandError::Domain(DomainError::Invalid(format!(
-                "idempotencyKey may be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes (got {})",
-                key.len()
-            ))))
-        }
+        Some(key) if key.len() > MAX_IDEMPOTENCY_KEY_BYTES => Err(DomainError::Invalid(format!(
+            "idempotencyKey may be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes (got {})",
+            key.len()
+        ))),
         _ => Ok(()),
     }
+}
+
+/// [`check_key_length`] for a command.
+pub(super) fn check_key(key: Option<&str>) -> Result<(), CommandError> {
+    check_key_length(key).map_err(CommandError::Domain)
 }
 
 /// Namespace of the v5 UUIDs derived from idempotency keys.

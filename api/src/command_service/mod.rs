@@ -39,7 +39,7 @@ use cache::TicketCache;
 use idempotency::check_key;
 use locks::TicketLocks;
 
-pub use idempotency::{derived_id, MAX_IDEMPOTENCY_KEY_BYTES};
+pub use idempotency::{check_key_length, derived_id, MAX_IDEMPOTENCY_KEY_BYTES};
 pub use retry::MAX_ATTEMPTS;
 pub use ticket_stream::LoadedTicket;
 

@@ -117,16 +117,7 @@ pub(super) async fn run(
         return Err(ApiError::RateLimited(limited).into());
     }
     let key = idempotency_key.filter(|k| !k.trim().is_empty());
-    if key
-        .as_ref()
-        .is_some_and(|k| k.len() > crate::command_service::MAX_IDEMPOTENCY_KEY_BYTES)
-    {
-        return Err(ApiError::Invalid(format!(
-            "idempotencyKey may be at most {} bytes",
-            crate::command_service::MAX_IDEMPOTENCY_KEY_BYTES
-        ))
-        .into());
-    }
+    crate::command_service::check_key_length(key.as_deref()).map_err(super::inbox::refused)?;
     let assignee_roles = match &action.assignee_id {
         Some(assignee) => api
             .users

@@ -182,8 +182,8 @@ impl AnnouncementInput {
 
 /// The caller's notification ids among `ids` (at most `bounds::MAX_IDS`),
 /// each a UUID, or `INVALID` and nothing changes.
-pub fn notification_ids(ids: &[String]) -> Result<Vec<Uuid>, ApiError> {
-    super::bounds::items("ids", Some(&ids.to_vec()), super::bounds::MAX_IDS)?;
+pub fn notification_ids(ids: Vec<String>) -> Result<Vec<Uuid>, ApiError> {
+    super::bounds::items("ids", Some(&ids), super::bounds::MAX_IDS)?;
     ids.iter()
         .map(|id| {
             Uuid::parse_str(id.trim()).map_err(|_| {

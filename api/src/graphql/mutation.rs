@@ -553,7 +553,7 @@ async fn mark(ctx: &Context<'_>, ids: Vec<String>, how: Mark) -> async_graphql::
         .rates
         .mutation(viewer.id())
         .map_err(ApiError::RateLimited)?;
-    let parsed = super::inbox::notification_ids(&ids)?;
+    let parsed = super::inbox::notification_ids(ids)?;
     let db = &api(ctx).write_db;
     let marked = match how {
         Mark::Read => projections::notifications::mark_read(db, viewer.id(), &parsed).await,

@@ -168,15 +168,10 @@ fn change_of(row: &crate::bind::AnyRow) -> Result<Change, sqlx::Error> {
     })
 }
 
-/// The changes of `recipient`'s inbox after `seq` (or, for `None`, the
-/// announcements), oldest first, at most `limit`.
-pub async fn after(
-    db: &ReadDb,
-    recipient: Option<&str>,
-    seq: i64,
-    limit: i64,
-) -> Result<Vec<Change>, FeedError> {
-    let oldest = fetch_db(
+/// Whether the changes after `seq` are all still kept, or some were pruned
+/// ([`FeedError::TooOld`]): asked once before a resume reads [`after`].
+pub async fn check_kept(db: &ReadDb, seq: i64) -> Result<(), FeedError> {
+    let rows = fetch_db(
         db,
         "SELECT COALESCE(MIN(seq), 0) AS oldest, COALESCE(MAX(seq), 0) AS newest \
          FROM notification_changes",
@@ -184,7 +179,7 @@ pub async fn after(
     )
     .await
     .map_err(QueryError::from)?;
-    let (oldest, newest) = match oldest.first() {
+    let (oldest, newest) = match rows.first() {
         Some(row) => (
             row.int("oldest").map_err(QueryError::from)?,
             row.int("newest").map_err(QueryError::from)?,
@@ -196,6 +191,17 @@ pub async fn after(
     if oldest > seq + 1 && newest > seq {
         return Err(FeedError::TooOld(seq));
     }
+    Ok(())
+}
+
+/// The changes of `recipient`'s inbox after `seq` (or, for `None`, the
+/// announcements), oldest first, at most `limit`.
+pub async fn after(
+    db: &ReadDb,
+    recipient: Option<&str>,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<Change>, QueryError> {
     let rows = match recipient {
         Some(user) => {
             fetch_db(
@@ -219,13 +225,8 @@ pub async fn after(
             )
             .await
         }
-    }
-    .map_err(QueryError::from)?;
-    Ok(rows
-        .iter()
-        .map(change_of)
-        .collect::<Result<_, _>>()
-        .map_err(QueryError::from)?)
+    }?;
+    Ok(rows.iter().map(change_of).collect::<Result<_, _>>()?)
 }
 
 /// The newest `seq` in the feed (0 when empty).

@@ -246,7 +246,7 @@ impl Script {
     }
 }
 
-fn new_event(encoded: domain::EncodedEvent) -> NewEvent {
+pub fn new_event(encoded: domain::EncodedEvent) -> NewEvent {
     NewEvent {
         id: Uuid::new_v4(),
         event_type: encoded.event_type.to_string(),

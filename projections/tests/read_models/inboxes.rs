@@ -19,9 +19,10 @@ use projections::{NotificationsProjection, Projection, ReadDb};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use store::{EventStore, ExpectedVersion, NewEvent, Position};
+use store::{EventStore, ExpectedVersion, Position};
 use uuid::Uuid;
 
+use crate::commands::new_event;
 use crate::harness::{run_until_caught_up, Backend, Kind};
 
 const USERS: [&str; 6] = ["u0", "u1", "u2", "u3", "u4", "u5"];
@@ -269,16 +270,6 @@ impl World {
             .await
             .unwrap();
         self.tickets[index].1 = events.iter().fold(state, domain::evolve);
-    }
-}
-
-fn new_event(encoded: domain::EncodedEvent) -> NewEvent {
-    NewEvent {
-        id: Uuid::new_v4(),
-        event_type: encoded.event_type.to_string(),
-        schema_version: encoded.schema_version,
-        data: encoded.data,
-        metadata: serde_json::json!({}),
     }
 }
 

@@ -48,12 +48,15 @@ pub(super) async fn changes(
     let mut replayed: Vec<Change> = vec![];
     let mut seen = after;
     if let Some(mut from) = after {
+        match changes::check_kept(&api.read_db, from).await {
+            Ok(()) => {}
+            Err(FeedError::TooOld(_)) => return Err(too_old()),
+            Err(FeedError::Query(e)) => return Err(ApiError::from(e).into()),
+        }
         loop {
-            let page = match changes::after(&api.read_db, recipient.as_deref(), from, PAGE).await {
-                Ok(page) => page,
-                Err(FeedError::TooOld(_)) => return Err(too_old()),
-                Err(FeedError::Query(e)) => return Err(ApiError::from(e).into()),
-            };
+            let page = changes::after(&api.read_db, recipient.as_deref(), from, PAGE)
+                .await
+                .map_err(ApiError::from)?;
             let full = page.len() as i64 == PAGE;
             if let Some(last) = page.last() {
                 from = last.seq;
